@@ -1,0 +1,32 @@
+"""Entry point of ``tam-desktop`` and ``python -m tam_desktop``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tam_desktop import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tam-desktop",
+        description="Open images or a video, run a multimodal LLM and see, for every generated "
+        "token, which pixels were its visual evidence (Token Activation Maps).",
+    )
+    parser.add_argument("--version", action="version", version=f"tam-desktop {__version__}")
+    parser.add_argument("media", nargs="*", help="images or a video to open")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    build_parser().parse_args(argv)
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    QMessageBox.information(None, "tam-desktop", "The main window is not built yet.")
+    return 0 if app else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

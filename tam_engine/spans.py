@@ -1,0 +1,94 @@
+"""Where things are in the token sequence: vision grids and prompt text positions.
+
+An adapter derives these from the model's own processor outputs; the engine only reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+VisionKind = Literal["image", "video"]
+
+
+@dataclass(frozen=True)
+class VisionGrid:
+    """One image or one video in the sequence, as the map grid the engine produces for it.
+
+    Attributes
+    ----------
+    kind
+        ``"image"`` or ``"video"``.
+    media_index
+        Index of the media item (in the order the user gave them) this grid belongs to.
+    t, h, w
+        Map grid: ``t`` temporal slots (1 for an image) of ``h x w`` cells each, after any
+        spatial merge the model does (Qwen2-VL: ``image_grid_thw / (1, 2, 2)``).
+    positions
+        Sequence positions of the ``t*h*w`` vision tokens of this grid, in row-major
+        ``(t, h, w)`` order.
+    """
+
+    kind: VisionKind
+    media_index: int
+    t: int
+    h: int
+    w: int
+    positions: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        pos = np.asarray(self.positions, dtype=np.int64).reshape(-1)
+        object.__setattr__(self, "positions", pos)
+        if pos.size != self.t * self.h * self.w:
+            raise ValueError(
+                f"grid {self.t}x{self.h}x{self.w} needs {self.t * self.h * self.w} positions, "
+                f"got {pos.size}"
+            )
+
+    @property
+    def size(self) -> int:
+        return self.t * self.h * self.w
+
+    def to_meta(self) -> dict:
+        return {"kind": self.kind, "media_index": self.media_index, "t": self.t, "h": self.h,
+                "w": self.w}
+
+
+@dataclass(frozen=True)
+class Spans:
+    """All spans the engine needs.
+
+    ``grids`` are in sequence order; ``prompt_positions`` are the positions of the user's prompt
+    text tokens (not the chat template's scaffolding), ascending.
+    """
+
+    grids: tuple[VisionGrid, ...]
+    prompt_positions: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grids", tuple(self.grids))
+        object.__setattr__(
+            self, "prompt_positions", np.asarray(self.prompt_positions, dtype=np.int64).reshape(-1)
+        )
+
+    @property
+    def vision_positions(self) -> np.ndarray:
+        """All vision positions, grid after grid (the flattened vision vector's order)."""
+        if not self.grids:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([g.positions for g in self.grids])
+
+    @property
+    def grid_offsets(self) -> list[int]:
+        """Offset of each grid in the flattened vision vector."""
+        offs, acc = [], 0
+        for g in self.grids:
+            offs.append(acc)
+            acc += g.size
+        return offs
+
+    @property
+    def n_vision(self) -> int:
+        return sum(g.size for g in self.grids)
