@@ -15,12 +15,22 @@ def build_parser() -> argparse.ArgumentParser:
         "token, which pixels were its visual evidence (Token Activation Maps).",
     )
     parser.add_argument("--version", action="version", version=f"tam-desktop {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="load the bundled demo model, explain the sample image offscreen, open the main "
+        "window with it, print a report and exit (0 = everything works)",
+    )
     parser.add_argument("media", nargs="*", help="images or a video to open")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.self_test:
+        from tam_desktop.self_test import run
+
+        return run()
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
