@@ -15,7 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
         "which frames) each generated token drew on.",
     )
     parser.add_argument("--version", action="version", version=f"tam {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from tam_engine import cli_synth
+
+    cli_synth.register(sub)
     return parser
 
 
