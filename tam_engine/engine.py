@@ -55,8 +55,11 @@ def score_table(inputs: TamInputs) -> ScoreTable:
     weight = torch.as_tensor(inputs.lm_weight)
     device = hidden.device
     uniq, inverse = np.unique(classes, return_inverse=True)
+    # Positions can repeat (the last input position may also be a vision or prompt position):
+    # compute each once, so one (position, class) pair always has one bit-identical score.
+    urows, row_inverse = np.unique(rows, return_inverse=True)
     with torch.no_grad():
-        idx_rows = torch.as_tensor(rows, device=device)
+        idx_rows = torch.as_tensor(urows, device=device)
         idx_cls = torch.as_tensor(uniq, device=weight.device)
         h = hidden.index_select(0, idx_rows).float()
         w = weight.index_select(0, idx_cls).to(device=device, dtype=torch.float32)
@@ -66,7 +69,7 @@ def score_table(inputs: TamInputs) -> ScoreTable:
                 torch.as_tensor(inputs.lm_bias).device))
             s = s + b.to(device=device, dtype=torch.float32)
         s = torch.clamp_min(s, 0.0)
-        act = s.cpu().numpy().astype(np.float64)[:, inverse]
+        act = s.cpu().numpy().astype(np.float64)[np.ix_(row_inverse, inverse)]
     nv = inputs.spans.n_vision
     np_ = inputs.spans.prompt_positions.size
     return ScoreTable(act=act, nv=nv, np_=np_, t=inputs.n_answer)
