@@ -246,7 +246,7 @@ def _build_llava(out_dir: Path, image_size: int = 56, seed: int = 0) -> None:
     processor.save_pretrained(out_dir)
 
 
-def _build_internvl(out_dir: Path, image_size: int = 56, seed: int = 0) -> None:
+def _build_internvl(out_dir: Path, image_size: int = 112, seed: int = 0) -> None:
     """InternVL3 (-hf layout): InternViT-style tower, pixel-shuffle projector, Qwen2 text model."""
     import torch
     import transformers as tf
