@@ -1,0 +1,234 @@
+"""Words of a generated caption, and their classes, decided offline.
+
+The paper scores words, not tokens. Tokens are grouped into words from their decoded texts; a
+word is then a *function word* (closed-class lists below, no tagger, no download), a *noun* when
+it (or a run of words) names a category of the dataset (plural forms included), or neither (and
+then it is not scored).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------- closed classes
+DETERMINERS = frozenset(
+    "a an the this that these those each every either neither some any no another such all "
+    "both".split())
+PRONOUNS = frozenset(
+    "i me my mine myself you your yours yourself yourselves he him his himself she her hers "
+    "herself it its itself we us our ours ourselves they them their theirs themselves someone "
+    "somebody something anyone anybody anything everyone everybody everything nobody nothing "
+    "none".split())
+CONJUNCTIONS = frozenset(
+    "and or but nor yet so because although though while whereas if unless whether than".split())
+MODALS = frozenset("can could may might must shall should will would ought".split())
+WH_WORDS = frozenset(
+    "what which who whom whose where when why how whatever whichever whoever wherever "
+    "whenever".split())
+INTERJECTIONS = frozenset("oh ah aha wow hey hi hello yes yeah okay ok um uh hmm oops alas".split())
+POSSESSIVE_ENDINGS = frozenset({"'s", "'", "\u2019s", "\u2019"})
+# "there" is a function word only as the existential subject ("there is a dog"), not as the
+# locative adverb ("a dog sits there"); the next word decides.
+_EXISTENTIAL_NEXT = frozenset(
+    "is are was were be been being 's seems seem seemed appears appear appeared exists exist "
+    "existed remains remain remained".split())
+
+# Checked in this order: a word in two lists gets the first class ("that" is a determiner).
+FUNCTION_CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("determiner", DETERMINERS),
+    ("pronoun", PRONOUNS),
+    ("conjunction", CONJUNCTIONS),
+    ("modal", MODALS),
+    ("wh-word", WH_WORDS),
+    ("interjection", INTERJECTIONS),
+)
+
+_PUNCT = set(string.punctuation) | {"\u2019", "\u2018", "\u201c", "\u201d", "\u2014", "\u2013",
+                                     "\u2026"}
+_APOSTROPHES = ("'", "\u2019")
+# Byte-level / sentencepiece markers some tokenizers leave in decoded pieces.
+_SPACE_MARKS = ("\u2581", "\u0120")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of the caption: its text and the answer-token indices it is made of."""
+
+    text: str
+    tokens: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        """Lower-case text without surrounding punctuation (apostrophes kept)."""
+        return normalise(self.text)
+
+    @property
+    def is_punct(self) -> bool:
+        t = self.text.strip()
+        return bool(t) and all(c in _PUNCT for c in t) and t not in POSSESSIVE_ENDINGS
+
+
+def normalise(text: str) -> str:
+    t = text.strip().lower()
+    if t in POSSESSIVE_ENDINGS:
+        return t.replace("\u2019", "'")
+    return t.strip("".join(_PUNCT - {"'", "\u2019"})).strip("'\u2019") or t
+
+
+def _clean(tok: str) -> str:
+    for m in _SPACE_MARKS:
+        if tok.startswith(m):
+            tok = " " + tok[len(m):]
+    return tok
+
+
+def group_words(token_texts: Sequence[str]) -> list[Word]:
+    """Group decoded token texts into words.
+
+    A token starts a new word when it starts with white space, follows white space or a
+    punctuation token, is itself punctuation, or starts with an apostrophe (the possessive
+    ``'s`` is a word of its own). Empty and white-space-only tokens belong to no word.
+    """
+    words: list[Word] = []
+    cur_text, cur_toks = "", []
+    prev_breaks = True
+
+    def flush() -> None:
+        nonlocal cur_text, cur_toks
+        if cur_toks and cur_text.strip():
+            words.append(Word(cur_text.strip(), tuple(cur_toks)))
+        cur_text, cur_toks = "", []
+
+    for k, raw in enumerate(token_texts):
+        tok = _clean(raw)
+        if not tok.strip():
+            flush()
+            prev_breaks = True
+            continue
+        body = tok.strip()
+        is_punct = all(c in _PUNCT for c in body)
+        starts_new = (prev_breaks or tok[0].isspace() or is_punct or body[0] in _APOSTROPHES
+                      or (cur_text and cur_text[-1] in _PUNCT
+                          and cur_text[-1] not in _APOSTROPHES))
+        if starts_new:
+            flush()
+        cur_text += tok
+        cur_toks.append(k)
+        prev_breaks = tok[-1].isspace() or (is_punct and body[0] not in _APOSTROPHES)
+    flush()
+    return words
+
+
+def function_class(words: Sequence[Word], i: int) -> str | None:
+    """Closed class of word ``i`` (using its right neighbour for "there"), or ``None``."""
+    key = words[i].key
+    if key in POSSESSIVE_ENDINGS:
+        return "possessive"
+    if key == "there":
+        nxt = next((w.key for w in words[i + 1:] if not w.is_punct), "")
+        return "existential-there" if nxt in _EXISTENTIAL_NEXT else None
+    for name, members in FUNCTION_CLASSES:
+        if key in members:
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------- plurals
+_IRREGULAR_PLURALS = {
+    "person": ["people", "persons"], "man": ["men"], "woman": ["women"], "child": ["children"],
+    "mouse": ["mice"], "foot": ["feet"], "tooth": ["teeth"], "goose": ["geese"],
+    "sheep": ["sheep"], "deer": ["deer"], "fish": ["fish", "fishes"], "knife": ["knives"],
+    "leaf": ["leaves"], "wolf": ["wolves"], "shelf": ["shelves"], "scissors": ["scissors"],
+    "skis": ["skis"], "glasses": ["glasses"], "pants": ["pants"], "jeans": ["jeans"],
+    "ox": ["oxen"], "cactus": ["cacti", "cactuses"], "bus": ["buses", "busses"],
+    "giraffe": ["giraffes"], "tomato": ["tomatoes"], "potato": ["potatoes"],
+}
+
+
+def plurals(noun: str) -> list[str]:
+    """Plural forms of an English noun (rules plus a short irregular list)."""
+    w = noun.lower()
+    if w in _IRREGULAR_PLURALS:
+        return list(_IRREGULAR_PLURALS[w])
+    if w.endswith(("s", "x", "z", "ch", "sh")):
+        return [w + "es"]
+    if len(w) > 1 and w.endswith("y") and w[-2] not in "aeiou":
+        return [w[:-1] + "ies"]
+    if w.endswith("fe"):
+        return [w + "s", w[:-2] + "ves"]
+    return [w + "s"]
+
+
+def name_forms(name: str) -> list[tuple[str, ...]]:
+    """A (possibly multi-word) name as word tuples, singular and plural (last word inflected)."""
+    parts = tuple(p for p in name.lower().replace("-", " ").split() if p)
+    if not parts:
+        return []
+    out = [parts]
+    out += [parts[:-1] + (pl,) for pl in plurals(parts[-1])]
+    return list(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class NounMatch:
+    """Words ``start .. end-1`` name ``category``."""
+
+    start: int
+    end: int
+    category: str
+
+
+class Vocabulary:
+    """Category names and synonyms, matched against caption words (longest match first)."""
+
+    def __init__(self, categories: Mapping[str, Iterable[str]]) -> None:
+        self.categories = {c: list(dict.fromkeys([c, *syns])) for c, syns in categories.items()}
+        self._table: dict[tuple[str, ...], str] = {}
+        for cat, names in self.categories.items():
+            for name in names:
+                for form in name_forms(name):
+                    # The first category to claim a form keeps it: callers list the specific
+                    # names (the dataset's own) before shared synonyms.
+                    self._table.setdefault(form, cat)
+        self.max_len = max((len(k) for k in self._table), default=1)
+
+    def match(self, words: Sequence[Word]) -> list[NounMatch]:
+        keys = [w.key for w in words]
+        out: list[NounMatch] = []
+        i = 0
+        while i < len(words):
+            hit = None
+            for n in range(min(self.max_len, len(words) - i), 0, -1):
+                cat = self._table.get(tuple(keys[i:i + n]))
+                if cat is not None:
+                    hit = NounMatch(i, i + n, cat)
+                    break
+            if hit is None:
+                i += 1
+            else:
+                out.append(hit)
+                i = hit.end
+        return out
+
+
+def phrase_head(phrase: str) -> str:
+    """The head noun of a grounded phrase such as "a man in a red shirt" -> "man".
+
+    The phrase is cut at its first preposition or relative word, then the last remaining
+    content word is taken. Used for GranDf / OpenPSG phrases, which name objects freely.
+    """
+    cut = {"in", "on", "at", "with", "of", "near", "by", "under", "over", "behind", "beside",
+           "from", "for", "to", "into", "onto", "above", "below", "wearing", "holding",
+           "that", "which", "who", "while", "and", "sitting", "standing", "next"}
+    toks = [normalise(t) for t in phrase.replace("-", " ").split()]
+    toks = [t for t in toks if t]
+    kept: list[str] = []
+    for t in toks:
+        if kept and t in cut:
+            break
+        kept.append(t)
+    content = [t for t in kept
+               if t not in DETERMINERS and t not in PRONOUNS and not t.isdigit()]
+    return content[-1] if content else (toks[-1] if toks else phrase.strip().lower())
