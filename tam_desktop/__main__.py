@@ -12,7 +12,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tam-desktop",
         description="Open images or a video, run a multimodal LLM and see, for every generated "
-        "token, which pixels were its visual evidence (Token Activation Maps).",
+        "token, which pixels were its visual evidence (Token Activation Maps). A saved "
+        "explanation (.tam.npz) opens without a model.",
     )
     parser.add_argument("--version", action="version", version=f"tam-desktop {__version__}")
     parser.add_argument(
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="load the bundled demo model, explain the sample image offscreen, open the main "
         "window with it, print a report and exit (0 = everything works)",
     )
-    parser.add_argument("media", nargs="*", help="images or a video to open")
+    parser.add_argument("media", nargs="*",
+                        help="images, a video, or one saved explanation (.tam.npz) to open")
     return parser
 
 
@@ -31,11 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         from tam_desktop.self_test import run
 
         return run()
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from tam_desktop.app import run_app
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    QMessageBox.information(None, "tam-desktop", "The main window is not built yet.")
-    return 0 if app else 1
+    return run_app(args.media)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""Start the Qt application with the main window."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+
+def run_app(paths: Sequence[str] = ()) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from PySide6.QtWidgets import QApplication
+
+    from tam_desktop.main_window import MainWindow, schedule_open
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("tam-desktop")
+    app.setOrganizationName("tam-desktop")
+    window = MainWindow()
+    window.show()
+    schedule_open(window, [os.path.abspath(p) for p in paths])
+    return app.exec()

@@ -1,0 +1,444 @@
+"""The main window: menus, the run panel, one ``ExplanationPane``, settings and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QThreadPool, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QVBoxLayout, QWidget
+
+from tam_desktop.controller import RunController
+from tam_desktop.dialogs import GenerationDialog, show_about, show_error, show_shortcuts
+from tam_desktop.models.playback import DisplayOptions, PlaybackState
+from tam_desktop.settings import AppSettings, load_settings, save_settings
+from tam_desktop.views.pane import ExplanationPane
+from tam_desktop.views.run_panel import RunPanel
+from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
+from tam_engine.errors import ExplanationFileError, MediaError, TamError
+from tam_engine.explanation import Explanation
+from tam_engine.media import MediaItem
+
+EXPLANATION_SUFFIX = ".tam.npz"
+
+
+def _media_filter() -> str:
+    from tam_engine.media_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    images = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
+    videos = " ".join(f"*{e}" for e in VIDEO_EXTENSIONS)
+    return (f"Images and videos ({images} {videos});;Images ({images});;Videos ({videos});;"
+            "All files (*)")
+
+
+def _read_explanation(path: str) -> Explanation:
+    try:
+        return Explanation.load(path)
+    except FileNotFoundError as exc:
+        raise ExplanationFileError(f"{Path(path).name} does not exist.",
+                                   "Choose an existing .tam.npz file.") from exc
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        raise ExplanationFileError(
+            f"{Path(path).name} cannot be read as an explanation: {exc}",
+            "Choose a .tam.npz file saved by tam-desktop (File > Save Explanation) or by "
+            "`tam explain`.") from exc
+
+
+def _write_explanation(expl: Explanation, path: str) -> Path:
+    try:
+        return expl.save(path)
+    except OSError as exc:
+        raise TamError(f"Could not save the explanation to {path}: {exc.strerror or exc}",
+                       "Choose a folder you can write to, with free disk space.") from exc
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings | None = None, *,
+                 settings_path: Path | None = None, save_on_close: bool = True) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else load_settings(settings_path)
+        self._settings_path = settings_path
+        self._save_on_close = save_on_close
+        s = self.settings
+        display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
+                                 overlay_visible=s.overlay_visible, combine=s.combine)
+        self.state = PlaybackState(display=display)
+        self.pane = ExplanationPane(self.state, parent=self)
+        self.run_panel = RunPanel(self)
+        self.controller = RunController(self.state, self, ModelCache())
+        self.tasks = TaskRunner()
+        self.media_paths: list[str] = []
+        self.current_file = ""
+
+        central = QWidget(self)
+        col = QVBoxLayout(central)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(self.run_panel)
+        col.addWidget(self.pane, 1)
+        self.setCentralWidget(central)
+        self.status_label = QLabel(self)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.setAcceptDrops(True)
+        self.setWindowTitle("tam-desktop")
+        self._set_icon()
+        self._build_actions()
+        self._build_menus()
+
+        self.run_panel.set_models(s.recent_models, s.last_model)
+        self.run_panel.set_prompt(s.prompt)
+        self.run_panel.run_requested.connect(self.run)
+        self.run_panel.cancel_requested.connect(self.cancel_run)
+        self.run_panel.settings_requested.connect(self.edit_generation_settings)
+        self.state.content_changed.connect(self._on_content)
+        self.state.token_changed.connect(self._on_token)
+        self.resize(1400, 900)
+        if s.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
+        if s.splitter_state:
+            self.pane.h_split.restoreState(QByteArray.fromBase64(s.splitter_state.encode()))
+        self._on_content()
+
+    # ------------------------------------------------------------------ building
+    def _set_icon(self) -> None:
+        try:
+            from tam_engine.resources import icon_path
+
+            self.setWindowIcon(QIcon(str(icon_path(256))))
+        except Exception:  # an icon is decoration: a missing one must not stop the app
+            pass
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        if tip:
+            act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        self.addAction(act)  # window-wide shortcuts even without a menu
+        return act
+
+    def _build_actions(self) -> None:
+        st, cur = self.state, self.state.cursor
+        K = QKeySequence.StandardKey
+        self.act_open = self._action("&Open Image or Video…", self.open_media_dialog, K.Open)
+        self.act_open_expl = self._action("Open &Explanation…", self.open_explanation_dialog,
+                                          "Ctrl+Shift+O")
+        self.act_save_expl = self._action("&Save Explanation…", self.save_explanation_dialog,
+                                          K.Save)
+        self.act_quit = self._action("&Quit", self.close, K.Quit)
+        self.act_run = self._action("&Run", self.run, "Ctrl+R")
+        self.act_cancel = self._action("&Cancel Run", self.cancel_run, "Esc")
+        self.act_gen = self._action("&Generation Settings…", self.edit_generation_settings)
+        self.act_choose_model = self._action("Choose Model &Folder…", self.run_panel._on_browse)
+        self.act_prev_token = self._action("Previous Token", lambda: st.step_token(-1), "Left")
+        self.act_next_token = self._action("Next Token", lambda: st.step_token(1), "Right")
+        self.act_first_token = self._action("First Token", lambda: st.set_token(0), "Home")
+        self.act_last_token = self._action(
+            "Last Token", lambda: st.set_token(st.n_tokens() - 1), "End")
+        self.act_prev_frame = self._action("Previous Frame", lambda: cur.step(-1), ["Up", ","])
+        self.act_next_frame = self._action("Next Frame", lambda: cur.step(1), ["Down", "."])
+        self.act_play = self._action("Play / Pause", lambda: cur.set_playing(not cur.playing),
+                                     "Space")
+        self.act_overlay = self._action("Show &Overlay", self._toggle_overlay, "O")
+        self.act_overlay.setCheckable(True)
+        self.act_overlay.setChecked(st.display.overlay_visible)
+        st.display.changed.connect(
+            lambda name: self.act_overlay.setChecked(st.display.overlay_visible))
+        self.act_shortcuts = self._action("&Keyboard and Mouse", lambda: show_shortcuts(self),
+                                          K.HelpContents)
+        self.act_about = self._action("&About tam-desktop", lambda: show_about(self))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addAction(self.act_open)
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file.addMenu(self.recent_menu)
+        file.addSeparator()
+        file.addAction(self.act_open_expl)
+        file.addAction(self.act_save_expl)
+        file.addSeparator()
+        file.addAction(self.act_quit)
+        model = bar.addMenu("&Model")
+        for a in (self.act_run, self.act_cancel, None, self.act_choose_model, self.act_gen):
+            model.addSeparator() if a is None else model.addAction(a)
+        view = bar.addMenu("&View")
+        view.addAction(self.act_overlay)
+        view.addSeparator()
+        for a in (self.act_prev_token, self.act_next_token, self.act_first_token,
+                  self.act_last_token, None, self.act_prev_frame, self.act_next_frame,
+                  self.act_play):
+            view.addSeparator() if a is None else view.addAction(a)
+        help_ = bar.addMenu("&Help")
+        help_.addAction(self.act_shortcuts)
+        help_.addAction(self.act_about)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.recent_files = []
+
+    # ------------------------------------------------------------------ opening
+    def open_media_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images or a video",
+                                                self.settings.last_dir, _media_filter())
+        if paths:
+            self.open_paths(paths)
+
+    def open_paths(self, paths: Sequence[str]) -> None:
+        """Open media files, or one explanation file; reading happens off the UI thread."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        if len(paths) == 1 and paths[0].endswith(".npz"):
+            self.open_explanation(paths[0])
+            return
+        self.cancel_run()
+        gen = self.settings.generation
+        self._status(f"Opening {', '.join(Path(p).name for p in paths)} …")
+
+        def read(paths: list[str], fps: float, max_frames: int) -> list[MediaItem]:
+            from tam_engine.media_io import load_media
+
+            return load_media(paths, fps=fps, max_frames=max_frames)
+
+        self.tasks.submit("content", read, paths, gen.video_fps, gen.max_frames,
+                          on_result=lambda media: self._on_media_read(paths, media),
+                          on_error=lambda exc: self._on_open_failed("Cannot open the media",
+                                                                    exc))
+
+    def _on_media_read(self, paths: list[str], media: list[MediaItem]) -> None:
+        self.media_paths = paths
+        self.current_file = paths[0]
+        for p in reversed(paths):
+            self.settings.add_recent_file(str(Path(p).resolve()))
+        self.settings.last_dir = str(Path(paths[0]).resolve().parent)
+        self.state.set_content(media, None)
+        names = ", ".join(m.name for m in media)
+        self._status(f"Opened {names}. Choose a model and a prompt, then Run (Ctrl+R).")
+
+    def _on_open_failed(self, title: str, exc: BaseException) -> None:
+        self._status("")
+        show_error(self, title, exc)
+
+    def open_explanation_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open an explanation", self.settings.last_dir,
+            f"Explanations (*{EXPLANATION_SUFFIX} *.npz);;All files (*)")
+        if path:
+            self.open_explanation(path)
+
+    def open_explanation(self, path: str) -> None:
+        self.cancel_run()
+        self._status(f"Opening {Path(path).name} …")
+        self.tasks.submit("content", _read_explanation, path,
+                          on_result=lambda ex: self._on_explanation_read(path, ex),
+                          on_error=lambda exc: self._on_open_failed(
+                              "Cannot open the explanation", exc))
+
+    def _on_explanation_read(self, path: str, expl: Explanation) -> None:
+        self.settings.add_recent_file(str(Path(path).resolve()))
+        self.settings.last_dir = str(Path(path).resolve().parent)
+        self.current_file = path
+        self.media_paths = [m.path for m in expl.media if m.path and Path(m.path).is_file()]
+        self.show_explanation(expl)
+        self._status(f"Opened {Path(path).name}: {self._describe(expl)}")
+
+    def show_explanation(self, expl: Explanation) -> None:
+        """Show a finished explanation (no model needed)."""
+        self.state.set_content(expl.media, expl)
+        prompt = expl.meta.get("prompt")
+        if isinstance(prompt, str) and prompt:
+            self.run_panel.set_prompt(prompt)
+
+    def save_explanation_dialog(self) -> None:
+        expl = self.state.explanation
+        if expl is None:
+            self._status("Nothing to save yet: run a model first.")
+            return
+        stem = Path(self.current_file).name.split(".")[0] if self.current_file else "explanation"
+        start = str(Path(self.settings.last_dir or ".") / f"{stem}{EXPLANATION_SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the explanation", start,
+                                              f"Explanations (*{EXPLANATION_SUFFIX})")
+        if path:
+            self.save_explanation(path)
+
+    def save_explanation(self, path: str) -> None:
+        expl = self.state.explanation
+        if expl is None:
+            return
+        if not path.endswith(".npz"):
+            path += EXPLANATION_SUFFIX
+        self._status(f"Saving {Path(path).name} …")
+        self.tasks.submit("save", _write_explanation, expl, path,
+                          on_result=lambda p: self._status(f"Saved {p}"),
+                          on_error=lambda exc: self._on_open_failed(
+                              "Cannot save the explanation", exc))
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_paths(paths)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        if self.controller.running:
+            return
+        model = self.run_panel.model_name()
+        prompt = self.run_panel.prompt_text()
+        if not self.media_paths:
+            show_error(self, "Nothing to explain", TamError(
+                "There is no image or video to explain.",
+                "Open one with File > Open or drop it on the window, then Run."))
+            return
+        if not model:
+            show_error(self, "No model", TamError(
+                "No model is chosen.", "Type a Hugging Face model id or choose a local model "
+                "folder (the … button), then Run."))
+            return
+        if not prompt:
+            show_error(self, "No prompt", TamError(
+                "The prompt is empty.", "Type a question or pick a preset prompt."))
+            return
+        self.settings.prompt = prompt
+        self.settings.last_model = model
+        request = RunRequest(model=model, media_paths=tuple(self.media_paths), prompt=prompt,
+                             generation=self.settings.generation)
+        self.tasks.forget("content")
+        self.controller.start(request)
+
+    def cancel_run(self) -> None:
+        self.controller.cancel()
+
+    def edit_generation_settings(self) -> None:
+        dlg = GenerationDialog(self.settings.generation, self)
+        if dlg.exec():
+            self.settings.generation = dlg.prefs()
+            self._persist()
+
+    # RunView (called by the controller)
+    def run_started(self, request: RunRequest) -> None:
+        self.run_panel.set_running(True)
+        self.state.set_content(self.state.media, None)
+        self._status(f"Running {Path(request.model).name or request.model} …")
+
+    def run_phase(self, text: str) -> None:
+        self.run_panel.set_phase(text + " …")
+        if text.startswith("Loading"):
+            self.run_panel.set_busy()
+
+    def run_progress(self, n_tokens: int, max_tokens: int) -> None:
+        if n_tokens or self.run_panel.progress.maximum() != 0:
+            self.run_panel.set_progress(n_tokens, max_tokens)
+
+    def run_finished(self, explanation: Explanation) -> None:
+        self.run_panel.set_running(False)
+        self.run_panel.set_phase("")
+        model = self.settings.last_model
+        self.settings.add_recent_model(model)
+        self.run_panel.set_models(self.settings.recent_models, model)
+        self._status(f"Done: {self._describe(explanation)}")
+        self._persist()
+
+    def run_failed(self, error: BaseException) -> None:
+        self.run_panel.set_running(False)
+        self.run_panel.set_phase("")
+        self._status("The run failed.")
+        title = "Cannot load the model" if _is_model_error(error) else "The run failed"
+        if isinstance(error, MediaError):
+            title = "Cannot open the media"
+        show_error(self, title, error)
+
+    def run_cancelled(self) -> None:
+        self.run_panel.set_running(False)
+        self.run_panel.set_phase("")
+        self.state.set_content(self.state.media, None)
+        self._status("Cancelled. Ready.")
+
+    # ------------------------------------------------------------------ small things
+    def _toggle_overlay(self) -> None:
+        d = self.state.display
+        d.overlay_visible = not d.overlay_visible
+
+    def _describe(self, expl: Explanation) -> str:
+        model = expl.meta.get("model", "")
+        bits = [f"{expl.n_answer} tokens"]
+        if model:
+            bits.append(f"model {Path(str(model)).name or model}")
+        timings = expl.meta.get("timings") or {}
+        if timings:
+            bits.append(f"{sum(float(v) for v in timings.values()):.1f} s")
+        return ", ".join(bits)
+
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _on_content(self) -> None:
+        m = self.state.current_media
+        name = Path(self.current_file).name if self.current_file else (m.name if m else "")
+        self.setWindowTitle(f"{name} — tam-desktop" if name else "tam-desktop")
+        has = self.state.explanation is not None
+        self.act_save_expl.setEnabled(has)
+
+    def _on_token(self, kind: str, k: int) -> None:
+        ex = self.state.explanation
+        if ex is None:
+            return
+        text = ex.tokens(kind).texts[k]  # type: ignore[arg-type]
+        n = len(ex.tokens(kind))  # type: ignore[arg-type]
+        self._status(f"{kind} token {k + 1}/{n}: {text!r}")
+
+    def _persist(self) -> None:
+        s, d = self.settings, self.state.display
+        s.colormap, s.opacity = d.colormap, d.opacity
+        s.overlay_visible, s.combine = d.overlay_visible, d.combine
+        s.geometry = bytes(self.saveGeometry().toBase64()).decode()
+        s.splitter_state = bytes(self.pane.h_split.saveState().toBase64()).decode()
+        prompt = self.run_panel.prompt_text()
+        if prompt:
+            s.prompt = prompt
+        try:
+            save_settings(s, self._settings_path)
+        except OSError as exc:
+            self._status(f"Settings not saved: {exc}")
+
+    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
+        self.state.cursor.set_playing(False)
+        self.controller.shutdown()
+        if self._save_on_close:
+            self._persist()
+        # Give cooperative workers a moment to stop; a model load cannot be interrupted.
+        QThreadPool.globalInstance().waitForDone(3000)
+        super().closeEvent(ev)
+
+
+def _is_model_error(exc: BaseException) -> bool:
+    from tam_engine.errors import ModelLoadError, ModelMemoryError
+
+    return isinstance(exc, (ModelLoadError, ModelMemoryError))
+
+
+def schedule_open(window: MainWindow, paths: Sequence[str]) -> None:
+    """Open command-line paths once the event loop runs (the window shows first)."""
+    if paths:
+        QTimer.singleShot(0, lambda: window.open_paths(list(paths)))
+

@@ -1,0 +1,311 @@
+"""The playback state every view of one explanation reads and writes (no Qt here).
+
+``PlaybackState`` is composed of two parts that can be shared between panes: a ``FrameCursor``
+(frame index and play/pause, so two panes showing the same video stay on the same frame) and
+``DisplayOptions`` (colour map, opacity, overlay on/off, how a phrase is combined). Token index
+and selection belong to one pane, because two explanations have different tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from tam_desktop.models.events import Event
+from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.media import MediaItem
+from tam_engine.render.colormaps import COLORMAPS
+
+CombineHow = Literal["mean", "max"]
+
+
+class FrameCursor:
+    """The displayed frame of a video and whether it plays; shareable between panes."""
+
+    def __init__(self) -> None:
+        self._frame = 0
+        self._n_frames = 1
+        self._fps = 0.0
+        self._playing = False
+        self.frame_changed = Event("frame_changed")      # (frame: int)
+        self.length_changed = Event("length_changed")    # (n_frames: int)
+        self.playing_changed = Event("playing_changed")  # (playing: bool)
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    @property
+    def n_frames(self) -> int:
+        return self._n_frames
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    def set_length(self, n_frames: int, fps: float = 0.0) -> None:
+        self._n_frames = max(1, int(n_frames))
+        self._fps = float(fps)
+        self.length_changed.emit(self._n_frames)
+        if self._n_frames < 2:
+            self.set_playing(False)
+        self.set_frame(self._frame)
+
+    def set_frame(self, frame: int) -> None:
+        frame = int(np.clip(frame, 0, self._n_frames - 1))
+        if frame != self._frame:
+            self._frame = frame
+            self.frame_changed.emit(frame)
+
+    def step(self, delta: int) -> None:
+        self.set_frame(self._frame + delta)
+
+    def advance(self) -> None:
+        """One playback tick: the next frame, wrapping at the end."""
+        self.set_frame((self._frame + 1) % self._n_frames)
+
+    def set_playing(self, playing: bool) -> None:
+        playing = bool(playing) and self._n_frames > 1
+        if playing != self._playing:
+            self._playing = playing
+            self.playing_changed.emit(playing)
+
+
+class DisplayOptions:
+    """How maps are drawn; shareable so compared panes look alike."""
+
+    def __init__(self, colormap: str = "jet", opacity: float = 0.5,
+                 overlay_visible: bool = True, combine: CombineHow = "mean") -> None:
+        self.changed = Event("display_changed")  # (name: str)
+        self._values: dict[str, object] = {}
+        self.colormap = colormap
+        self.opacity = opacity
+        self.overlay_visible = overlay_visible
+        self.combine = combine
+
+    def _set(self, name: str, value: object) -> None:
+        if self._values.get(name) != value:
+            self._values[name] = value
+            self.changed.emit(name)
+
+    @property
+    def colormap(self) -> str:
+        return str(self._values["colormap"])
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"unknown colour map {name!r}; choose one of {COLORMAPS}")
+        self._set("colormap", name)
+
+    @property
+    def opacity(self) -> float:
+        return float(self._values["opacity"])  # type: ignore[arg-type]
+
+    @opacity.setter
+    def opacity(self, value: float) -> None:
+        self._set("opacity", float(np.clip(value, 0.0, 1.0)))
+
+    @property
+    def overlay_visible(self) -> bool:
+        return bool(self._values["overlay_visible"])
+
+    @overlay_visible.setter
+    def overlay_visible(self, value: bool) -> None:
+        self._set("overlay_visible", bool(value))
+
+    @property
+    def combine(self) -> CombineHow:
+        return self._values["combine"]  # type: ignore[return-value]
+
+    @combine.setter
+    def combine(self, how: str) -> None:
+        if how not in ("mean", "max"):
+            raise ValueError("combine must be 'mean' or 'max'")
+        self._set("combine", how)
+
+
+class PlaybackState:
+    """Which media, token, phrase and frame a pane shows.
+
+    Views never hold their own copy of these: they read them here and write back through the
+    setters, which emit events that every other view of the pane (or of a linked pane) hears.
+    """
+
+    def __init__(self, cursor: FrameCursor | None = None,
+                 display: DisplayOptions | None = None) -> None:
+        self.cursor = cursor or FrameCursor()
+        self.display = display or DisplayOptions()
+        self.content_changed = Event("content_changed")      # ()
+        self.token_changed = Event("token_changed")          # (kind, index)
+        self.selection_changed = Event("selection_changed")  # (selection: tuple[int, ...])
+        self.media_index_changed = Event("media_index_changed")  # (index: int)
+        self.streamed = Event("streamed")                    # (texts: list[str]) while running
+        self.explanation: Explanation | None = None
+        self.media: list[MediaItem] = []
+        self.streaming: list[str] = []
+        self._kind: TokenKind = "answer"
+        self._token = 0
+        self._selection: tuple[int, ...] = ()
+        self._anchor = 0
+        self._media_index = 0
+        self._combined_cache: tuple[tuple, list[np.ndarray]] | None = None
+
+    # ------------------------------------------------------------------ content
+    def set_content(self, media: Sequence[MediaItem], explanation: Explanation | None = None
+                    ) -> None:
+        """Show ``media`` and, when there is one, its explanation (which carries its own media)."""
+        if explanation is not None and explanation.media:
+            media = explanation.media
+        self.media = list(media)
+        self.explanation = explanation
+        self.streaming = []
+        self._combined_cache = None
+        self._kind, self._token, self._anchor = "answer", 0, 0
+        self._selection = (0,) if explanation is not None and explanation.n_answer else ()
+        self._media_index = 0
+        self._sync_cursor()
+        self.content_changed.emit()
+
+    def set_streaming(self, texts: Sequence[str]) -> None:
+        self.streaming = list(texts)
+        self.streamed.emit(self.streaming)
+
+    @property
+    def current_media(self) -> MediaItem | None:
+        return self.media[self._media_index] if self.media else None
+
+    @property
+    def media_index(self) -> int:
+        return self._media_index
+
+    def set_media_index(self, index: int) -> None:
+        if not self.media:
+            return
+        index = int(np.clip(index, 0, len(self.media) - 1))
+        if index != self._media_index:
+            self._media_index = index
+            self._sync_cursor()
+            self.media_index_changed.emit(index)
+
+    def _sync_cursor(self) -> None:
+        m = self.current_media
+        n = m.n_frames if m is not None else 1
+        self.cursor.set_length(n, m.fps if m is not None else 0.0)
+
+    # ------------------------------------------------------------------ tokens
+    @property
+    def kind(self) -> TokenKind:
+        return self._kind
+
+    @property
+    def token(self) -> int:
+        return self._token
+
+    @property
+    def selection(self) -> tuple[int, ...]:
+        return self._selection
+
+    def n_tokens(self, kind: TokenKind | None = None) -> int:
+        ex = self.explanation
+        kind = kind or self._kind
+        if ex is None or (kind == "prompt" and ex.prompt is None):
+            return 0
+        return len(ex.tokens(kind))
+
+    def set_token(self, index: int, kind: TokenKind | None = None) -> None:
+        """Make one token current; the phrase selection becomes just that token."""
+        kind = kind or self._kind
+        n = self.n_tokens(kind)
+        if n == 0:
+            return
+        index = int(np.clip(index, 0, n - 1))
+        changed = (index, kind) != (self._token, self._kind)
+        self._token, self._kind, self._anchor = index, kind, index
+        self._set_selection((index,))
+        if changed:
+            self.token_changed.emit(kind, index)
+
+    def step_token(self, delta: int) -> None:
+        self.set_token(self._token + delta)
+
+    def toggle_in_selection(self, index: int, kind: TokenKind | None = None) -> None:
+        """Ctrl-click: add a token to the phrase or take it out."""
+        kind = kind or self._kind
+        if kind != self._kind:
+            self.set_token(index, kind)
+            return
+        sel = set(self._selection)
+        sel.symmetric_difference_update({index})
+        if not sel:
+            sel = {index}
+        self._anchor = index
+        self._make_current(index if index in sel else max(sel))
+        self._set_selection(tuple(sorted(sel)))
+
+    def extend_selection(self, index: int, kind: TokenKind | None = None) -> None:
+        """Shift-click: the phrase becomes the run of tokens from the anchor to ``index``."""
+        kind = kind or self._kind
+        if kind != self._kind:
+            self.set_token(index, kind)
+            return
+        lo, hi = sorted((self._anchor, int(index)))
+        self._make_current(int(index))
+        self._set_selection(tuple(range(lo, hi + 1)))
+
+    def _make_current(self, index: int) -> None:
+        if index != self._token:
+            self._token = index
+            self.token_changed.emit(self._kind, index)
+
+    def _set_selection(self, selection: tuple[int, ...]) -> None:
+        if selection != self._selection:
+            self._selection = selection
+            self.selection_changed.emit(selection)
+
+    # ------------------------------------------------------------------ maps
+    def slot_index(self, grid_maps: np.ndarray) -> int:
+        m = self.current_media
+        frame = min(self.cursor.frame, (m.n_frames if m else 1) - 1)
+        slot = int(m.frame_slot[frame]) if m is not None else 0
+        return min(slot, grid_maps.shape[0] - 1)
+
+    def current_grid(self) -> np.ndarray | None:
+        """``(t, h, w)`` uint8 maps of the current token or phrase on the current media item."""
+        ex = self.explanation
+        if ex is None or not self._selection:
+            return None
+        try:
+            gi = ex.grid_for_media(self._media_index)
+        except KeyError:
+            return None
+        if len(self._selection) == 1:
+            return ex.grid_maps(self._token, self._kind)[gi]
+        key = (self._selection, self._kind, self.display.combine)
+        if self._combined_cache is None or self._combined_cache[0] != key:
+            maps = ex.combined_grid_maps(list(self._selection), self.display.combine, self._kind)
+            self._combined_cache = (key, maps)
+        return self._combined_cache[1][gi]
+
+    def current_map(self) -> np.ndarray | None:
+        """The ``(h, w)`` uint8 map drawn over the displayed frame, or None without one."""
+        grid = self.current_grid()
+        if grid is None:
+            return None
+        return grid[self.slot_index(grid)]
+
+    def frame_strengths(self) -> np.ndarray | None:
+        """Mean of the current map on each displayed frame in [0, 1] (for the filmstrip)."""
+        grid = self.current_grid()
+        m = self.current_media
+        if grid is None or m is None:
+            return None
+        per_slot = grid.reshape(grid.shape[0], -1).mean(axis=1) / 255.0
+        slots = np.minimum(m.frame_slot, grid.shape[0] - 1)
+        return per_slot[slots].astype(np.float32)

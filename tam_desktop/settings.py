@@ -1,0 +1,148 @@
+"""One typed, versioned settings object, stored as JSON in the user's config directory.
+
+The location is ``platformdirs.user_config_dir("tam-desktop")``; the environment variable
+``TAM_DESKTOP_CONFIG_DIR`` points it elsewhere (tests use a temporary directory). A missing or
+unreadable file gives the defaults: a broken settings file must never stop the app from starting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tam_engine.explanation import atomic_write_bytes
+
+SETTINGS_VERSION = 1
+CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"
+MAX_RECENT = 10
+
+PROMPT_PRESETS = (
+    "Describe this image.",
+    "What is happening in this video?",
+    "What objects are in this image?",
+    "Describe the scene in one sentence.",
+    "What is the person doing?",
+    "Answer the question about the picture: what colour is the main object?",
+)
+
+
+@dataclass
+class GenerationPrefs:
+    """The generation settings the user chose (the GUI's half of ``GenerationSettings``)."""
+
+    max_new_tokens: int = 64
+    video_fps: float = 2.0
+    max_frames: int = 16
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def to_generation_settings(self) -> Any:
+        """A ``tam_engine.pipeline.GenerationSettings`` with these values."""
+        from tam_engine.pipeline import GenerationSettings
+
+        known = {f.name for f in fields(GenerationSettings)}
+        return GenerationSettings(**{k: v for k, v in asdict(self).items() if k in known})
+
+
+@dataclass
+class AppSettings:
+    """Everything tam-desktop remembers between sessions."""
+
+    version: int = SETTINGS_VERSION
+    geometry: str = ""          # QMainWindow.saveGeometry(), base64
+    window_state: str = ""      # QMainWindow.saveState(), base64
+    splitter_state: str = ""
+    last_model: str = ""
+    recent_models: list[str] = field(default_factory=list)
+    recent_files: list[str] = field(default_factory=list)
+    last_dir: str = ""
+    prompt: str = PROMPT_PRESETS[0]
+    colormap: str = "jet"
+    opacity: float = 0.5
+    overlay_visible: bool = True
+    combine: str = "mean"
+    generation: GenerationPrefs = field(default_factory=GenerationPrefs)
+
+    # ------------------------------------------------------------------ recents
+    def add_recent_file(self, path: str) -> None:
+        self.recent_files = _push(self.recent_files, path)
+
+    def add_recent_model(self, name: str) -> None:
+        self.recent_models = _push(self.recent_models, name)
+
+    # ------------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppSettings:
+        """Build from stored JSON, keeping defaults for anything missing or of the wrong type."""
+        out = cls()
+        if not isinstance(data, dict):
+            return out
+        gen = data.get("generation")
+        if isinstance(gen, dict):
+            out.generation = _fill(GenerationPrefs(), gen)
+        rest = {k: v for k, v in data.items() if k not in ("generation", "version")}
+        return _fill(out, rest)
+
+
+def _push(items: list[str], item: str) -> list[str]:
+    return ([item] + [x for x in items if x != item])[:MAX_RECENT]
+
+
+def _fill(obj: Any, values: dict[str, Any]) -> Any:
+    """Copy values whose type matches the default's type (ints accepted for floats)."""
+    for f in fields(obj):
+        if f.name not in values or f.name == "generation":
+            continue
+        new, old = values[f.name], getattr(obj, f.name)
+        if old is None:  # an optional int (pixel limits)
+            ok = new is None or (isinstance(new, int) and not isinstance(new, bool))
+        elif new is None:
+            ok = False
+        elif isinstance(old, bool):
+            ok = isinstance(new, bool)
+        elif isinstance(old, float):
+            ok = isinstance(new, (int, float)) and not isinstance(new, bool)
+        elif isinstance(old, list):
+            ok = isinstance(new, list) and all(isinstance(x, str) for x in new)
+        else:
+            ok = isinstance(new, type(old)) and not isinstance(new, bool)
+        if ok:
+            setattr(obj, f.name, float(new) if isinstance(old, float) else new)
+    return obj
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("tam-desktop", appauthor=False))
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    path = path or settings_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return AppSettings()
+    return AppSettings.from_dict(data)
+
+
+def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
+    path = path or settings_path()
+    text = json.dumps(settings.to_dict(), indent=2, sort_keys=True)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path

@@ -1,0 +1,231 @@
+"""Video navigation: a frame slider with play/pause, and a filmstrip of thumbnails.
+
+Under each thumbnail a bar shows how strongly the current token (or phrase) activates that
+frame, so the frames that carried the evidence stand out.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import signals_blocked
+
+from tam_desktop.models.playback import FrameCursor, PlaybackState
+from tam_desktop.views.colors import css_color
+
+THUMB_H = 64
+BAR_H = 10
+
+
+def thumbnail(frame: np.ndarray, height: int = THUMB_H) -> QPixmap:
+    h, w = frame.shape[:2]
+    tw = max(1, round(w * height / h))
+    small = np.ascontiguousarray(cv2.resize(frame, (tw, height), interpolation=cv2.INTER_AREA))
+    img = QImage(small.data, tw, height, 3 * tw, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(img.copy())
+
+
+class Filmstrip(QWidget):
+    """Thumbnails of the sampled frames; click one to show it."""
+
+    def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._thumbs: list[QPixmap] = []
+        self._strengths: np.ndarray | None = None
+        self._media_id = 0
+        self.setMouseTracking(True)
+        state.content_changed.connect(self._rebuild)
+        state.media_index_changed.connect(self._rebuild)
+        state.cursor.frame_changed.connect(self._on_frame)
+        state.selection_changed.connect(self._update_strengths)
+        state.token_changed.connect(self._update_strengths)
+        state.display.changed.connect(self._update_strengths)
+        self._rebuild()
+
+    def _rebuild(self, *_args: object) -> None:
+        m = self.state.current_media
+        if m is None or m.n_frames < 2:
+            self._thumbs = []
+        elif id(m) != self._media_id or not self._thumbs:
+            self._thumbs = [thumbnail(f) for f in m.frames]
+        self._media_id = id(m) if m is not None else 0
+        self._update_strengths()
+        self.updateGeometry()
+        self.adjustSize()
+
+    def _update_strengths(self, *_args: object) -> None:
+        self._strengths = self.state.frame_strengths() if self._thumbs else None
+        self.update()
+
+    def _on_frame(self, _frame: int) -> None:
+        self.update()
+        r = self._thumb_rect(self.state.cursor.frame)
+        parent = self.parentWidget()
+        scroll = parent.parentWidget() if parent is not None else None
+        if isinstance(scroll, QScrollArea) and r is not None:
+            scroll.ensureVisible(r.center().x(), r.center().y(), r.width(), 0)
+
+    def _thumb_rect(self, i: int) -> QRect | None:
+        if not 0 <= i < len(self._thumbs):
+            return None
+        x = 4 + sum(t.width() + 4 for t in self._thumbs[:i])
+        return QRect(x, 4, self._thumbs[i].width(), THUMB_H)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        w = 4 + sum(t.width() + 4 for t in self._thumbs)
+        return QSize(w, THUMB_H + BAR_H + 12) if self._thumbs else QSize(0, 0)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return self.sizeHint()
+
+    def frame_at(self, x: int) -> int | None:
+        for i in range(len(self._thumbs)):
+            r = self._thumb_rect(i)
+            if r is not None and r.left() - 2 <= x <= r.right() + 2:
+                return i
+        return None
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        i = self.frame_at(int(ev.position().x()))
+        if i is not None:
+            self.state.cursor.set_frame(i)
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        i = self.frame_at(int(ev.position().x()))
+        m = self.state.current_media
+        if i is None or m is None:
+            self.setToolTip("")
+            return
+        tip = f"frame {i + 1} at {m.timestamps[i]:.2f} s"
+        if self._strengths is not None:
+            tip += f"\nactivation of the current token {self._strengths[i]:.2f}"
+        self.setToolTip(tip)
+
+    def paintEvent(self, _ev: QPaintEvent) -> None:  # noqa: N802
+        if not self._thumbs:
+            return
+        p = QPainter(self)
+        current = self.state.cursor.frame
+        top = self._strengths.max() if self._strengths is not None and self._strengths.size else 0
+        for i, pm in enumerate(self._thumbs):
+            r = self._thumb_rect(i)
+            assert r is not None
+            p.drawPixmap(r.topLeft(), pm)
+            if self._strengths is not None:
+                v = float(self._strengths[i])
+                # Bars relative to the strongest frame, coloured on the absolute scale.
+                frac = v / top if top > 0 else 0.0
+                bar = QRect(r.left(), r.bottom() + 3, max(1, round(r.width() * frac)), BAR_H)
+                p.fillRect(QRect(r.left(), r.bottom() + 3, r.width(), BAR_H), QColor("#e8eaed"))
+                p.fillRect(bar, QColor(css_color(self.state.display.colormap, v)))
+            if i == current:
+                p.setPen(QPen(QColor("#1a73e8"), 3))
+                p.drawRect(r.adjusted(-1, -1, 1, 1))
+        p.end()
+
+
+class PlaybackClock(QObject):
+    """The one timer that advances a cursor while it plays, however many panes show it."""
+
+    _clocks: weakref.WeakKeyDictionary[FrameCursor, PlaybackClock] = weakref.WeakKeyDictionary()
+
+    def __init__(self, cursor: FrameCursor) -> None:
+        super().__init__()
+        self.cursor = cursor
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(cursor.advance)
+        cursor.playing_changed.connect(self._on_playing)
+
+    @classmethod
+    def for_cursor(cls, cursor: FrameCursor) -> PlaybackClock:
+        clock = cls._clocks.get(cursor)
+        if clock is None:
+            clock = cls._clocks[cursor] = cls(cursor)
+        return clock
+
+    def _on_playing(self, playing: bool) -> None:
+        if playing:
+            fps = self.cursor.fps if self.cursor.fps > 0 else 2.0
+            self.timer.start(max(1, round(1000.0 / fps)))
+        else:
+            self.timer.stop()
+
+
+class FrameControls(QWidget):
+    """Play/pause, a frame slider and the frame's time; playback runs on a QTimer."""
+
+    def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.play_button = QToolButton(self)
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play the video with its maps (Space)")
+        self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.setToolTip("Frame (Up/Down or , and .)")
+        self.label = QLabel(self)
+        self.label.setMinimumWidth(150)
+        self.filmstrip = Filmstrip(state)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(self.filmstrip)
+        self.scroll.setWidgetResizable(False)
+        self.scroll.setFixedHeight(THUMB_H + BAR_H + 12 + 18)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.clock = PlaybackClock.for_cursor(state.cursor)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.play_button)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.label)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(4, 2, 4, 2)
+        col.addLayout(row)
+        col.addWidget(self.scroll)
+        self.play_button.toggled.connect(state.cursor.set_playing)
+        self.slider.valueChanged.connect(state.cursor.set_frame)
+        state.cursor.frame_changed.connect(self._on_frame)
+        state.cursor.length_changed.connect(self._on_length)
+        state.cursor.playing_changed.connect(self._on_playing)
+        state.content_changed.connect(self._on_content)
+        self._on_length(state.cursor.n_frames)
+        self._on_playing(False)
+        self._on_content()
+
+    def _on_content(self) -> None:
+        m = self.state.current_media
+        self.setVisible(m is not None and m.n_frames > 1)
+
+    def _on_length(self, n: int) -> None:
+        with signals_blocked(self.slider):
+            self.slider.setRange(0, max(n - 1, 0))
+        self._on_content()
+        self._on_frame(self.state.cursor.frame)
+
+    def _on_frame(self, frame: int) -> None:
+        with signals_blocked(self.slider):
+            self.slider.setValue(frame)
+        m = self.state.current_media
+        if m is not None and m.n_frames > 1:
+            t = float(m.timestamps[min(frame, m.n_frames - 1)])
+            self.label.setText(f"frame {frame + 1}/{m.n_frames} · {t:.2f} s")
+
+    def _on_playing(self, playing: bool) -> None:
+        with signals_blocked(self.play_button):
+            self.play_button.setChecked(playing)
+        self.play_button.setText("❚❚" if playing else "▶")

@@ -1,0 +1,183 @@
+"""``ExplanationPane``: media view + token strips + timeline + text map, over one state.
+
+A pane owns nothing but its widgets: give two panes one ``FrameCursor`` (and, if wanted, one
+``DisplayOptions``) and they scrub and play together.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import signals_blocked
+
+from tam_desktop.models.playback import COLORMAPS, DisplayOptions, FrameCursor, PlaybackState
+from tam_desktop.views.filmstrip import FrameControls
+from tam_desktop.views.media_view import MediaView
+from tam_desktop.views.text_map_view import TextMapView
+from tam_desktop.views.timeline import TokenTimeline
+from tam_desktop.views.token_strip import TokenStrip
+
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet("color: #5f6368; font-weight: bold; margin-top: 4px;")
+    return label
+
+
+class DisplayBar(QWidget):
+    """Colour map, opacity, overlay on/off, how a phrase is combined, which media item."""
+
+    def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        d = state.display
+        self.colormap = QComboBox(self)
+        self.colormap.addItems(COLORMAPS)
+        self.colormap.setToolTip("Colour map of the heat map, the colour bar and the text map")
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.setFixedWidth(120)
+        self.opacity.setToolTip("Opacity of the heat map over the image")
+        self.overlay = QCheckBox("Overlay", self)
+        self.overlay.setToolTip("Show the heat map over the image (O)")
+        self.combine = QComboBox(self)
+        self.combine.addItems(["mean", "max"])
+        self.combine.setToolTip("How the maps of a phrase (Shift/Ctrl+click several tokens) "
+                                "are combined")
+        self.media = QComboBox(self)
+        self.media.setToolTip("Which image or video of this run is shown")
+        for w in (self.colormap, self.opacity, self.overlay, self.combine, self.media):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 2, 4, 2)
+        row.addWidget(QLabel("Colour map"))
+        row.addWidget(self.colormap)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Opacity"))
+        row.addWidget(self.opacity)
+        row.addSpacing(12)
+        row.addWidget(self.overlay)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Phrase"))
+        row.addWidget(self.combine)
+        self.media_label = QLabel("Media")
+        row.addSpacing(12)
+        row.addWidget(self.media_label)
+        row.addWidget(self.media)
+        row.addStretch(1)
+        self.colormap.currentTextChanged.connect(lambda n: setattr(d, "colormap", n))
+        self.opacity.valueChanged.connect(lambda v: setattr(d, "opacity", v / 100.0))
+        self.overlay.toggled.connect(lambda on: setattr(d, "overlay_visible", on))
+        self.combine.currentTextChanged.connect(lambda h: setattr(d, "combine", h))
+        self.media.currentIndexChanged.connect(state.set_media_index)
+        d.changed.connect(self._sync)
+        state.content_changed.connect(self._on_content)
+        state.media_index_changed.connect(self._on_media_index)
+        self._sync()
+        self._on_content()
+
+    def _sync(self, *_args: object) -> None:
+        d = self.state.display
+        with signals_blocked(self.colormap), signals_blocked(self.opacity), \
+                signals_blocked(self.overlay), signals_blocked(self.combine):
+            self.colormap.setCurrentText(d.colormap)
+            self.opacity.setValue(round(d.opacity * 100))
+            self.overlay.setChecked(d.overlay_visible)
+            self.combine.setCurrentText(d.combine)
+
+    def _on_content(self) -> None:
+        media = self.state.media
+        with signals_blocked(self.media):
+            self.media.clear()
+            self.media.addItems([f"{i + 1}. {m.name}" for i, m in enumerate(media)])
+            self.media.setCurrentIndex(self.state.media_index)
+        many = len(media) > 1
+        self.media.setVisible(many)
+        self.media_label.setVisible(many)
+        has_maps = self.state.explanation is not None
+        for w in (self.colormap, self.opacity, self.overlay, self.combine):
+            w.setEnabled(has_maps)
+
+    def _on_media_index(self, index: int) -> None:
+        with signals_blocked(self.media):
+            self.media.setCurrentIndex(index)
+
+
+class ExplanationPane(QWidget):
+    """The reusable unit of the window: everything that shows one explanation."""
+
+    def __init__(self, state: PlaybackState | None = None, *, cursor: FrameCursor | None = None,
+                 display: DisplayOptions | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state or PlaybackState(cursor=cursor, display=display)
+        st = self.state
+        self.display_bar = DisplayBar(st, self)
+        self.media_view = MediaView(st, self)
+        self.frame_controls = FrameControls(st, self)
+        self.answer_strip = TokenStrip(st, "answer", self)
+        self.prompt_strip = TokenStrip(st, "prompt", self)
+        self.prompt_strip.setMaximumHeight(90)
+        self.text_map = TextMapView(st, self)
+        self.timeline = TokenTimeline(st, self)
+        self.timeline.setMinimumHeight(110)
+
+        left = QWidget(self)
+        lcol = QVBoxLayout(left)
+        lcol.setContentsMargins(0, 0, 0, 0)
+        lcol.setSpacing(2)
+        lcol.addWidget(self.media_view, 1)
+        lcol.addWidget(self.frame_controls)
+
+        tokens = QWidget(self)
+        tcol = QVBoxLayout(tokens)
+        tcol.setContentsMargins(2, 0, 2, 0)
+        tcol.setSpacing(2)
+        self.answer_caption = _caption("Answer")
+        self.answer_caption.setToolTip("Click a token to see its map; Shift+click or Ctrl+click "
+                                       "several tokens to see a phrase")
+        self.prompt_caption = _caption("Prompt tokens")
+        tcol.addWidget(self.answer_caption)
+        tcol.addWidget(self.answer_strip, 2)
+        tcol.addWidget(self.prompt_caption)
+        tcol.addWidget(self.prompt_strip, 1)
+        tcol.addWidget(_caption("Text map"))
+        tcol.addWidget(self.text_map, 3)
+
+        self.h_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.h_split.addWidget(left)
+        self.h_split.addWidget(tokens)
+        self.h_split.setStretchFactor(0, 3)
+        self.h_split.setStretchFactor(1, 2)
+        self.v_split = QSplitter(Qt.Orientation.Vertical, self)
+        self.v_split.addWidget(self.h_split)
+        self.v_split.addWidget(self.timeline)
+        self.v_split.setStretchFactor(0, 5)
+        self.v_split.setStretchFactor(1, 1)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.display_bar)
+        col.addWidget(self.v_split, 1)
+        st.content_changed.connect(self._on_content)
+        st.streamed.connect(self._on_streamed)
+        self._on_content()
+
+    def _on_content(self) -> None:
+        ex = self.state.explanation
+        has_prompt = ex is not None and ex.prompt is not None
+        self.prompt_strip.setVisible(has_prompt)
+        self.prompt_caption.setVisible(has_prompt)
+        self.timeline.setVisible(ex is not None)
+        n = ex.n_answer if ex is not None else 0
+        self.answer_caption.setText(f"Answer ({n} tokens)" if ex is not None else "Answer")
+
+    def _on_streamed(self, texts: list[str]) -> None:
+        self.answer_caption.setText(f"Answer (generating: {len(texts)} tokens)")

@@ -1,0 +1,79 @@
+"""The text map: the current token's context coloured by relevance, and its candidates."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtWidgets import QTextBrowser, QWidget
+
+from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import candidates_line, display_token
+from tam_desktop.views.colors import css_color, text_color_on
+
+
+def text_map_html(state: PlaybackState) -> str:
+    """HTML of the text map for the state's current token ('' without an explanation)."""
+    ex = state.explanation
+    if ex is None or state.n_tokens() == 0:
+        return ""
+    k, kind, cmap = state.token, state.kind, state.display.colormap
+    tm = ex.tokens(kind)
+    rel = tm.normalised_relevance(k)
+    n_prompt = len(ex.prompt_positions)
+    columns = ex.text_columns
+    own_col = k if kind == "prompt" else n_prompt + k
+    parts: list[str] = []
+
+    def chip(i: int, text: str) -> str:
+        shown = html.escape(display_token(text))
+        if i == own_col:
+            return (f'<span style="background:#1a73e8;color:#fff;font-weight:bold;">'
+                    f"&nbsp;{shown}&nbsp;</span>")
+        value = rel[i]
+        if np.isnan(value):  # not in this token's context: later tokens
+            return f'<span style="color:#9aa0a6;">{shown}</span>'
+        bg = css_color(cmap, float(value))
+        return (f'<span style="background:{bg};color:{text_color_on(bg)};" '
+                f'title="relevance {value:.2f}">{shown}</span>')
+
+    parts.append('<p style="color:#5f6368;margin:0 0 2px 0;">Prompt</p><p style="margin:0;">')
+    parts.append(" ".join(chip(i, columns[i]) for i in range(n_prompt)))
+    parts.append('</p><p style="color:#5f6368;margin:8px 0 2px 0;">Answer</p>'
+                 '<p style="margin:0;">')
+    parts.append(" ".join(chip(n_prompt + j, columns[n_prompt + j]) for j in range(ex.n_answer)))
+    parts.append("</p>")
+    if kind == "answer":
+        cands = candidates_line(ex, k)
+        if cands:
+            rows = "".join(
+                f"<tr><td><code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''}</td>"
+                f'<td align="right">&nbsp;&nbsp;{100.0 * p:.1f}%</td></tr>'
+                for t, p, chosen in cands)
+            parts.append('<p style="color:#5f6368;margin:8px 0 2px 0;">'
+                         f"Top candidates for token {k}</p><table>{rows}</table>")
+    legend = " ".join(
+        f'<span style="background:{css_color(cmap, v)};">&nbsp;&nbsp;&nbsp;</span>'
+        for v in np.linspace(0, 1, 8))
+    parts.append(f'<p style="color:#5f6368;margin-top:8px;">relevance 0 {legend} 1 '
+                 "&nbsp; (grey: not yet generated)</p>")
+    return "".join(parts)
+
+
+class TextMapView(QTextBrowser):
+    def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.setOpenLinks(False)
+        self.setPlaceholderText("The text map appears here once an answer is explained.")
+        state.content_changed.connect(self.refresh)
+        state.token_changed.connect(self.refresh)
+        state.display.changed.connect(self._on_display)
+        self.refresh()
+
+    def _on_display(self, name: str) -> None:
+        if name == "colormap":
+            self.refresh()
+
+    def refresh(self, *_args: object) -> None:
+        self.setHtml(text_map_html(self.state))

@@ -1,0 +1,84 @@
+"""Each answer token's visual activation over the answer, with a draggable cursor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import display_token
+
+
+class TokenTimeline(pg.PlotWidget):
+    """``TokenMaps.visual_strength()`` per answer token; the ``InfiniteLine`` is the token."""
+
+    def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="w")
+        self.state = state
+        self.setMouseEnabled(x=False, y=False)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setLabel("left", "visual activation")
+        self.setLabel("bottom", "answer token")
+        self.showGrid(x=False, y=True, alpha=0.2)
+        self.setYRange(0.0, 1.0, padding=0.02)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#8ab4f8", pen=None)
+        self.selection_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1a73e8",
+                                              pen=None)
+        self.addItem(self.bars)
+        self.addItem(self.selection_bars)
+        self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,
+                                      pen=pg.mkPen("#d93025", width=2),
+                                      hoverPen=pg.mkPen("#ea4335", width=4))
+        self.addItem(self.cursor)
+        self._strength = np.zeros(0, np.float32)
+        self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
+        self.scene().sigMouseClicked.connect(self._on_clicked)
+        state.content_changed.connect(self._rebuild)
+        state.token_changed.connect(self._sync)
+        state.selection_changed.connect(self._sync)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        ex = self.state.explanation
+        n = ex.n_answer if ex is not None else 0
+        self._strength = ex.answer.visual_strength() if ex is not None else np.zeros(0)
+        x = np.arange(n, dtype=float)
+        self.bars.setOpts(x=x, height=self._strength)
+        self.setXRange(-0.5, max(n, 1) - 0.5, padding=0.01)
+        self.cursor.setBounds((0, max(n - 1, 0)))
+        axis = self.getAxis("bottom")
+        if ex is not None and n <= 40:
+            axis.setTicks([[(i, display_token(t)) for i, t in enumerate(ex.answer_texts)]])
+        else:
+            axis.setTicks(None)
+        self.cursor.setVisible(n > 0)
+        self._sync()
+
+    def _sync(self, *_args: object) -> None:
+        st = self.state
+        mine = st.kind == "answer" and st.explanation is not None
+        sel = np.array([i for i in st.selection if i < self._strength.size] if mine else [], int)
+        self.selection_bars.setOpts(x=sel.astype(float), height=self._strength[sel])
+        # A prompt token is current: the answer timeline has no position for it.
+        self.cursor.setVisible(mine and self._strength.size > 0)
+        if mine:
+            with pg.SignalBlock(self.cursor.sigPositionChanged, self._on_cursor_dragged):
+                self.cursor.setPos(st.token)
+
+    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
+        if self._strength.size:
+            k = int(round(line.value()))
+            if k != self.state.token or self.state.kind != "answer":
+                self.state.set_token(k, "answer")
+
+    def _on_clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or not self._strength.size:
+            return
+        vb = self.getPlotItem().vb
+        if not vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        x = vb.mapSceneToView(ev.scenePos()).x()
+        self.state.set_token(int(np.clip(round(x), 0, self._strength.size - 1)), "answer")

@@ -1,0 +1,165 @@
+"""Work that must not run on the UI thread: one idiom, superqt's ``thread_worker``.
+
+A run is a generator executed by a ``GeneratorWorker``: each ``yield`` is a progress event for
+the UI thread, ``worker.quit()`` is the cooperative cancel (checked between steps and, through
+``should_stop``, between generated tokens). Short jobs (reading media, loading or saving an
+explanation) go through :class:`TaskRunner`, which drops results that a newer request of the same
+kind has made stale (a generation counter, as in ndv).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_worker
+
+from tam_desktop.settings import GenerationPrefs
+from tam_engine.errors import Cancelled
+from tam_engine.explanation import Explanation
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for: a model, media files and a prompt."""
+
+    model: str
+    media_paths: tuple[str, ...]
+    prompt: str
+    generation: GenerationPrefs
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A coarse step of a run ("Loading the model ...")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TokenStreamed:
+    """One generated token, as soon as the model produced it."""
+
+    index: int
+    text: str
+
+
+RunEvent = Phase | TokenStreamed
+
+
+class ModelCache:
+    """Keeps the last loaded model for the next run (key: model id, device, dtype).
+
+    Only one model is kept: two multimodal models rarely fit in memory together. The lock makes a
+    second run wait for a load already in progress instead of loading the same model twice.
+    """
+
+    def __init__(self, loader: Callable[..., Any] | None = None) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._key: tuple[str, str, str] | None = None
+        self._model: Any = None
+
+    def get(self, name: str, device: str, dtype: str) -> Any:
+        key = (name, device, dtype)
+        with self._lock:
+            if self._key == key and self._model is not None:
+                return self._model
+            self._key, self._model = None, None  # free the old model before loading the new
+            loader = self._loader
+            if loader is None:
+                from tam_engine.loading import load_model as loader
+            model = loader(name, device=device, dtype=dtype)
+            self._key, self._model = key, model
+            return model
+
+    def holds(self, name: str, device: str, dtype: str) -> bool:
+        return self._key == (name, device, dtype) and self._model is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._key, self._model = None, None
+
+
+def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], None],
+            should_stop: Callable[[], bool]) -> Generator[RunEvent, None, Explanation]:
+    """Load (or reuse) the model, read the media, generate and explain."""
+    from tam_engine.media_io import load_media
+    from tam_engine.pipeline import run_and_explain
+
+    gen = request.generation
+    cached = cache.holds(request.model, gen.device, gen.dtype)
+    yield Phase("Using the loaded model" if cached else f"Loading the model {request.model}")
+    loaded = cache.get(request.model, gen.device, gen.dtype)
+    yield Phase("Reading the media")
+    media = load_media(list(request.media_paths), fps=gen.video_fps, max_frames=gen.max_frames)
+    yield Phase("Generating")
+
+    def on_token(index: int, text: str) -> None:
+        emit(TokenStreamed(index, text))
+
+    return run_and_explain(loaded, media, request.prompt, gen.to_generation_settings(),
+                           on_token=on_token, should_stop=should_stop)
+
+
+def start_run_worker(request: RunRequest, cache: ModelCache) -> GeneratorWorker:
+    """A started worker running :func:`run_job`; connect its signals before events arrive.
+
+    Signals are delivered through the UI thread's event loop, so connecting right after this
+    returns loses nothing.
+    """
+    box: dict[str, WorkerBase] = {}
+
+    def emit(event: RunEvent) -> None:
+        box["worker"].yielded.emit(event)
+
+    def should_stop() -> bool:
+        return box["worker"].abort_requested
+
+    worker = create_worker(run_job, request, cache, emit, should_stop, _start_thread=False,
+                           _ignore_errors=True)
+    box["worker"] = worker
+    return worker
+
+
+class TaskRunner:
+    """Runs short functions off the UI thread; only the newest result of each kind is delivered.
+
+    ``submit("open", fn, ...)`` twice in a row: the first result is dropped even if it arrives
+    last, so a slow read can never overwrite what the user opened after it.
+    """
+
+    def __init__(self) -> None:
+        self._generation: dict[str, int] = {}
+        self._workers: set[FunctionWorker] = set()
+
+    def submit(self, kind: str, fn: Callable[..., Any], *args: Any,
+               on_result: Callable[[Any], None],
+               on_error: Callable[[BaseException], None]) -> FunctionWorker:
+        gen = self._generation.get(kind, 0) + 1
+        self._generation[kind] = gen
+
+        def fresh() -> bool:
+            return self._generation.get(kind) == gen
+
+        worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda value: on_result(value) if fresh() else None)
+        worker.errored.connect(lambda exc: on_error(exc) if fresh() else None)
+        self._workers.add(worker)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        worker.start()
+        return worker
+
+    def forget(self, kind: str) -> None:
+        """Drop whatever result of ``kind`` is still on its way."""
+        self._generation[kind] = self._generation.get(kind, 0) + 1
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, Cancelled)
