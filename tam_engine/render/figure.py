@@ -1,0 +1,91 @@
+"""Paper-style figures: the media with a token's map over it, its text map below."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.render.colormaps import DEFAULT_COLORMAP
+from tam_engine.render.overlay import add_caption, add_colorbar, heatmap, overlay, token_caption
+from tam_engine.render.textmap import render_text_map
+
+
+def resize_frame(frame: np.ndarray, width: int) -> np.ndarray:
+    """``frame`` scaled to ``width`` pixels wide, aspect kept (area filter when shrinking)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if w == width:
+        return frame
+    height = max(1, int(round(h * width / w)))
+    interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(frame), (int(width), height), interpolation=interp)
+
+
+def token_overlay(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
+                  kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
+                  opacity: float = 0.5, width: int | None = None,
+                  map_u8: np.ndarray | None = None) -> np.ndarray:
+    """Token ``k``'s map over displayed ``frame`` of media ``media_index``.
+
+    Without stored media (an explanation saved without frames) the coloured map is shown alone,
+    at the grid's aspect ratio. ``map_u8`` overrides the map (for combined phrase maps).
+    """
+    m = expl.frame_map(k, media_index, frame, kind) if map_u8 is None else map_u8
+    if expl.media and media_index < len(expl.media):
+        img = expl.media[media_index].frames[min(frame, expl.media[media_index].n_frames - 1)]
+        if width is not None:
+            img = resize_frame(img, width)
+        return overlay(img, m, cmap, opacity)
+    w = width or 448
+    h = max(1, int(round(w * m.shape[0] / max(m.shape[1], 1))))
+    return heatmap(m, (w, h), cmap)
+
+
+def frame_caption(expl: Explanation, k: int, media_index: int, frame: int,
+                  kind: TokenKind = "answer") -> str:
+    tm = expl.tokens(kind)
+    text = token_caption(tm.texts[k], k, len(tm), "prompt " if kind == "prompt" else "")
+    if expl.media and media_index < len(expl.media) and expl.media[media_index].kind == "video":
+        m = expl.media[media_index]
+        f = min(frame, m.n_frames - 1)
+        text += f"  \u00b7  frame {f + 1}/{m.n_frames} at {m.timestamps[f]:.1f} s"
+    return text
+
+
+def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
+                 cmap: str = DEFAULT_COLORMAP, opacity: float = 0.5,
+                 kind: TokenKind = "answer", width: int = 640, colorbar: bool = True,
+                 caption: bool = True, show_original: bool = False) -> np.ndarray:
+    """One figure for token ``k``: caption, overlay (and colour bar), text map below.
+
+    ``width`` is the width of the media panel; the text map spans the whole figure.
+    ``show_original`` puts the untouched frame to the left of the overlay.
+    """
+    parts: list[np.ndarray] = []
+    if expl.grids:
+        panel_w = (width - 4) // 2 if show_original else width
+        top = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=panel_w)
+        if show_original and expl.media and media_index < len(expl.media):
+            m = expl.media[media_index]
+            orig = resize_frame(m.frames[min(frame, m.n_frames - 1)], panel_w)
+            orig = orig[: top.shape[0]]
+            sep = np.full((top.shape[0], 4, 3), 255, np.uint8)
+            top = np.concatenate([orig, sep, top], axis=1)
+            if top.shape[1] < width:                   # odd width: keep the promised size
+                top = np.pad(top, ((0, 0), (0, width - top.shape[1]), (0, 0)),
+                             constant_values=255)
+        if colorbar:
+            top = add_colorbar(top, cmap)
+        if caption:
+            top = add_caption(top, frame_caption(expl, k, media_index, frame, kind))
+        parts.append(top)
+        total_w = top.shape[1]
+    else:
+        total_w = width
+        if caption:
+            tm = expl.tokens(kind)
+            parts.append(add_caption(np.zeros((0, total_w, 3), np.uint8),
+                                     token_caption(tm.texts[k], k, len(tm))))
+    parts.append(render_text_map(expl, k, kind, width=total_w, cmap=cmap))
+    return np.ascontiguousarray(np.concatenate(parts, axis=0))

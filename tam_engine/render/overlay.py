@@ -1,0 +1,123 @@
+"""A frame with a token's map over it, plus the colour bar and caption helpers.
+
+Everything is plain numpy/OpenCV on uint8 RGB arrays, so the same code serves the GUI, the
+PNG/MP4 exporters and the golden-image tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tam_engine.render.colormaps import DEFAULT_COLORMAP, apply_colormap, colormap_lut
+from tam_engine.render.fonts import font_stack
+
+WHITE = (255, 255, 255)
+
+
+def resize_map(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a ``(h, w)`` uint8 map to ``size = (W, H)``."""
+    import cv2
+
+    m = np.ascontiguousarray(map_u8, dtype=np.uint8)
+    if m.shape[1] == size[0] and m.shape[0] == size[1]:
+        return m
+    return cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
+
+
+def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
+            opacity: float = 0.5) -> np.ndarray:
+    """Blend the colour-mapped ``map_u8`` (resized bilinear to the frame) over ``frame``.
+
+    ``out = (1 - opacity) * frame + opacity * colour(map)``, as in the paper's figures. The map
+    is resized before colouring so that interpolation happens on values, not on colours.
+    """
+    import cv2
+
+    frame = np.ascontiguousarray(frame, dtype=np.uint8)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be (H, W, 3) RGB, got {frame.shape}")
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError("opacity must be within [0, 1]")
+    h, w = frame.shape[:2]
+    heat = apply_colormap(resize_map(map_u8, (w, h)), cmap)
+    return cv2.addWeighted(frame, 1.0 - opacity, heat, opacity, 0.0)
+
+
+def heatmap(map_u8: np.ndarray, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP
+            ) -> np.ndarray:
+    """The colour-mapped map alone, resized to ``size = (W, H)`` (for media-less views)."""
+    return apply_colormap(resize_map(map_u8, size), cmap)
+
+
+def colorbar(height: int, cmap: str = DEFAULT_COLORMAP, width: int | None = None,
+             labels: bool = True) -> np.ndarray:
+    """A vertical colour bar image, high values on top, on white."""
+    from PIL import Image, ImageDraw
+
+    height = max(int(height), 16)
+    fs = font_stack(max(9, min(18, height // 14)))
+    bar_w = max(8, height // 28)
+    label_w = fs.width("0.5") + 6 if labels else 0
+    width = width or (bar_w + label_w + 10)
+    pad = max(fs.line_height // 2 + 1, 4) if labels else 4
+    out = np.full((height, width, 3), 255, np.uint8)
+    bar_h = height - 2 * pad
+    ramp = np.linspace(255, 0, bar_h).round().astype(np.uint8)
+    out[pad:pad + bar_h, 4:4 + bar_w] = colormap_lut(cmap)[ramp][:, None, :]
+    if labels:
+        img = Image.fromarray(out)
+        draw = ImageDraw.Draw(img)
+        x = 4 + bar_w + 4
+        for text, frac in (("1", 0.0), ("0.5", 0.5), ("0", 1.0)):
+            y = pad + frac * (bar_h - 1) - fs.line_height / 2
+            fs.draw(draw, (x, y), text, fill=(40, 40, 40))
+        out = np.asarray(img)
+    return out
+
+
+def add_colorbar(image: np.ndarray, cmap: str = DEFAULT_COLORMAP, labels: bool = True
+                 ) -> np.ndarray:
+    """``image`` with a colour bar appended on its right."""
+    bar = colorbar(image.shape[0], cmap, labels=labels)
+    return np.concatenate([image, bar], axis=1)
+
+
+def caption_strip(text: str, width: int, height: int | None = None, font_size: int | None = None,
+                  fg=(0, 0, 0), bg=WHITE) -> np.ndarray:
+    """A ``(height, width, 3)`` strip with ``text`` centred (shortened with an ellipsis if it
+    does not fit)."""
+    from PIL import Image, ImageDraw
+
+    size = font_size or max(12, min(40, width // 28))
+    fs = font_stack(size)
+    height = height or int(fs.line_height * 1.5)
+    img = Image.new("RGB", (int(width), int(height)), bg)
+    draw = ImageDraw.Draw(img)
+    text = fs.fit(text, int(width) - 8)
+    x = (width - fs.width(text)) / 2
+    y = (height - fs.line_height) / 2
+    fs.draw(draw, (x, y), text, fill=fg)
+    return np.asarray(img)
+
+
+def add_caption(image: np.ndarray, text: str, position: str = "top",
+                font_size: int | None = None) -> np.ndarray:
+    """``image`` with a caption strip above (``"top"``) or below (``"bottom"``) it."""
+    strip = caption_strip(text, image.shape[1], font_size=font_size)
+    parts = [strip, image] if position == "top" else [image, strip]
+    return np.concatenate(parts, axis=0)
+
+
+def token_caption(text: str, k: int, n: int, prefix: str = "") -> str:
+    """How a token is named in captions: ``'cat'  (token 3 / 12)``."""
+    shown = text.replace("\n", "\u21b5").strip() or repr(text)
+    return f"{prefix}\u201c{shown}\u201d  (token {k + 1} / {n})"
+
+
+def even_size(image: np.ndarray) -> np.ndarray:
+    """Pad by one edge pixel where needed so both sides are even (H.264 4:2:0 needs it)."""
+    h, w = image.shape[:2]
+    ph, pw = h % 2, w % 2
+    if not (ph or pw):
+        return image
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
