@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from importlib import resources as _importlib_resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tam_engine.errors import TamError
 
@@ -66,10 +66,10 @@ def resource_path(name: str, *, must_exist: bool = True) -> Path:
     ResourceMissingError
         If ``must_exist`` and the file or directory is not there.
     """
-    rel = Path(*name.split("/"))
-    if rel.is_absolute() or ".." in rel.parts:
+    posix = PurePosixPath(name)
+    if posix.is_absolute() or ".." in posix.parts or "\\" in name or ":" in name:
         raise ValueError(f"resource names are relative paths inside the package: {name!r}")
-    path = resources_dir() / rel
+    path = resources_dir().joinpath(*posix.parts)
     if must_exist and not path.exists():
         raise ResourceMissingError(
             f"The bundled resource {name!r} is missing (looked in {path}).",
