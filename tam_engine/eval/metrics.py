@@ -142,23 +142,38 @@ def rouge_l(hypothesis: str, references: Sequence[str] | str, beta: float = 1.2)
 
 
 def _align_exact(hyp: Sequence[str], ref: Sequence[str]) -> list[tuple[int, int]]:
-    """Maximum exact unigram alignment, preferring to continue the current chunk.
+    """Maximum exact unigram alignment with few chunks.
 
-    Each hypothesis word takes, in order, the free reference occurrence right after the
-    previous match when there is one, else the first free occurrence: the greedy rule that
-    keeps chunks long (full METEOR searches all alignments; the counts are the same).
+    Each hypothesis word, in order, takes the free reference occurrence right after the
+    previous match when there is one (the chunk goes on), else the free occurrence that starts
+    the longest run of further matches, else the first. Full METEOR searches all alignments
+    for the fewest chunks; this greedy rule finds the same on ordinary captions, and the
+    number of matches is always the maximum.
     """
     free: dict[str, list[int]] = {}
     for j, w in enumerate(ref):
         free.setdefault(w, []).append(j)
+    taken = [False] * len(ref)
+
+    def run_length(i: int, j: int) -> int:
+        n = 0
+        while i + n < len(hyp) and j + n < len(ref) and not taken[j + n] \
+                and hyp[i + n] == ref[j + n]:
+            n += 1
+        return n
+
     pairs: list[tuple[int, int]] = []
     last = -2
     for i, w in enumerate(hyp):
         slots = free.get(w)
         if not slots:
             continue
-        j = last + 1 if (last + 1) in slots else slots[0]
+        if last + 1 in slots:
+            j = last + 1
+        else:
+            j = max(slots, key=lambda s: (run_length(i, s), -s))
         slots.remove(j)
+        taken[j] = True
         pairs.append((i, j))
         last = j
     return pairs

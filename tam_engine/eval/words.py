@@ -89,22 +89,28 @@ def group_words(token_texts: Sequence[str]) -> list[Word]:
 
     A token starts a new word when it starts with white space, follows white space or a
     punctuation token, is itself punctuation, or starts with an apostrophe (the possessive
-    ``'s`` is a word of its own). Empty and white-space-only tokens belong to no word.
+    ``'s`` is a word of its own). An empty piece (a token ending inside a multi-byte character)
+    joins the word of the token that completes it; white-space-only tokens belong to no word.
     """
     words: list[Word] = []
     cur_text, cur_toks = "", []
+    pending: list[int] = []          # empty pieces wait for the token that completes them
     prev_breaks = True
 
     def flush() -> None:
         nonlocal cur_text, cur_toks
         if cur_toks and cur_text.strip():
-            words.append(Word(cur_text.strip(), tuple(cur_toks)))
+            words.append(Word(cur_text.strip(), tuple(sorted(cur_toks))))
         cur_text, cur_toks = "", []
 
     for k, raw in enumerate(token_texts):
         tok = _clean(raw)
+        if tok == "":
+            pending.append(k)
+            continue
         if not tok.strip():
             flush()
+            pending = []
             prev_breaks = True
             continue
         body = tok.strip()
@@ -115,7 +121,8 @@ def group_words(token_texts: Sequence[str]) -> list[Word]:
         if starts_new:
             flush()
         cur_text += tok
-        cur_toks.append(k)
+        cur_toks += [*pending, k]
+        pending = []
         prev_breaks = tok[-1].isspace() or (is_punct and body[0] not in _APOSTROPHES)
     flush()
     return words

@@ -1,0 +1,130 @@
+"""Score one explanation against one item's masks, word by word (TAM-METHOD section 8).
+
+- Nouns: each run of words naming a category with a mask in this item gets Obj-IoU, pixel
+  precision and recall from its best token (highest IoU); consecutive runs of the same
+  category are merged, keeping the best. Nouns naming a category absent from the item are
+  counted, not scored (there is no mask to compare with).
+- Function words: Func-IoU is the fraction of the map at or below the caption's foreground
+  threshold (the mean Otsu threshold of its noun tokens); a word of several tokens takes its
+  best token. A caption without a scored noun has no threshold, so its function words are not
+  scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tam_engine.eval.metrics import function_score, object_score, resize_map
+from tam_engine.eval.words import Word, function_class, group_words
+from tam_engine.explanation import Explanation
+
+
+def _mask_frame_indices(expl: Explanation, n_mask: int, mask_fps: float | None) -> np.ndarray:
+    """Which ground-truth frame each displayed frame of media 0 shows."""
+    if not expl.media:
+        return np.arange(n_mask)
+    m = expl.media[0]
+    if mask_fps and m.timestamps.size == m.n_frames and m.n_frames > 1:
+        idx = np.rint(m.timestamps * float(mask_fps)).astype(np.int64)
+    else:
+        idx = np.arange(m.n_frames)
+    return np.clip(idx, 0, n_mask - 1)
+
+
+class _ResizedMaps:
+    """Answer-token maps resized to the mask size, computed once per token and cached."""
+
+    def __init__(self, expl: Explanation, shape: tuple[int, ...], mask_fps: float | None):
+        self.expl = expl
+        self.shape = shape
+        self.video = len(shape) == 3
+        self.n_frames = expl.media[0].n_frames if expl.media else (shape[0] if self.video else 1)
+        self.frame_idx = (_mask_frame_indices(expl, shape[0], mask_fps) if self.video
+                          else np.zeros(1, np.int64))
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, k: int) -> np.ndarray:
+        if k not in self._cache:
+            hw = self.shape[-2:]
+            frames = [resize_map(self.expl.frame_map(k, 0, f), hw) for f in range(self.n_frames)]
+            self._cache[k] = np.stack(frames) if self.video else frames[0]
+        return self._cache[k]
+
+    def gt(self, mask: np.ndarray) -> np.ndarray:
+        return mask[self.frame_idx] if self.video else mask
+
+
+def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | None = None
+                      ) -> dict:
+    """Per-word scores of one explanation of ``item`` (an :class:`EvalItem`)."""
+    masks = item.masks() if masks is None else masks
+    words = group_words(expl.answer.texts)
+    matches = item.vocabulary.match(words)
+    noun_words = {i for m in matches for i in range(m.start, m.end)}
+    out: dict = {"obj": [], "func": [], "absent_nouns": [], "threshold": None}
+    if not masks:
+        out["absent_nouns"] = [_text(words, m.start, m.end) for m in matches]
+        return out
+    shape = next(iter(masks.values())).shape
+    maps = _ResizedMaps(expl, shape, item.mask_fps)
+
+    entries: list[dict] = []
+    thresholds: list[float] = []
+    for m in matches:
+        if m.category not in masks:
+            out["absent_nouns"].append(_text(words, m.start, m.end))
+            continue
+        gt = maps.gt(masks[m.category])
+        best = None
+        for k in _tokens(words, m.start, m.end):
+            s = object_score(maps(k), gt)
+            thresholds.append(s["threshold"])
+            if best is None or s["iou"] > best["iou"]:
+                best = {**s, "token": k}
+        if best is None:
+            continue
+        entries.append({"text": _text(words, m.start, m.end), "category": m.category,
+                        "words": [m.start, m.end], **best})
+    out["obj"] = _merge_consecutive(entries)
+    if not thresholds:
+        return out
+    thr = float(np.mean(thresholds))
+    out["threshold"] = thr
+    for i, w in enumerate(words):
+        if i in noun_words:
+            continue
+        cls = function_class(words, i)
+        if cls is None:
+            continue
+        best_f, best_k = -1.0, -1
+        for k in w.tokens:
+            f = function_score(maps(k), thr)
+            if f > best_f:
+                best_f, best_k = f, k
+        out["func"].append({"text": w.text, "class": cls, "word": i, "func_iou": best_f,
+                            "token": best_k})
+    return out
+
+
+def _tokens(words: list[Word], start: int, end: int) -> list[int]:
+    return [k for w in words[start:end] for k in w.tokens]
+
+
+def _text(words: list[Word], start: int, end: int) -> str:
+    return " ".join(w.text for w in words[start:end])
+
+
+def _merge_consecutive(entries: list[dict]) -> list[dict]:
+    """Adjacent noun runs of one category ("man" "player") become one entry, best kept."""
+    merged: list[dict] = []
+    for e in entries:
+        last = merged[-1] if merged else None
+        if last is not None and last["category"] == e["category"] and last["words"][1] == \
+                e["words"][0]:
+            keep = e if e["iou"] > last["iou"] else last
+            merged[-1] = {**keep, "text": f"{last['text']} {e['text']}",
+                          "words": [last["words"][0], e["words"][1]]}
+        else:
+            merged.append(e)
+    return merged
+
