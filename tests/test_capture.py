@@ -1,0 +1,139 @@
+"""Capture: one hook on the final norm records exactly what lm_head consumes; candidates,
+token texts, streaming, cancel and memory errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tam_engine.adapters import GenerationSettings
+from tam_engine.capture import FinalHiddenHook, capture, token_texts
+from tam_engine.errors import Cancelled, ModelMemoryError
+from tam_engine.media import MediaItem
+
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
+PROMPT = "Describe this image in one sentence."
+
+
+def _image(seed: int = 0, h: int = 112, w: int = 112) -> MediaItem:
+    rng = np.random.default_rng(seed)
+    return MediaItem("image", f"img{seed}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def _full_forward(loaded, prepared, ids: np.ndarray):
+    """A plain forward pass over the whole sequence (input + generated but the last)."""
+    inputs = dict(prepared.model_inputs)
+    seq = torch.as_tensor(ids[None, :-1])
+    extra = seq.shape[1] - inputs["input_ids"].shape[1]
+    inputs["input_ids"] = seq
+    inputs["attention_mask"] = torch.ones_like(seq)
+    if "mm_token_type_ids" in inputs:
+        tt = inputs["mm_token_type_ids"]
+        inputs["mm_token_type_ids"] = torch.cat([tt, torch.zeros(1, extra, dtype=tt.dtype)], 1)
+    with torch.no_grad():
+        return loaded.model(**inputs, output_hidden_states=True)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_captured_states_equal_a_plain_forward(tiny_loaded, family):
+    loaded = tiny_loaded(family)
+    settings = GenerationSettings(max_new_tokens=6)
+    prepared = loaded.adapter.prepare([_image()], PROMPT, settings)
+    ti = capture(loaded, prepared, settings, min_new_tokens=6)
+    L, T = ti.input_len, ti.n_answer
+    assert T == 6 and ti.hidden.shape == (L + T - 1, loaded.model.config.get_text_config().hidden_size)
+    out = _full_forward(loaded, prepared, ti.ids)
+    # transformers' last hidden state has the final norm applied ...
+    torch.testing.assert_close(ti.hidden, out.hidden_states[-1][0], atol=2e-4, rtol=1e-4)
+    # ... and lm_head of the captured states gives the model's logits at every position.
+    head = loaded.adapter.lm_head(loaded.model)
+    with torch.no_grad():
+        torch.testing.assert_close(head(ti.hidden), out.logits[0], atol=2e-4, rtol=1e-4)
+    assert ti.lm_weight is head.weight  # a reference, not a copy
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_candidates_top1_is_the_generated_token(tiny_loaded, family):
+    loaded = tiny_loaded(family)
+    settings = GenerationSettings(max_new_tokens=5, top_k=4)
+    ti = capture(loaded, loaded.adapter.prepare([_image(1)], PROMPT, settings), settings)
+    c = ti.candidates
+    assert c.ids.shape == (ti.n_answer, 4) and c.logits.shape == c.probs.shape == c.ids.shape
+    np.testing.assert_array_equal(c.ids[:, 0], ti.ids[ti.input_len:])
+    assert np.all(np.diff(c.logits, axis=1) <= 0)
+    assert np.all((c.probs > 0) & (c.probs <= 1)) and np.all(c.probs.sum(axis=1) <= 1 + 1e-5)
+    # probabilities are the full-vocabulary softmax at the predicting position
+    prepared = loaded.adapter.prepare([_image(1)], PROMPT, settings)
+    out = _full_forward(loaded, prepared, ti.ids)
+    full = torch.softmax(out.logits[0, ti.input_len - 1:].float(), dim=-1)
+    np.testing.assert_allclose(c.probs, np.take_along_axis(full.numpy(), c.ids, 1), atol=1e-5)
+    assert all(len(row) == 4 for row in c.texts)
+
+
+def test_token_texts_concatenate_to_the_decoded_sequence(tiny_loaded):
+    tok = tiny_loaded("qwen2_vl").adapter.tokenizer
+    text = "A café in 日本 — naïve über ✓ and 100 cats."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    texts = token_texts(tok, ids)
+    assert len(texts) == len(ids)
+    assert "".join(texts) == text == tok.decode(ids)
+    assert not any("\ufffd" in t for t in texts)  # multi-byte characters are never split
+
+
+def test_streaming_reports_every_step_and_the_answer(tiny_loaded):
+    loaded = tiny_loaded("qwen2_vl")
+    settings = GenerationSettings(max_new_tokens=5)
+    seen: list[tuple[int, str]] = []
+    ti = capture(loaded, loaded.adapter.prepare([_image()], PROMPT, settings), settings,
+                 on_token=lambda i, s: seen.append((i, s)), min_new_tokens=5)
+    assert [i for i, _ in seen] == list(range(ti.n_answer))
+    assert "".join(ti.token_texts) == loaded.adapter.tokenizer.decode(
+        ti.ids, skip_special_tokens=False)
+
+
+def test_cancel_raises_releases_and_leaves_the_model_usable(tiny_loaded):
+    loaded = tiny_loaded("qwen2_vl")
+    settings = GenerationSettings(max_new_tokens=8)
+    prepared = loaded.adapter.prepare([_image()], PROMPT, settings)
+    norm = loaded.adapter.final_norm(loaded.model)
+    reference = capture(loaded, prepared, settings, min_new_tokens=8)
+    steps: list[int] = []
+    with pytest.raises(Cancelled):
+        capture(loaded, prepared, settings, on_token=lambda i, s: steps.append(i),
+                should_stop=lambda: len(steps) >= 2, min_new_tokens=8)
+    assert steps == [0, 1]  # stopped between steps, not at the end
+    assert len(norm._forward_hooks) == 0
+    again = capture(loaded, prepared, settings, min_new_tokens=8)
+    np.testing.assert_array_equal(again.ids, reference.ids)
+    torch.testing.assert_close(again.hidden, reference.hidden)
+
+
+def test_cancel_before_start(tiny_loaded):
+    loaded = tiny_loaded("qwen2_vl")
+    prepared = loaded.adapter.prepare([_image()], PROMPT)
+    with pytest.raises(Cancelled):
+        capture(loaded, prepared, should_stop=lambda: True)
+
+
+def test_out_of_memory_becomes_a_model_memory_error(tiny_loaded, monkeypatch):
+    loaded = tiny_loaded("qwen2_vl")
+    prepared = loaded.adapter.prepare([_image()], PROMPT)
+
+    def boom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loaded.model, "generate", boom)
+    with pytest.raises(ModelMemoryError) as info:
+        capture(loaded, prepared)
+    assert "frames" in info.value.hint and "dtype" in info.value.hint
+    assert len(loaded.adapter.final_norm(loaded.model)._forward_hooks) == 0
+
+
+def test_hook_records_until_released():
+    lin = torch.nn.Linear(3, 3)
+    with FinalHiddenHook(lin) as hook:
+        lin(torch.zeros(1, 2, 3))
+        lin(torch.zeros(1, 1, 3))
+        assert hook.take().shape == (3, 3)
+    assert len(lin._forward_hooks) == 0

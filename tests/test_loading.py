@@ -1,0 +1,92 @@
+"""Loading: clear errors for things that are not usable models, safe defaults."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+
+import pytest
+import torch
+
+from tam_engine.adapters import GenerationSettings
+from tam_engine.errors import ModelLoadError
+from tam_engine.loading import load_model, resolve_device, resolve_dtype
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path)
+    assert "config.json" in str(info.value) and info.value.hint
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(tmp_path / "nope" / "model")
+
+
+def test_config_without_weights(tmp_path, tiny_model_dir):
+    shutil.copy(tiny_model_dir("qwen2_vl") / "config.json", tmp_path / "config.json")
+    with pytest.raises(ModelLoadError, match="no weights"):
+        load_model(tmp_path)
+
+
+def test_text_only_model_is_not_explainable(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="not a vision-language model"):
+        load_model(tmp_path)
+
+
+def test_unknown_architecture(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "tam_no_such_model"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path)
+    assert "architecture" in str(info.value)
+
+
+def test_pickled_weights_are_refused_unless_allowed(tmp_path, tiny_model_dir):
+    src = tiny_model_dir("llava")
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(ModelLoadError, match="pickled"):
+        load_model(tmp_path)
+
+
+def test_hub_id_missing_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        load_model("tam-desktop-tests/no-such-model")
+    assert "offline" in str(info.value) and "HF_HUB_OFFLINE" in info.value.hint
+
+
+def test_trust_remote_code_defaults_to_false():
+    assert inspect.signature(load_model).parameters["trust_remote_code"].default is False
+    assert GenerationSettings().trust_remote_code is False
+
+
+def test_device_and_dtype_choice():
+    dev = resolve_device("cpu")
+    assert dev.type == "cpu" and resolve_dtype("auto", dev) == torch.float32
+    assert resolve_dtype("bf16", dev) == torch.bfloat16
+    with pytest.raises(ModelLoadError):
+        resolve_dtype("float8", dev)
+    with pytest.raises(ModelLoadError):
+        resolve_device("tpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_loads_a_tiny_model_with_its_adapter(tiny_model_dir):
+    loaded = load_model(tiny_model_dir("llava"), device="cpu", dtype="float32")
+    assert loaded.family == "llava" and loaded.device.type == "cpu"
+    assert loaded.dtype == torch.float32 and not loaded.model.training
+    assert next(loaded.model.parameters()).dtype == torch.float32
