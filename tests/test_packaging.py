@@ -131,11 +131,41 @@ def test_help_flag_lists_self_test():
     assert "--version" in out.stdout
 
 
-def test_pyinstaller_spec_is_valid_python_and_keeps_real_weights_out():
+def _bundle_config():
+    sys.path.insert(0, str(PACKAGING))
+    try:
+        import bundle_config
+    finally:
+        sys.path.remove(str(PACKAGING))
+    return bundle_config
+
+
+def test_pyinstaller_spec_is_valid_python_and_prints():
     spec = (PACKAGING / "tam-desktop.spec").read_text(encoding="utf-8")
     compile(spec, "tam-desktop.spec", "exec")
-    assert "tam_engine/resources" in spec or "tam_engine.resources" in spec
+    assert "cfg.resource_files()" in spec
     assert "console=True" in spec  # --self-test must be able to print its report
+
+
+def test_bundle_collects_every_resource_under_the_frozen_lookup_path():
+    cfg = _bundle_config()
+    files = cfg.resource_files()
+    root = resources.resources_dir()
+    for src, dest in files:
+        # Where tam_engine.resources will look inside the bundle (sys._MEIPASS/...).
+        rel = src.relative_to(root)
+        assert f"{dest}/{rel.name}" == f"tam_engine/resources/{rel.as_posix()}"
+        assert "__pycache__" not in src.parts and src.suffix not in (".py", ".pyc")
+    collected = {src for src, _ in files}
+    assert resources.icon_path() in collected
+    assert all(resources.icon_path(n) in collected for n in resources.ICON_SIZES)
+
+
+def test_bundle_refuses_real_model_weights(monkeypatch):
+    cfg = _bundle_config()
+    monkeypatch.setattr(cfg, "MAX_RESOURCE_BYTES", 1000)
+    with pytest.raises(SystemExit, match="real model weights must not be bundled"):
+        cfg.resource_files()
 
 
 def test_packaging_extra_pins_pyinstaller_outside_the_main_dependencies():
