@@ -87,7 +87,8 @@ def test_vocabulary_first_category_keeps_a_shared_name():
 
 
 @pytest.mark.parametrize("phrase,head", [
-    ("a man in a red shirt", "man"), ("The two white dogs", "dogs"), ("grass", "grass"),
+    ("a man in a red shirt", "man"), ("The two white dogs", "dog"), ("grass", "grass"),
+    ("three women", "woman"), ("the buses", "bus"), ("knives", "knife"), ("puppies", "puppy"),
     ("a woman holding an umbrella", "woman"), ("the top of the table", "top"),
 ])
 def test_phrase_heads(phrase, head):

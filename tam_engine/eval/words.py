@@ -168,6 +168,20 @@ def plurals(noun: str) -> list[str]:
     return [w + "s"]
 
 
+def singular(word: str) -> str:
+    """The singular of a plural noun this module's :func:`plurals` would form, else the word."""
+    w = word.lower()
+    for sing, pls in _IRREGULAR_PLURALS.items():
+        if w in pls:
+            return sing
+    if len(w) < 4 or w.endswith(("ss", "us", "is")):
+        return w
+    for cand in (w[:-3] + "y", w[:-3] + "f", w[:-3] + "fe", w[:-2], w[:-1]):
+        if cand and w in plurals(cand):
+            return cand
+    return w
+
+
 def name_forms(name: str) -> list[tuple[str, ...]]:
     """A (possibly multi-word) name as word tuples, singular and plural (last word inflected)."""
     parts = tuple(p for p in name.lower().replace("-", " ").split() if p)
@@ -221,10 +235,11 @@ class Vocabulary:
 
 
 def phrase_head(phrase: str) -> str:
-    """The head noun of a grounded phrase such as "a man in a red shirt" -> "man".
+    """The head noun of a grounded phrase: "a man in a red shirt" -> "man", "two dogs" -> "dog".
 
     The phrase is cut at its first preposition or relative word, then the last remaining
-    content word is taken. Used for GranDf / OpenPSG phrases, which name objects freely.
+    content word is taken, in the singular. Used for GranDf / OpenPSG phrases, which name
+    objects freely.
     """
     cut = {"in", "on", "at", "with", "of", "near", "by", "under", "over", "behind", "beside",
            "from", "for", "to", "into", "onto", "above", "below", "wearing", "holding",
@@ -238,4 +253,5 @@ def phrase_head(phrase: str) -> str:
         kept.append(t)
     content = [t for t in kept
                if t not in DETERMINERS and t not in PRONOUNS and not t.isdigit()]
-    return content[-1] if content else (toks[-1] if toks else phrase.strip().lower())
+    head = content[-1] if content else (toks[-1] if toks else phrase.strip().lower())
+    return singular(head)
