@@ -149,9 +149,11 @@ class Adapter:
         if not media:
             raise MediaError("No image or video was given.", "Add at least one image or video.")
         text, char_span = self._render(media, prompt)
-        images = [f for item in media if not (item.kind == "video" and self.native_video)
-                  for f in item.frames]
-        videos = [item.frames for item in media if item.kind == "video" and self.native_video]
+        # Writable copies only where needed: torch warns on read-only arrays (decoded media).
+        images = [np.require(f, requirements="W") for item in media
+                  if not (item.kind == "video" and self.native_video) for f in item.frames]
+        videos = [np.require(item.frames, requirements="W") for item in media
+                  if item.kind == "video" and self.native_video]
         kwargs = self._processor_kwargs(settings)
         if videos:
             kwargs.update(self._video_kwargs(media))

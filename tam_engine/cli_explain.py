@@ -1,0 +1,106 @@
+"""``tam explain``: run a model on images/videos and a prompt, and save the explanation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tam_engine.errors import TamError
+
+EXPLANATION_FILE = "explanation.tam.npz"
+
+#: Extra outputs written after the explanation is saved: ``hook(expl, out_dir, args)``.
+#: The export helper registers per-token PNGs etc. here (and its options in
+#: :data:`ARGUMENT_HOOKS`), so this command needs no change to grow new outputs.
+OUTPUT_HOOKS: list[Callable[[object, Path, argparse.Namespace], None]] = []
+#: ``hook(parser)`` adds the options the output hooks read.
+ARGUMENT_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = []
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "explain", help="explain each generated token of a multimodal model",
+        description="Generate an answer to PROMPT about the given images/videos with a Hugging "
+        "Face vision-language model, and write the Token Activation Maps of every token to "
+        f"OUT_DIR/{EXPLANATION_FILE}.")
+    p.add_argument("media", nargs="+", metavar="MEDIA", help="image or video files, in order")
+    p.add_argument("--model", required=True, metavar="ID_OR_PATH",
+                   help="Hugging Face model id (cache/offline aware) or local model folder")
+    p.add_argument("--prompt", required=True, metavar="TEXT", help="question or instruction")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per token")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (frames/s)")
+    p.add_argument("--max-frames", type=int, default=16, help="most frames sampled per video")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="cap on the resized image area (Qwen2-VL family)")
+    p.add_argument("--no-eci", action="store_true", help="skip estimated causal inference")
+    p.add_argument("--no-filter", action="store_true", help="skip the rank Gaussian filter")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own code (only if you trust it)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="accept pickled .bin weights when no safetensors exist")
+    for hook in ARGUMENT_HOOKS:
+        hook(p)
+    p.set_defaults(func=run)
+
+
+def _fail(message: str) -> int:
+    print(f"tam explain: {message}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except TamError as exc:
+        text = exc.message + (f"\n  hint: {exc.hint}" if exc.hint else "")
+        return _fail(text)
+    except KeyboardInterrupt:
+        _fail("cancelled")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tam_engine.adapters import GenerationSettings
+    from tam_engine.explanation import TamOptions
+    from tam_engine.loading import load_model
+    from tam_engine.media_io import load_media
+    from tam_engine.pipeline import run_and_explain
+
+    if args.max_new_tokens < 1 or args.max_frames < 1 or args.fps <= 0:
+        raise TamError("--max-new-tokens and --max-frames must be >= 1 and --fps > 0.")
+    media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, top_k=args.top_k, video_fps=args.fps,
+        max_frames=args.max_frames, max_pixels=args.max_pixels, device=args.device,
+        dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
+    print(f"loading {args.model} ...", file=sys.stderr)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype,
+                        trust_remote_code=args.trust_remote_code,
+                        allow_pickle=args.allow_pickle)
+    with tqdm(total=args.max_new_tokens, unit="tok", desc="generating", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        def on_token(step: int, text: str) -> None:
+            bar.update(1)
+            bar.set_postfix_str(repr(text)[1:-1][:20])
+
+        expl = run_and_explain(loaded, media, args.prompt, settings, options, on_token=on_token)
+        bar.total = bar.n
+        bar.refresh()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = expl.save(out / EXPLANATION_FILE)
+    for hook in OUTPUT_HOOKS:
+        hook(expl, out, args)
+    print(expl.answer_text)
+    print(f"wrote {path} ({expl.n_answer} tokens, {len(expl.grids)} vision grid(s))",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,46 @@
+"""``tam explain`` on a tiny model: writes the explanation; clear errors without tracebacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tam_engine.cli import main
+from tam_engine.explanation import Explanation
+
+
+@pytest.fixture
+def png(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "pic.png"
+    Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_explain_writes_an_explanation(tiny_model_dir, png, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["explain", str(png), "--model", str(tiny_model_dir("qwen2_vl")), "--prompt",
+                 "Describe this image.", "--out", str(out), "--max-new-tokens", "3",
+                 "--device", "cpu", "--no-filter"])
+    assert code == 0
+    expl = Explanation.load(out / "explanation.tam.npz")
+    assert 1 <= expl.n_answer <= 3 and len(expl.grids) == 1
+    assert expl.options.filter is False and expl.options.eci is True
+    assert expl.meta["prompt"] == "Describe this image."
+    assert capsys.readouterr().out.strip() == expl.answer_text.strip()
+
+
+def test_bad_model_gives_a_clear_error_and_no_traceback(png, tmp_path, capsys):
+    code = main(["explain", str(png), "--model", str(tmp_path), "--prompt", "Hi",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "config.json" in err and "hint:" in err and "Traceback" not in err
+
+
+def test_missing_media_gives_a_clear_error(tmp_path, capsys, tiny_model_dir):
+    code = main(["explain", str(tmp_path / "missing.png"), "--model",
+                 str(tiny_model_dir("qwen2_vl")), "--prompt", "Hi", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0 and "missing.png" in err and "Traceback" not in err
