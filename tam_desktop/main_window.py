@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _read_explanation(path: str) -> Explanation:
     except FileNotFoundError as exc:
         raise ExplanationFileError(f"{Path(path).name} does not exist.",
                                    "Choose an existing .tam.npz file.") from exc
-    except (ValueError, KeyError, OSError, TypeError) as exc:
+    except (ValueError, KeyError, OSError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise ExplanationFileError(
             f"{Path(path).name} cannot be read as an explanation: {exc}",
             "Choose a .tam.npz file saved by tam-desktop (File > Save Explanation) or by "

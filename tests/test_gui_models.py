@@ -1,0 +1,157 @@
+"""The GUI's Qt-free half: events, playback state, token text, settings (no widgets)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gui_factories import synthetic_explanation
+
+from tam_desktop.models import DisplayOptions, Event, FrameCursor, PlaybackState
+from tam_desktop.models.text import candidates_line, display_token, token_tooltip
+from tam_desktop.settings import AppSettings, GenerationPrefs, load_settings, save_settings
+
+
+def test_models_do_not_import_qt():
+    code = ("import sys, tam_desktop.models, tam_desktop.models.text, tam_desktop.settings\n"
+            "print([m for m in sys.modules if m.split('.')[0] in "
+            "('PySide6', 'pyqtgraph', 'superqt', 'shiboken6')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_event_connect_emit_block_disconnect():
+    ev, got = Event("x"), []
+    ev.connect(got.append)
+    ev.connect(got.append)  # connecting twice is one connection
+    ev.emit(1)
+    with ev.blocked():
+        ev.emit(2)
+    ev.disconnect(got.append)
+    ev.emit(3)
+    assert got == [1]
+
+
+def test_cursor_clamps_wraps_and_only_plays_videos():
+    c, frames = FrameCursor(), []
+    c.frame_changed.connect(frames.append)
+    c.set_length(4, fps=2.0)
+    c.set_frame(10)
+    c.step(-1)
+    c.advance()
+    c.advance()
+    assert frames == [3, 2, 3, 0]
+    c.set_playing(True)
+    assert c.playing
+    c.set_length(1)
+    assert not c.playing and c.frame == 0
+    c.set_playing(True)
+    assert not c.playing
+
+
+def test_display_options_validate_and_notify():
+    d, names = DisplayOptions(), []
+    d.changed.connect(names.append)
+    d.colormap = "viridis"
+    d.colormap = "viridis"
+    d.opacity = 2.0
+    d.combine = "max"
+    assert names == ["colormap", "opacity", "combine"] and d.opacity == 1.0
+    with pytest.raises(ValueError):
+        d.colormap = "rainbow"
+    with pytest.raises(ValueError):
+        d.combine = "sum"
+
+
+def test_state_token_navigation_and_selection():
+    ex = synthetic_explanation("image")
+    st, tokens, selections = PlaybackState(), [], []
+    st.token_changed.connect(lambda kind, k: tokens.append((kind, k)))
+    st.selection_changed.connect(selections.append)
+    st.set_content([], ex)
+    assert st.media == ex.media and st.selection == (0,)
+    st.step_token(1)
+    st.step_token(-5)
+    st.set_token(ex.n_answer + 3)
+    assert tokens == [("answer", 1), ("answer", 0), ("answer", ex.n_answer - 1)]
+    st.set_token(2)
+    st.extend_selection(5)
+    assert st.selection == (2, 3, 4, 5) and st.token == 5
+    st.toggle_in_selection(3)
+    assert st.selection == (2, 4, 5)
+    st.set_token(1, "prompt")
+    assert st.kind == "prompt" and st.selection == (1,)
+    assert selections[-1] == (1,)
+
+
+def test_state_maps_follow_token_phrase_and_frame():
+    ex = synthetic_explanation("video", n_frames=6)
+    st = PlaybackState()
+    st.set_content(ex.media, ex)
+    st.set_token(4)
+    st.cursor.set_frame(3)
+    assert np.array_equal(st.current_map(), ex.frame_map(4, 0, 3))
+    st.extend_selection(6)
+    st.display.combine = "max"
+    want = ex.combined_grid_maps([4, 5, 6], "max")[0][ex.media[0].frame_slot[3]]
+    assert np.array_equal(st.current_map(), want)
+    strengths = st.frame_strengths()
+    assert strengths.shape == (6,) and np.all((0 <= strengths) & (strengths <= 1))
+    assert strengths[0] == strengths[1]  # two frames share one temporal slot
+
+
+def test_two_states_share_one_cursor():
+    cursor = FrameCursor()
+    a, b = PlaybackState(cursor=cursor), PlaybackState(cursor=cursor)
+    a.set_content([], synthetic_explanation("video", n_frames=6))
+    b.set_content([], synthetic_explanation("video", n_frames=6, seed=1))
+    a.cursor.set_frame(4)
+    a.set_token(2)
+    assert b.cursor.frame == 4 and b.token == 0
+    assert np.array_equal(b.current_map(), b.explanation.frame_map(0, 0, 4))
+
+
+def test_state_without_explanation_has_no_map():
+    st = PlaybackState()
+    assert st.current_map() is None and st.n_tokens() == 0
+    st.set_token(3)  # nothing to select: ignored
+    assert st.token == 0 and st.selection == ()
+
+
+def test_token_text_helpers():
+    assert display_token(" dog") == "dog"
+    assert display_token(" ") == "␣" and display_token("\n") == "↵" and display_token("") == "∅"
+    ex = synthetic_explanation("image")
+    tip = token_tooltip(ex, 2)
+    assert "top candidates" in tip and "%" in tip and "◀" in tip
+    line = candidates_line(ex, 2)
+    assert len(line) == 5 and line[0][2] and abs(sum(p for _, p, _ in line) - 0.9) < 1e-3
+
+
+def test_settings_round_trip_and_tolerate_garbage(tmp_path):
+    path = tmp_path / "s" / "settings.json"
+    s = AppSettings(colormap="magma", opacity=0.25, last_model="m")
+    s.generation = GenerationPrefs(max_new_tokens=7, max_pixels=200_000, device="cpu")
+    for f in ("a.png", "b.png", "a.png"):
+        s.add_recent_file(f)
+    save_settings(s, path)
+    back = load_settings(path)
+    assert back == s and back.recent_files == ["a.png", "b.png"]
+    path.write_text(json.dumps({"opacity": "high", "colormap": 3, "generation": {
+        "max_new_tokens": 12, "min_pixels": "x", "video_fps": 3}, "recent_files": [1]}))
+    odd = load_settings(path)
+    assert odd.opacity == 0.5 and odd.colormap == "jet" and odd.recent_files == []
+    assert odd.generation.max_new_tokens == 12 and odd.generation.min_pixels is None
+    assert odd.generation.video_fps == 3.0
+    path.write_text("{not json")
+    assert load_settings(path) == AppSettings()
+    assert load_settings(tmp_path / "missing.json") == AppSettings()
+
+
+def test_generation_prefs_become_engine_settings():
+    gs = GenerationPrefs(max_new_tokens=5, video_fps=1.0, max_frames=4, dtype="float32"
+                         ).to_generation_settings()
+    assert (gs.max_new_tokens, gs.video_fps, gs.max_frames, gs.dtype) == (5, 1.0, 4, "float32")
