@@ -68,17 +68,21 @@ def _step_resources(state: SelfTestState) -> str:
         state.model_path = demo_model_path()
     if state.image_path is None:
         state.image_path = sample_image_path()
-    if not state.model_path.is_dir():
-        raise SelfTestFailure(f"model directory {state.model_path} does not exist")
     return f"resources in {resources_dir()}"
 
 
 def _step_load_model(state: SelfTestState) -> str:
     from tam_engine.loading import load_model
 
+    try:  # the report is the output here, not transformers' progress bars
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
     state.loaded = load_model(str(state.model_path))
     lm = state.loaded
-    return f"{lm.adapter.family} model on {lm.device} ({lm.dtype})"
+    return f"{lm.adapter.family} from {state.model_path} on {lm.device} ({lm.dtype})"
 
 
 def _step_load_image(state: SelfTestState) -> str:
@@ -91,7 +95,7 @@ def _step_load_image(state: SelfTestState) -> str:
 
 
 def _step_explain(state: SelfTestState) -> str:
-    from tam_engine.loading import GenerationSettings
+    from tam_engine.adapters.base import GenerationSettings
     from tam_engine.pipeline import run_and_explain
 
     settings = GenerationSettings(max_new_tokens=SELF_TEST_MAX_NEW_TOKENS)
@@ -139,6 +143,8 @@ def _best_token(expl: Any) -> int:
 def _step_export(state: SelfTestState) -> str:
     import numpy as np
     from PIL import Image
+
+    from tam_engine.render.figure import paper_figure
     from tam_engine.render.overlay import overlay
 
     expl = state.explanation
@@ -148,33 +154,44 @@ def _step_export(state: SelfTestState) -> str:
     rgb = overlay(frame, expl.frame_map(k), cmap="jet", opacity=0.5)
     if rgb.shape != frame.shape or rgb.dtype != np.uint8:
         raise SelfTestFailure(f"overlay gave {rgb.shape} {rgb.dtype}, expected {frame.shape} uint8")
-    target = state.workdir / "self_test_overlay.png"
-    Image.fromarray(rgb).save(target)
+    if np.array_equal(rgb, frame):
+        raise SelfTestFailure("the overlay left the image unchanged")
+    # The paper figure also draws the token text with the bundled fonts.
+    figure = paper_figure(expl, k)
+    target = state.workdir / "self_test_figure.png"
+    Image.fromarray(figure).save(target)
     with Image.open(target) as back:
-        if back.size != (frame.shape[1], frame.shape[0]):
-            raise SelfTestFailure(f"the PNG written is {back.size}, not the frame's size")
+        if back.size != (figure.shape[1], figure.shape[0]):
+            raise SelfTestFailure(f"the PNG written is {back.size}, not the figure's size")
     saved = expl.save(state.workdir / "self_test.tam.npz")
     reopened = type(expl).load(saved)
     if reopened.n_answer != expl.n_answer or not np.array_equal(
         reopened.answer.maps, expl.answer.maps
     ):
         raise SelfTestFailure("the saved explanation does not reopen to the same maps")
-    return f"overlay PNG of token {k} {expl.answer_texts[k]!r} + .tam.npz round trip"
+    h, w = figure.shape[:2]
+    return f"token {k} {expl.answer_texts[k]!r}: overlay, {w}x{h} figure PNG, .tam.npz round trip"
 
 
 def _step_window(state: SelfTestState) -> str:
     from PySide6.QtWidgets import QApplication
 
     from tam_desktop.main_window import MainWindow
+    from tam_desktop.settings import AppSettings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow()
+    # Default settings, never saved: the self-test must not touch the user's configuration.
+    window = MainWindow(AppSettings(), save_on_close=False)
     try:
         window.show_explanation(state.explanation)
         window.show()
         app.processEvents()
-        size = window.size()
-        return f"main window {size.width()}x{size.height()} on '{app.platformName()}'"
+        if window.state.explanation is not state.explanation:
+            raise SelfTestFailure("the main window did not take the explanation")
+        shot = window.grab()  # paints every widget, the heat-map views included
+        if shot.isNull() or shot.width() == 0:
+            raise SelfTestFailure("the main window could not be painted")
+        return f"main window {shot.width()}x{shot.height()} painted on '{app.platformName()}'"
     finally:
         window.close()
         window.deleteLater()
@@ -183,8 +200,8 @@ def _step_window(state: SelfTestState) -> str:
 
 STEPS: tuple[tuple[str, Callable[[SelfTestState], str]], ...] = (
     ("bundled resources", _step_resources),
-    ("load demo model", _step_load_model),
-    ("load sample image", _step_load_image),
+    ("load model", _step_load_model),
+    ("load image", _step_load_image),
     ("explain", _step_explain),
     ("check explanation", _step_check),
     ("render + export", _step_export),

@@ -1,0 +1,37 @@
+"""``tam-desktop --self-test`` run in-process on a tiny model: it passes, and it fails loudly."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from tam_desktop.self_test import STEPS, run
+from tam_engine.resources import icon_path
+
+
+def test_self_test_passes_every_step_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAM_DESKTOP_CONFIG_DIR", str(tmp_path / "config"))
+    out = io.StringIO()
+    status = run(model_path=tiny_model_dir("qwen2_vl"), image_path=icon_path(128), out=out)
+    report = out.getvalue()
+    assert status == 0, report
+    lines = [line for line in report.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[ ok "] * len(STEPS), report
+    assert "self-test passed" in report
+    assert "painted on 'offscreen'" in report
+    # The self-test never writes the user's settings.
+    assert not (tmp_path / "config").exists() or not any((tmp_path / "config").iterdir())
+
+
+def test_self_test_reports_a_broken_model_with_its_hint(tmp_path):
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "no-such-model"}))
+    out = io.StringIO()
+    status = run(model_path=broken, image_path=icon_path(64), out=out)
+    report = out.getvalue()
+    assert status == 1
+    assert "[FAIL] load model" in report
+    assert "self-test FAILED at 'load model'" in report
+    assert "[ ok ] bundled resources" in report
+    assert "load image" not in report  # it stops at the first failure
