@@ -1,0 +1,74 @@
+"""Explain functions for the runner, and the process layout of a data-parallel run."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tam_engine.eval.datasets import EvalItem
+from tam_engine.explanation import Explanation, TamOptions
+
+DEFAULT_PROMPT = "Describe this image in one sentence."
+DEFAULT_VIDEO_PROMPT = "Describe this video in one sentence."
+
+
+def model_explain_fn(loaded: Any, settings: Any, prompt: str | None = None
+                     ) -> Callable[[EvalItem, Sequence[TamOptions]], list[Explanation]]:
+    """Generate once per item with a loaded model; explain it once per option set.
+
+    ``loaded`` is a :class:`tam_engine.loading.LoadedModel`, ``settings`` a
+    :class:`GenerationSettings`. The score table (the only model-sized product) is computed once
+    and the engine re-run per option set, so an ablation costs one generation.
+    """
+    from tam_engine.capture import capture
+    from tam_engine.engine import explain_from_scores, score_table
+    from tam_engine.media_io import load_media
+
+    def explain(item: EvalItem, options: Sequence[TamOptions]) -> list[Explanation]:
+        media = load_media(item.media, fps=settings.video_fps, max_frames=settings.max_frames)
+        text = prompt or (DEFAULT_VIDEO_PROMPT if item.kind == "video" else DEFAULT_PROMPT)
+        prepared = loaded.adapter.prepare(media, text, settings)
+        inputs = capture(loaded, prepared, settings)
+        table = score_table(inputs)
+        meta = {"model": loaded.name, "prompt": text, "item": item.id}
+        return [explain_from_scores(inputs, table, o, media=prepared.media, meta=meta)
+                for o in options]
+
+    return explain
+
+
+@dataclass
+class ProcessLayout:
+    """Where this process sits in a (possibly) data-parallel run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: str = "auto"
+    barrier: Callable[[], None] | None = None
+
+
+def process_layout() -> ProcessLayout:
+    """One process, or the layout ``accelerate launch`` (or torchrun) set up.
+
+    Only a launched run (``WORLD_SIZE`` > 1 in the environment) imports accelerate and joins a
+    process group; its barrier lets rank 0 wait for every shard before writing the summary.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ProcessLayout()
+    import torch
+    from accelerate import PartialState
+
+    # Without a GPU (or with ACCELERATE_USE_CPU=1) the processes join a gloo group on the CPU;
+    # accelerate only forms one when asked for the CPU explicitly.
+    use_cpu = (os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+               or not torch.cuda.is_available())
+    # Ranks that finish their shard wait at the final barrier for the slowest one, which can
+    # take long (uneven resumes, long captions): the default collective timeout is minutes.
+    state = PartialState(cpu=use_cpu, timeout=datetime.timedelta(hours=48))
+    dev = state.device
+    device = str(dev) if getattr(dev, "type", "cpu") != "cpu" else "cpu"
+    return ProcessLayout(rank=int(state.process_index), world_size=int(state.num_processes),
+                         device=device, barrier=state.wait_for_everyone)

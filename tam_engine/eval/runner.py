@@ -1,0 +1,245 @@
+"""Run an evaluation: explain every item, score it, resume after interruptions, scale out.
+
+Each process takes the items ``i`` with ``i % world_size == rank`` and appends one JSON line
+per finished item to its own file ``<out>.rank<r>.jsonl`` (flushed and fsynced per item, so an
+interruption loses at most the item in flight). A restart skips every id already in any rank
+file. After a barrier, rank 0 reads all rank files, orders the records as the dataset does and
+writes ``<out>`` (per-item records + summary) atomically: the numbers do not depend on how many
+processes ran.
+
+Ablations come from one generation per item: the explain function receives a list of
+:class:`TamOptions` and returns one explanation per option set, re-running only the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tam_engine.errors import Cancelled, TamError
+from tam_engine.eval.datasets import EvalDataset, EvalItem
+from tam_engine.eval.metrics import f1_iou, meteor, rouge_l
+from tam_engine.eval.scoring import score_explanation
+from tam_engine.explanation import Explanation, TamOptions, atomic_write_bytes
+
+ExplainFn = Callable[[EvalItem, Sequence[TamOptions]], list[Explanation]]
+
+ABLATION_VARIANTS: dict[str, TamOptions] = {
+    "neither": TamOptions(eci=False, filter=False),
+    "eci": TamOptions(eci=True, filter=False),
+    "filter": TamOptions(eci=False, filter=True),
+    "both": TamOptions(eci=True, filter=True),
+}
+
+
+class ResumeMismatchError(TamError):
+    """Partial results on disk belong to a different evaluation."""
+
+
+def variants_for(no_eci: bool = False, no_filter: bool = False, ablation: bool = False
+                 ) -> dict[str, TamOptions]:
+    """The option sets a run reports: all four for an ablation, else the one chosen."""
+    if ablation:
+        return dict(ABLATION_VARIANTS)
+    name = {(False, False): "both", (True, False): "filter", (False, True): "eci",
+            (True, True): "neither"}[(no_eci, no_filter)]
+    return {name: ABLATION_VARIANTS[name]}
+
+
+# --------------------------------------------------------------------------- JSONL store
+def rank_file(out: Path, rank: int) -> Path:
+    return out.with_name(f"{out.name}.rank{rank}.jsonl")
+
+
+def _rank_files(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f"{out.name}.rank*.jsonl"))
+
+
+def read_records(out: Path) -> dict[str, dict]:
+    """Every complete record of every rank file, by item id (a torn last line is ignored)."""
+    recs: dict[str, dict] = {}
+    for path in _rank_files(out):
+        with path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                recs[str(rec["id"])] = rec
+    return recs
+
+
+class JsonlAppender:
+    """Appends one record per line; a line is on disk (fsync) before the next item starts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("a+b")
+        # A kill mid-write can leave a torn last line: cut it so the next line starts clean.
+        self._fh.seek(0, os.SEEK_END)
+        size = self._fh.tell()
+        if size:
+            self._fh.seek(0)
+            data = self._fh.read()
+            if not data.endswith(b"\n"):
+                self._fh.truncate(data.rfind(b"\n") + 1)
+        self._fh.seek(0, os.SEEK_END)
+
+    def append(self, record: dict) -> None:
+        self._fh.write(json.dumps(record).encode("utf-8") + b"\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def check_run_config(out: Path, config: dict, rank: int) -> None:
+    """Refuse to mix partial results of a different run into this one."""
+    path = out.with_name(f"{out.name}.run.json")
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != config:
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            raise ResumeMismatchError(
+                f"{out} already has partial results of a different evaluation "
+                f"(differs in: {', '.join(diff)}).",
+                f"Use another --out, or delete {path.name} and {out.name}.rank*.jsonl to start "
+                "over.")
+    elif rank == 0:
+        atomic_write_bytes(path, json.dumps(config, indent=1).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- one item
+def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, TamOptions]
+                  ) -> dict:
+    t0 = time.perf_counter()
+    expls = explain_fn(item, list(variants.values()))
+    t_explain = time.perf_counter() - t0
+    masks = item.masks()
+    caption = expls[0].answer_text.strip()
+    rec: dict = {"id": item.id, "media": item.media, "caption": caption,
+                 "references": item.references, "n_tokens": expls[0].n_answer,
+                 "rouge_l": rouge_l(caption, item.references) if item.references else None,
+                 "meteor": meteor(caption, item.references) if item.references else None,
+                 "variants": {name: score_explanation(e, item, masks)
+                              for name, e in zip(variants, expls)}}
+    rec["seconds"] = {"explain": round(t_explain, 3),
+                      "total": round(time.perf_counter() - t0, 3)}
+    return rec
+
+
+# --------------------------------------------------------------------------- summary
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def summarize(records: list[dict], variant_names: Sequence[str]) -> dict:
+    """Dataset means (over all scored words of all items, in dataset order)."""
+    ok = [r for r in records if "error" not in r]
+    out: dict = {"n_items": len(records), "n_errors": len(records) - len(ok),
+                 "rouge_l": _mean([r["rouge_l"] for r in ok if r.get("rouge_l") is not None]),
+                 "meteor": _mean([r["meteor"] for r in ok if r.get("meteor") is not None]),
+                 "variants": {}}
+    for v in variant_names:
+        obj = [e for r in ok for e in r["variants"][v]["obj"]]
+        func = [e["func_iou"] for r in ok for e in r["variants"][v]["func"]]
+        o, f = _mean([e["iou"] for e in obj]), _mean(func)
+        out["variants"][v] = {
+            "obj_iou": o, "func_iou": f,
+            "f1_iou": f1_iou(o, f) if o is not None and f is not None else None,
+            "precision": _mean([e["precision"] for e in obj]),
+            "recall": _mean([e["recall"] for e in obj]),
+            "n_obj": len(obj), "n_func": len(func),
+            "n_absent_nouns": sum(len(r["variants"][v]["absent_nouns"]) for r in ok),
+        }
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    """A plain-text table of the summary, one row per variant (values in percent)."""
+    def pct(x: float | None) -> str:
+        return "   -  " if x is None else f"{100 * x:6.2f}"
+
+    head = (f"{'variant':<9} {'Obj-IoU':>7} {'Func-IoU':>8} {'F1-IoU':>7} {'Prec':>6} "
+            f"{'Recall':>6} {'#obj':>6} {'#func':>6}")
+    lines = [head, "-" * len(head)]
+    for name, s in summary["variants"].items():
+        lines.append(f"{name:<9} {pct(s['obj_iou']):>7} {pct(s['func_iou']):>8} "
+                     f"{pct(s['f1_iou']):>7} {pct(s['precision']):>6} {pct(s['recall']):>6} "
+                     f"{s['n_obj']:>6} {s['n_func']:>6}")
+    lines.append(f"items: {summary['n_items']} (errors: {summary['n_errors']})   "
+                 f"ROUGE-L: {pct(summary['rouge_l']).strip()}   "
+                 f"METEOR (exact match): {pct(summary['meteor']).strip()}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the loop
+def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, TamOptions],
+             out: str | os.PathLike, config: dict | None = None, limit: int | None = None,
+             rank: int = 0, world_size: int = 1, barrier: Callable[[], None] | None = None,
+             progress: bool = True) -> dict | None:
+    """Evaluate this process's shard; rank 0 returns the summary (others ``None``)."""
+    out = Path(out)
+    items = dataset.items[:limit] if limit else list(dataset.items)
+    config = dict(config or {})
+    config.setdefault("variants", list(variants))
+    config.setdefault("format", dataset.format)
+    config.setdefault("dataset", str(dataset.root.resolve()))
+    check_run_config(out, config, rank)
+    done = set(read_records(out))
+    shard = [it for i, it in enumerate(items) if i % world_size == rank]
+    todo = [it for it in shard if it.id not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(shard), initial=len(shard) - len(todo), unit="item",
+                   desc=f"eval[{rank}]" if world_size > 1 else "eval", position=rank,
+                   file=sys.stderr, dynamic_ncols=True)
+    writer = JsonlAppender(rank_file(out, rank))
+    try:
+        for item in todo:
+            try:
+                rec = evaluate_item(item, explain_fn, variants)
+            except (Cancelled, KeyboardInterrupt):
+                raise
+            except TamError as exc:
+                # A broken item (unreadable media, ...) is recorded, not retried forever.
+                rec = {"id": item.id, "media": item.media, "error": str(exc)}
+            writer.append(rec)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        writer.close()
+        if bar is not None:
+            bar.close()
+    if barrier is not None:
+        barrier()
+    if rank != 0:
+        return None
+    return write_results(out, items, list(variants), config)
+
+
+def write_results(out: Path, items: list[EvalItem], variant_names: list[str],
+                  config: dict) -> dict:
+    recs = read_records(out)
+    missing = [it.id for it in items if it.id not in recs]
+    if missing:
+        raise TamError(f"{len(missing)} item(s) have no result yet (first: {missing[0]}).",
+                       "Run the same command again to finish them.")
+    ordered = [recs[it.id] for it in items]
+    summary = summarize(ordered, variant_names)
+    doc = {"format": "tam-eval", "version": 1, "config": config, "summary": summary,
+           "items": ordered}
+    atomic_write_bytes(out, json.dumps(doc, indent=1).encode("utf-8"))
+    return summary
