@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tam_engine import cli_synth
 
     cli_synth.register(sub)
+    from tam_engine import cli_eval
+
+    cli_eval.register(sub)
     from tam_engine import cli_export
 
     cli_export.register(sub)  # before explain: it adds --export to `tam explain`
