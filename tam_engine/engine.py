@@ -75,62 +75,86 @@ def score_table(inputs: TamInputs) -> ScoreTable:
     return ScoreTable(act=act, nv=nv, np_=np_, t=inputs.n_answer)
 
 
-def _norm_text(s: str) -> str:
-    return s.strip()
+def _text_codes(texts: list[str]) -> np.ndarray:
+    """One integer per text, equal exactly when the whitespace-stripped texts are equal."""
+    codes: dict[str, int] = {}
+    return np.array([codes.setdefault(t.strip(), len(codes)) for t in texts], dtype=np.int64)
 
 
-def _eci(raw: np.ndarray, ctx_maps: np.ndarray, rel: np.ndarray, eci_mask: np.ndarray
+def _interference(w: np.ndarray, ctx_maps: np.ndarray, ncols: np.ndarray) -> np.ndarray:
+    """``w @ ctx_maps`` for a ``w`` whose row ``n`` is zero beyond column ``ncols[n]``
+    (non-decreasing): done in row blocks that skip the all-zero columns, which halves the
+    answer-to-answer part (token ``k`` only looks at answer tokens ``j < k``)."""
+    n = w.shape[0]
+    out = np.zeros((n, ctx_maps.shape[1]))
+    block = max(32, -(-n // 8))
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        c = int(ncols[b1 - 1])
+        if c:
+            np.matmul(w[b0:b1, :c], ctx_maps[:c], out=out[b0:b1])
+    return out
+
+
+def _eci(raw: np.ndarray, ctx_maps: np.ndarray, r: np.ndarray, ncols: np.ndarray
          ) -> tuple[np.ndarray, np.ndarray]:
-    """Batched ECI. ``raw`` (N, V) maps; ``ctx_maps`` (C, V) raw context maps;
-    ``rel`` (N, C) relevances; ``eci_mask`` (N, C) context entries left after same-text drop."""
-    r = np.where(eci_mask, rel, 0.0)
+    """Batched ECI (section 4). ``raw`` (N, V) maps; ``ctx_maps`` (C, V) raw context maps;
+    ``r`` (N, C) relevances of the context entries left after the same-text drop (0 elsewhere).
+    """
     w = r / (r.sum(axis=1, keepdims=True) + _EPS)
-    interf = w @ ctx_maps
+    interf = _interference(w, ctx_maps, ncols)
     ii = np.einsum("nv,nv->n", interf, interf)
     mi = np.einsum("nv,nv->n", raw, interf)
     alpha = np.zeros(raw.shape[0])
     np.divide(mi, ii, out=alpha, where=ii > 0)
-    # "ECI applies when the context left after step 1 is non-empty"; with an empty context the
-    # interference is zero, alpha is 0, and the map stays raw, so one formula covers both.
-    eci = np.maximum(raw - alpha[:, None] * interf, 0.0)
+    # With an empty context (or all-zero relevances) I = 0 and alpha = 0: the map stays raw,
+    # which is the method's "ECI applies when the context is non-empty".
+    eci = interf
+    np.multiply(interf, alpha[:, None], out=eci)
+    np.subtract(raw, eci, out=eci)
+    np.maximum(eci, 0.0, out=eci)
     return eci, alpha
 
 
 def _joint_normalise(vis: np.ndarray, rel: np.ndarray, ctx: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Min-max vision scores with the context relevances together, row by row."""
-    big = np.finfo(np.float64).max
-    rel_lo = np.where(ctx, rel, big).min(axis=1)
-    rel_hi = np.where(ctx, rel, -big).max(axis=1)
+    """Min-max the vision scores together with the context relevances, row by row (section 5).
+    A row whose max equals its min becomes all zeros."""
+    rel_lo = np.where(ctx, rel, np.inf).min(axis=1, initial=np.inf)
+    rel_hi = np.where(ctx, rel, -np.inf).max(axis=1, initial=-np.inf)
     if vis.shape[1]:
         lo = np.minimum(vis.min(axis=1), rel_lo)
         hi = np.maximum(vis.max(axis=1), rel_hi)
     else:
         lo, hi = rel_lo, rel_hi
-    lo = np.where(np.isfinite(lo) & (lo < big), lo, 0.0)
-    hi = np.where(np.isfinite(hi) & (hi > -big), hi, 0.0)
+    lo = np.where(np.isfinite(lo), lo, 0.0)
+    hi = np.where(np.isfinite(hi), hi, 0.0)
     span = hi - lo
-    out = np.zeros_like(vis)
-    ok = span > 0
-    out[ok] = (vis[ok] - lo[ok, None]) / span[ok, None]
-    return np.clip(out, 0.0, 1.0), lo, hi
+    out = np.subtract(vis, lo[:, None])
+    # (x - lo) / (hi - lo) stays in [0, 1] exactly (IEEE division is correctly rounded).
+    np.divide(out, span[:, None], out=out, where=span[:, None] > 0)
+    out[span <= 0] = 0.0
+    return out, lo, hi
 
 
 def _filter_rows(norm: np.ndarray, inputs: TamInputs, options: TamOptions) -> np.ndarray:
+    """Rank Gaussian filter of every 2-D map (each image, each video slot), as float32."""
     if not options.filter or norm.shape[1] == 0:
-        return norm.copy()
-    out = np.empty_like(norm)
+        return norm.astype(np.float32)
+    out = np.empty(norm.shape, dtype=np.float32)
     off = 0
     for g in inputs.spans.grids:
         block = norm[:, off:off + g.size].reshape(norm.shape[0], g.t, g.h, g.w)
-        out[:, off:off + g.size] = rank_gaussian_filter(block, options.kernel_size).reshape(
-            norm.shape[0], g.size)
+        # float32 keeps ~1e-7 relative error on a [0, 1] scale and halves the memory traffic.
+        out[:, off:off + g.size] = rank_gaussian_filter(
+            block, options.kernel_size, dtype=np.float32).reshape(norm.shape[0], g.size)
         off += g.size
-    return np.clip(out, 0.0, 1.0)
+    return out
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """``floor(255 * x)`` for ``x`` in [0, 1] (a cast truncates, i.e. floors non-negatives)."""
+    return np.multiply(x, np.float32(255.0), dtype=np.float32).astype(np.uint8)
 
 
 def explain(inputs: TamInputs, options: TamOptions | None = None,
@@ -144,48 +168,55 @@ def explain(inputs: TamInputs, options: TamOptions | None = None,
 def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOptions,
                         media: list[MediaItem] | None = None, meta: dict | None = None
                         ) -> Explanation:
+    """Everything after the product: raw maps, ECI, joint normalisation, filter (sections 2-6).
+
+    Context columns (``C = n_prompt + n_answer``) are the prompt tokens then the answer tokens.
+    """
     L, T = inputs.input_len, inputs.n_answer
     nv, np_ = table.nv, table.np_
     act = table.act
-    vis_rows = act[:nv]
-    prm_rows = act[nv:nv + np_]
-    ans_rows = act[nv + np_:]
+    vis_rows = act[:nv]                      # (V, T + Np): columns answer classes, prompt classes
+    prm_rows = act[nv:nv + np_]              # (Np, T + Np)
+    ans_rows = act[nv + np_:]                # (T, T + Np): rows L-1 .. L+T-2
     prm_pos = inputs.spans.prompt_positions
     texts = inputs.token_texts
     ans_texts = [texts[L + k] for k in range(T)]
     prm_texts = [texts[p] for p in prm_pos]
-    col_keys = np.array([_norm_text(t) for t in prm_texts + ans_texts], dtype=object)
+    keys = _text_codes(prm_texts + ans_texts)
     C = np_ + T
 
-    raw_a = vis_rows[:, :T].T.copy()                               # (T, V)
-    raw_p = vis_rows[:, T:T + np_].T.copy()                        # (Np, V)
-    ctx_maps = np.concatenate([raw_p, raw_a], axis=0)               # (C, V), raw maps
+    # Raw maps of every context entry (section 2), in context column order.
+    ctx_maps = np.empty((C, nv))
+    ctx_maps[:np_] = vis_rows[:, T:].T
+    ctx_maps[np_:] = vis_rows[:, :T].T
 
-    # Answer tokens: relevance of class c_k at the prompt positions and at the positions that
-    # predicted answer tokens j < k.
+    # Answer token k: relevance of its class at the prompt positions and at the positions that
+    # predicted answer tokens j < k (section 3); zero outside its context.
     rel_a = np.zeros((T, C))
     rel_a[:, :np_] = prm_rows[:, :T].T
-    rel_a[:, np_:] = ans_rows[:, :T].T                              # [k, j] = a_k(L+j-1)
+    rel_a[:, np_:] = np.tril(ans_rows[:, :T].T, -1)                # [k, j] = a_k(L+j-1), j < k
     ctx_a = np.zeros((T, C), dtype=bool)
     ctx_a[:, :np_] = True
-    ctx_a[:, np_:] = np.tri(T, T, -1, dtype=bool)                  # j < k
-    own_a = np.array([_norm_text(t) for t in ans_texts], dtype=object)
-    same_a = col_keys[None, :] == own_a[:, None]
-    answer = _explain_set("answer", raw_a, ctx_maps, rel_a, ctx_a, ctx_a & ~same_a,
-                          inputs.ids[L:L + T], np.arange(L, L + T), ans_texts, inputs, options)
+    ctx_a[:, np_:] = np.tri(T, T, -1, dtype=bool)
+    same_a = keys[None, :] == keys[np_:, None]
+    answer = _explain_set(
+        "answer", ctx_maps[np_:], ctx_maps, rel_a, ctx_a, np.where(same_a, 0.0, rel_a),
+        np_ + np.arange(T), inputs.ids[L:L + T], np.arange(L, L + T), ans_texts, inputs, options)
 
     prompt = None
     if options.explain_prompt:
+        # Prompt token j: its own class over the prefill; ECI against the prompt tokens before
+        # it; the text part of its normalisation is its relevance at every prompt position.
         rel_p = np.zeros((np_, C))
         rel_p[:, :np_] = prm_rows[:, T:T + np_].T                   # [j, i] = a_j(pos_i)
         norm_ctx = np.zeros((np_, C), dtype=bool)
-        norm_ctx[:, :np_] = True                                   # all prompt tokens
-        eci_ctx = np.zeros((np_, C), dtype=bool)
-        eci_ctx[:, :np_] = np.tri(np_, np_, -1, dtype=bool)       # prompt tokens before j
-        own_p = np.array([_norm_text(t) for t in prm_texts], dtype=object)
-        same_p = col_keys[None, :] == own_p[:, None]
-        prompt = _explain_set("prompt", raw_p, ctx_maps, rel_p, norm_ctx, eci_ctx & ~same_p,
-                              inputs.ids[prm_pos], prm_pos, prm_texts, inputs, options)
+        norm_ctx[:, :np_] = True
+        keep = np.tri(np_, np_, -1, dtype=bool) & (keys[None, :np_] != keys[:np_, None])
+        eci_r = np.zeros((np_, C))
+        eci_r[:, :np_] = np.where(keep, rel_p[:, :np_], 0.0)
+        prompt = _explain_set("prompt", ctx_maps[:np_], ctx_maps, rel_p, norm_ctx, eci_r,
+                              np.arange(np_), inputs.ids[prm_pos], prm_pos, prm_texts, inputs,
+                              options)
 
     grids = list(inputs.spans.grids)
     return Explanation(ids=inputs.ids.copy(), input_len=L, token_texts=list(texts), grids=grids,
@@ -194,12 +225,18 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
                        meta=dict(meta or {}))
 
 
-def _explain_set(kind, raw, ctx_maps, rel, norm_ctx, eci_ctx, ids, positions, texts,
+def _explain_set(kind, raw, ctx_maps, rel, norm_ctx, eci_r, ncols, ids, positions, texts,
                  inputs: TamInputs, options: TamOptions) -> TokenMaps:
+    """ECI, joint normalisation and filter of one set of tokens.
+
+    ``rel`` (N, C) relevances, ``norm_ctx`` the columns normalised with the vision scores,
+    ``eci_r`` the relevances of the ECI context (0 outside it), ``ncols[n]`` how many leading
+    context columns row ``n`` can use.
+    """
     if options.eci:
-        eci, alpha = _eci(raw, ctx_maps, rel, eci_ctx)
+        eci, alpha = _eci(raw, ctx_maps, eci_r, ncols)
     else:
-        eci, alpha = raw.copy(), np.zeros(raw.shape[0])
+        eci, alpha = raw, np.zeros(raw.shape[0])
     norm, lo, hi = _joint_normalise(eci, rel, norm_ctx)
     filtered = _filter_rows(norm, inputs, options)
     return TokenMaps(
@@ -209,7 +246,7 @@ def _explain_set(kind, raw, ctx_maps, rel, norm_ctx, eci_ctx, ids, positions, te
         texts=list(texts),
         raw=raw.astype(np.float32),
         eci=eci.astype(np.float32),
-        filtered=filtered.astype(np.float32),
+        filtered=filtered,
         maps=_to_uint8(filtered),
         alpha=alpha.astype(np.float32),
         relevance=rel.astype(np.float32),
