@@ -115,13 +115,14 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
     from tqdm import tqdm
 
     from tam_engine import export as ex
+    from tam_engine.export import Layout
 
     k = (args.token or 1) - 1
     common = {"kind": args.kind, "media_index": args.media - 1, "cmap": args.cmap,
               "opacity": args.opacity}
     width = {"width": args.width} if args.width else {}
     if what in ("png", "textmap"):
-        layout = "textmap" if what == "textmap" else args.layout
+        layout: Layout = "textmap" if what == "textmap" else args.layout
         return ex.export_token_png(expl, out, k, layout, frame=args.frame - 1, **common, **width)
     if what == "json":
         return ex.export_json(expl, out)

@@ -333,7 +333,7 @@ def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
     arrays["grid_shapes"] = np.array([[g.t, g.h, g.w] for g in expl.grids], np.int64).reshape(-1, 3)
     arrays["columns"] = np.array(expl.text_columns, dtype=str)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 

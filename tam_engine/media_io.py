@@ -81,8 +81,7 @@ def load_image(path: str | os.PathLike) -> MediaItem:
     try:
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            rgb = _to_rgb(ImageOps.exif_transpose(img))
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path.name}: not a readable image (unknown or corrupt format).",
                          _IMAGE_HINT) from exc

@@ -246,3 +246,19 @@ def test_cli_export_errors(tmp_path, expl, capsys):
     src = expl.save(tmp_path / "e.tam.npz")
     assert tam_main(["export", str(src), "png", "--token", "500"]) == 1
     assert "hint" in capsys.readouterr().err
+
+
+def test_explain_export_hook_writes_outputs(tmp_path, expl):
+    import argparse
+
+    from tam_engine import cli_explain
+    from tam_engine.cli import build_parser
+    from tam_engine.cli_export import _explain_outputs
+
+    build_parser()
+    assert _explain_outputs in cli_explain.OUTPUT_HOOKS          # registered once
+    assert cli_explain.OUTPUT_HOOKS.count(_explain_outputs) == 1
+    _explain_outputs(expl, tmp_path, argparse.Namespace(export="json,png,sequence"))
+    assert leftovers(tmp_path) == ["explanation.json", "explanation.png", "explanation_tokens"]
+    with pytest.raises(Exception, match="unknown export"):
+        _explain_outputs(expl, tmp_path, argparse.Namespace(export="gif"))

@@ -27,6 +27,7 @@ def _lut(name: str) -> np.ndarray:
     if name not in COLORMAPS:
         raise ValueError(f"unknown colour map {name!r}; choose one of {', '.join(COLORMAPS)}")
     ramp = np.arange(256, dtype=np.uint8)
+    lut: np.ndarray
     if name == "gray":
         lut = np.repeat(ramp[:, None], 3, axis=1)
     else:

@@ -152,7 +152,7 @@ class FontStack:
         """Split cleaned ``text`` into ``(font, run)`` pieces."""
         text = self.clean(text)
         out: list[tuple[ImageFont.FreeTypeFont, str]] = []
-        cur, buf = -2, []
+        cur, buf = -2, list[str]()
         for ch in text:
             i = max(self._font_index(ch), 0)
             if i != cur and buf:

@@ -50,7 +50,9 @@ def _token_html(text: str, attrs: str) -> str:
 def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: str = "jet",
                opacity: float = 0.5, image_width: int = 480,
                tick: Callable[[int, int], None] | None = None) -> str:
-    kinds: list[TokenKind] = ["answer"] + (["prompt"] if expl.prompt is not None else [])
+    kinds: list[TokenKind] = ["answer"]
+    if expl.prompt is not None:
+        kinds.append("prompt")
     total = sum(len(expl.tokens(k)) for k in kinds)
     base_uri = ""
     size = (image_width, image_width * 3 // 4)
@@ -88,8 +90,9 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
         for k in range(min(len(expl.answer), c.ids.shape[0])):
             cands[k] = [[c.texts[k][i], round(float(probs[k, i]), 4)]
                         for i in range(probs.shape[1])]
+    lut = ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb)) for rgb in colormap_lut(cmap)]
     data = {
-        "lut": ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb)) for rgb in colormap_lut(cmap)],
+        "lut": lut,
         "maps": maps,
         "rel": {kind[0]: relevance_rows(expl, kind) for kind in kinds},
         "nPrompt": int(expl.prompt_positions.size),
@@ -104,7 +107,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
                           for i, t in enumerate(expl.answer_texts))
     title = html.escape(str(expl.meta.get("model", "TAM explanation")))
     prompt_text = html.escape(str(expl.meta.get("prompt", "")))
-    bar = "".join(f'<i style="background:{h}"></i>' for h in data["lut"][::-8])
+    bar = "".join(f'<i style="background:{h}"></i>' for h in lut[::-8])
     return _TEMPLATE.format(
         title=title, prompt=prompt_text, w=size[0], h=size[1], base=base_uri,
         base_display="block" if base_uri else "none", opacity=opacity,

@@ -14,6 +14,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,8 @@ class H264Writer:
         self.preset = preset
         self.threads = int(threads)
         self.frames_written = 0
-        self._container = None
-        self._stream = None
+        self._container: Any = None
+        self._stream: Any = None
         self._size: tuple[int, int] | None = None
         self._tmp: str | None = None
 
@@ -98,9 +99,8 @@ class H264Writer:
         if self._stream is None:
             self._open(w, h)
         elif (w, h) != self._size:
-            raise ValueError(f"frame size {w}x{h} differs from the first frame's "
-                             f"{self._size[0]}x{self._size[1]}")
-        yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+            raise ValueError(f"frame size {w}x{h} differs from the first frame's {self._size}")
+        yuv = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         for pkt in self._stream.encode(frame):
             self._container.mux(pkt)
@@ -114,6 +114,7 @@ class H264Writer:
                 self._container.mux(pkt)
             self._container.close()
             self._container = None
+            assert self._tmp is not None
             os.replace(self._tmp, self.path)
             self._tmp = None
         except BaseException:

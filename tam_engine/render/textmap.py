@@ -9,6 +9,7 @@ top-3 next-token candidates follow with their softmax-over-top-3 probabilities.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -105,7 +106,7 @@ class _Flow:
         self.row_h = fs.line_height + 2 * max(1, fs.size // 8) + 2
         self.x = margin
         self.y = margin
-        self.ops: list[tuple[str, tuple, object]] = []
+        self.ops: list[tuple[str, tuple, Any]] = []
 
     def newline(self, extra: int = 0) -> None:
         if self.x > self.margin:
