@@ -18,5 +18,6 @@ def run_app(paths: Sequence[str] = ()) -> int:
     app.setOrganizationName("tam-desktop")
     window = MainWindow()
     window.show()
+    window.warm_up_engine()
     schedule_open(window, [os.path.abspath(p) for p in paths])
     return app.exec()

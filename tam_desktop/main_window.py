@@ -16,7 +16,7 @@ from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.settings import AppSettings, load_settings, save_settings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
-from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
+from tam_desktop.worker import ModelCache, RunRequest, TaskRunner, warm_up_engine
 from tam_engine.errors import ExplanationFileError, MediaError, TamError
 from tam_engine.explanation import Explanation
 from tam_engine.media import MediaItem
@@ -329,6 +329,11 @@ class MainWindow(QMainWindow):
 
     def cancel_run(self) -> None:
         self.controller.cancel()
+
+    def warm_up_engine(self) -> None:
+        """Import the model stack in the background (see :func:`worker.warm_up_engine`)."""
+        self.tasks.submit("warm-up", warm_up_engine, on_result=lambda _: None,
+                          on_error=lambda _exc: None)  # a real run reports any problem
 
     def edit_generation_settings(self) -> None:
         dlg = GenerationDialog(self.settings.generation, self)

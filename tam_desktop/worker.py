@@ -161,5 +161,20 @@ class TaskRunner:
         return bool(self._workers)
 
 
+def warm_up_engine() -> None:
+    """Import the model stack ahead of the first run.
+
+    Importing torch and transformers holds the interpreter lock for up to a few hundred ms at
+    a time, which would freeze the UI in the middle of the first run; done in the background
+    right after start-up, while the user picks media, it costs the user nothing.
+    """
+    import transformers.generation  # noqa: F401
+    import transformers.models.auto.modeling_auto  # noqa: F401
+    import transformers.models.auto.processing_auto  # noqa: F401
+
+    import tam_engine.loading  # noqa: F401  (torch, the adapters)
+    import tam_engine.pipeline  # noqa: F401
+
+
 def is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, Cancelled)

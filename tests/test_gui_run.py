@@ -30,8 +30,10 @@ def start_run(window, model, media_path, max_new_tokens=6):
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, kind,
                                    error_boxes):
-    streamed, progress = [], []
+    streamed, progress, looks = [], [], []
+    strip = main_window.pane.answer_strip
     main_window.state.streamed.connect(lambda texts: streamed.append(len(texts)))
+    main_window.state.streamed.connect(lambda texts: looks.append(strip.looks))
     main_window.run_panel.progress.valueChanged.connect(progress.append)
     start_run(main_window, qwen_dir, sample_media[kind])
     assert main_window.controller.running and not main_window.run_panel.run_button.isEnabled()
@@ -41,8 +43,9 @@ def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, k
     assert ex is not None and ex.n_answer == 6
     assert streamed == list(range(1, 7))  # tokens appeared one by one while generating
     assert max(progress) == 6
-    assert [c.look for c in main_window.pane.answer_strip.chips][0] == "current"
-    assert len(main_window.pane.answer_strip.chips) == 6
+    assert looks[2] == ["streaming"] * 3  # greyed, not clickable until the maps exist
+    assert main_window.pane.answer_strip.looks[0] == "current"
+    assert main_window.pane.answer_strip.count == 6
     heat = main_window.pane.media_view.heat_image()
     frame = ex.media[0].frames[0]
     assert heat is not None and heat.shape == frame.shape[:2]

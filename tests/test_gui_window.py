@@ -8,13 +8,19 @@ import sys
 import numpy as np
 import pytest
 from gui_factories import synthetic_explanation
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QHelpEvent
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from tam_desktop.main_window import MainWindow
 from tam_desktop.views.colors import lut
 from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.overlay import resize_map
+
+
+def click_token(qtbot, strip, index, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.mouseClick(strip.canvas, Qt.MouseButton.LeftButton, modifier,
+                     pos=strip.canvas.chip_rect(index).center())
 
 
 def open_and_wait(qtbot, window, paths):
@@ -49,21 +55,23 @@ def test_click_tokens_phrases_and_keys(qtbot, main_window):
     ex = synthetic_explanation("image", width=96, height=72)
     main_window.show_explanation(ex)
     st, strip = main_window.state, main_window.pane.answer_strip
-    assert len(strip.chips) == ex.n_answer
-    qtbot.mouseClick(strip.chips[3], Qt.MouseButton.LeftButton)
+    assert strip.count == ex.n_answer
+    click_token(qtbot, strip, 3)
     assert (st.kind, st.token, st.selection) == ("answer", 3, (3,))
     want = resize_map(ex.frame_map(3), (96, 72))
     assert np.array_equal(main_window.pane.media_view.heat_image(), want)
-    assert strip.chips[3].look == "current"
-    qtbot.mouseClick(strip.chips[5], Qt.MouseButton.LeftButton,
-                     Qt.KeyboardModifier.ShiftModifier)
+    assert strip.looks[3] == "current"
+    pos = strip.canvas.chip_rect(2).center()
+    QApplication.sendEvent(strip.canvas, QHelpEvent(QEvent.Type.ToolTip, pos,
+                                                    strip.canvas.mapToGlobal(pos)))
+    assert "top candidates" in QToolTip.text() and "answer token 2" in QToolTip.text()
+    click_token(qtbot, strip, 5, Qt.KeyboardModifier.ShiftModifier)
     assert st.selection == (3, 4, 5)
     phrase = ex.combined_grid_maps([3, 4, 5], "mean")[0][0]
     assert np.array_equal(main_window.pane.media_view.heat_image(), resize_map(phrase, (96, 72)))
-    qtbot.mouseClick(strip.chips[4], Qt.MouseButton.LeftButton,
-                     Qt.KeyboardModifier.ControlModifier)
+    click_token(qtbot, strip, 4, Qt.KeyboardModifier.ControlModifier)
     assert st.selection == (3, 5)
-    assert [c.look for c in strip.chips[3:6]] == ["selected", "plain", "current"]
+    assert strip.looks[3:6] == ["selected", "plain", "current"]
     qtbot.keyClick(main_window, Qt.Key.Key_Right)
     assert st.token == 6 and st.selection == (6,)
     qtbot.keyClick(main_window, Qt.Key.Key_End)
@@ -71,8 +79,7 @@ def test_click_tokens_phrases_and_keys(qtbot, main_window):
     qtbot.keyClick(main_window, Qt.Key.Key_Home)
     qtbot.keyClick(main_window, Qt.Key.Key_Left)
     assert st.token == 0
-    prompt_chip = main_window.pane.prompt_strip.chips[1]
-    qtbot.mouseClick(prompt_chip, Qt.MouseButton.LeftButton)
+    click_token(qtbot, main_window.pane.prompt_strip, 1)
     assert (st.kind, st.token) == ("prompt", 1)
     assert np.array_equal(main_window.pane.media_view.heat_image(),
                           resize_map(ex.frame_map(1, kind="prompt"), (96, 72)))
@@ -168,7 +175,7 @@ def test_save_and_reopen_explanation(qtbot, main_window, tmp_path, error_boxes):
     qtbot.waitUntil(lambda: main_window.state.explanation is not None, timeout=20_000)
     back = main_window.state.explanation
     assert np.array_equal(back.answer.maps, ex.answer.maps) and back.answer_texts == ex.answer_texts
-    assert len(main_window.pane.answer_strip.chips) == ex.n_answer
+    assert main_window.pane.answer_strip.count == ex.n_answer
     assert main_window.pane.frame_controls.isVisible()
     assert not error_boxes
 
