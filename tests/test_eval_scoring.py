@@ -102,7 +102,7 @@ def test_consecutive_words_of_one_category_merge_keeping_the_best():
 def test_function_threshold_is_the_mean_otsu_threshold_of_noun_tokens():
     dog_map = u8(DOG) // 2 + 20                   # values 20 and 147
     cat_map = u8(CAT)                              # values 0 and 255
-    dim = np.full((H, W), 60, np.uint8)
+    dim = np.full((H, W), 5, np.uint8)
     dim[:2] = 200
     texts = [" dog", " and", " cat"]
     item = make_item({"dog": DOG, "cat": CAT}, coco_vocabulary(["dog", "cat"]))
@@ -111,7 +111,7 @@ def test_function_threshold_is_the_mean_otsu_threshold_of_noun_tokens():
     assert s["threshold"] == pytest.approx(thr)
     expected = np.count_nonzero(dim <= thr) / dim.size
     assert s["func"][0]["func_iou"] == pytest.approx(expected)
-    assert 0 < expected < 1
+    assert thr == pytest.approx(10.0) and expected == pytest.approx(0.75)
 
 
 def test_nouns_of_absent_categories_are_counted_not_scored():

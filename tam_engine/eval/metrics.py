@@ -41,9 +41,10 @@ def otsu_threshold(values: np.ndarray) -> float:
     between[(w0 <= 0) | (w1 <= 1e-12)] = -1.0
     if between.max() < 0:
         return float(v[0])
-    # Ties (a plateau of empty levels between two modes): take the middle of the plateau.
-    best = np.flatnonzero(between >= between.max() - 1e-9 * max(1.0, between.max()))
-    return float(best[len(best) // 2]) if np.all(np.diff(best) == 1) else float(best[0])
+    # The first maximum, as scikit-image's threshold_otsu: on ties (empty levels between two
+    # modes, or two splits equally good) the lowest threshold wins.
+    top = between.max()
+    return float(np.flatnonzero(between >= top - 1e-12 * top)[0])
 
 
 def resize_map(map_u8: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
