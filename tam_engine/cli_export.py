@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, help="MP4 frame rate (sweep 2, video 10)")
     p.add_argument("--frames-per-token", type=int, default=1, metavar="N",
                    help="sweep: frames each token is held")
+    p.add_argument("--source", nargs="?", const="", metavar="VIDEO",
+                   help="video: play this original file at its full frame rate (without a "
+                   "value: the path stored in the explanation)")
     p.add_argument("--crf", type=int, default=23, help="H.264 quality (lower = better)")
     p.add_argument("--preset", default="veryfast", help="x264 speed preset")
     p.set_defaults(func=run)
@@ -83,7 +86,7 @@ def _explain_outputs(expl, out_dir: Path, args: argparse.Namespace) -> None:
 def _defaults() -> dict:
     return {"token": None, "kind": "answer", "layout": "figure", "media": 1, "frame": 1,
             "cmap": "jet", "opacity": 0.5, "width": None, "fps": None, "frames_per_token": 1,
-            "crf": 23, "preset": "veryfast"}
+            "crf": 23, "preset": "veryfast", "source": None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,9 +150,12 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
                                        preset=args.preset, progress=progress, **common, **width)
         if what == "video":
             token = None if args.token is None else k
+            source = args.source
+            if source == "" and expl.media and 0 <= args.media - 1 < len(expl.media):
+                source = expl.media[args.media - 1].path
             return ex.export_video_mp4(expl, out, token=token, fps=args.fps or 10.0,
-                                       crf=args.crf, preset=args.preset, progress=progress,
-                                       **common, **width)
+                                       crf=args.crf, preset=args.preset, source=source or None,
+                                       progress=progress, **common, **width)
         if what == "html":
             return ex.export_html(expl, out, media_index=args.media - 1,
                                   frame=args.frame - 1, cmap=args.cmap, opacity=args.opacity,

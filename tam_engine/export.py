@@ -227,12 +227,16 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
                      kind: TokenKind = "answer", media_index: int = 0,
                      cmap: str = DEFAULT_COLORMAP, opacity: float = 0.5, fps: float = 10.0,
                      width: int | None = None, caption: bool = True, crf: int = 23,
-                     preset: str = "veryfast", progress: Progress | None = None,
-                     should_stop: ShouldStop | None = None) -> Path:
-    """Play a video's sampled frames with a token's map on each.
+                     preset: str = "veryfast", source: str | os.PathLike | None = None,
+                     progress: Progress | None = None, should_stop: ShouldStop | None = None
+                     ) -> Path:
+    """Play a video with a token's map on each frame.
 
-    ``token=None`` follows the answer: token k is shown during its share of the clip. The clip
-    runs at real speed: each sampled frame is held for ``fps / media.fps`` output frames.
+    ``token=None`` follows the answer: token k is shown during its share of the clip. By
+    default the explanation's sampled frames play at real speed, each held for
+    ``fps / media.fps`` output frames. With ``source`` (the original video file) every source
+    frame is played at the source's rate, each showing the map of the sampled frame on screen
+    at that time.
     """
     m = _media(expl, media_index)
     if m.kind != "video":
@@ -242,6 +246,10 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
     n_tok = len(tm)
     if token is not None:
         _check_token(expl, token, kind)
+    if source is not None:
+        return _video_from_source(expl, Path(path), Path(source), token, kind, media_index,
+                                  cmap, opacity, width, caption, crf, preset, progress,
+                                  should_stop)
     hold = max(1, int(round(fps / m.fps))) if m.fps > 0 else 1
     n_out = m.n_frames * hold
     schedule = (np.full(n_out, token) if token is not None else follow_schedule(n_out, n_tok))
@@ -263,6 +271,36 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
             writer.write(img)
         _tick(n_out, n_out, progress, should_stop)
     return Path(path)
+
+
+def _video_from_source(expl: Explanation, path: Path, source: Path, token: int | None,
+                       kind: TokenKind, media_index: int, cmap: str, opacity: float,
+                       width: int | None, caption: bool, crf: int, preset: str,
+                       progress: Progress | None, should_stop: ShouldStop | None) -> Path:
+    from tam_engine.media_io import iter_video_frames, probe_video
+
+    m = expl.media[media_index]
+    n_tok = len(expl.tokens(kind))
+    duration, rate = probe_video(source)
+    n_est = max(1, int(round(duration * rate)))
+    with H264Writer(path, rate, crf=crf, preset=preset) as writer:
+        for i, (t, rgb) in enumerate(iter_video_frames(source)):
+            _tick(min(i, n_est), n_est, progress, should_stop)
+            # The sampled frame on screen at time t carries the map for this moment.
+            f = int(np.clip(np.searchsorted(m.timestamps, t + 1e-6, side="right") - 1,
+                            0, m.n_frames - 1))
+            k = token if token is not None else min(int(t / max(duration, 1e-9) * n_tok),
+                                                    n_tok - 1)
+            base = rgb if width is None or width == rgb.shape[1] else resize_frame(rgb, width)
+            img = overlay(base, expl.frame_map(k, media_index, f, kind), cmap, opacity)
+            if caption:
+                img = _burn_caption(img, frame_caption(expl, k, media_index, f, kind))
+            writer.write(img)
+        if writer.frames_written == 0:
+            raise ExportError(f"{source.name}: no frames could be decoded.",
+                              "Check the source video, or export without it.")
+        _tick(n_est, n_est, progress, should_stop)
+    return path
 
 
 # ------------------------------------------------------------------------------ data

@@ -297,6 +297,52 @@ def _decode_opencv(path: Path, fps: float, max_frames: int
     return frames, times, duration
 
 
+def iter_video_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
+    """Every frame of a video as ``(seconds from the clip's start, RGB array)``, in order
+    (PyAV; for re-playing a source at its full rate, e.g. in video exports)."""
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path.name}: cannot be opened as a video ({exc}).", _VIDEO_HINT) from exc
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{path.name}: the file has no video stream.", _VIDEO_HINT)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start = _stream_start(stream)
+        rate = float(stream.average_rate or stream.guessed_rate or 25.0)
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                t = frame.time
+                yield max(0.0, (t - start) if t is not None else i / rate), _pyav_rgb(frame)
+        except av.error.FFmpegError:
+            return                                   # a damaged tail: stop at the last good frame
+
+
+def probe_video(path: str | os.PathLike) -> tuple[float, float]:
+    """``(duration in seconds, frames per second)`` of a video file."""
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise MediaError(f"{path.name}: the file has no video stream.", _VIDEO_HINT)
+            s = c.streams.video[0]
+            rate = float(s.average_rate or s.guessed_rate or 25.0)
+            duration = _stream_duration(c, s)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path.name}: cannot be opened as a video ({exc}).", _VIDEO_HINT) from exc
+    if duration is None:
+        duration = _demux_duration(path, 0.0)
+    return float(duration), rate
+
+
 # ---------------------------------------------------------------------------------------- both
 def media_kind(path: str | os.PathLike) -> str:
     """``"image"`` or ``"video"`` from the file's content, else its extension; raises

@@ -262,3 +262,35 @@ def test_explain_export_hook_writes_outputs(tmp_path, expl):
     assert leftovers(tmp_path) == ["explanation.json", "explanation.png", "explanation_tokens"]
     with pytest.raises(Exception, match="unknown export"):
         _explain_outputs(expl, tmp_path, argparse.Namespace(export="gif"))
+
+
+def test_video_from_source_plays_every_frame(tmp_path, video_expl):
+    import dataclasses
+
+    from test_media_io import write_video
+
+    from tam_engine.media_io import load_video
+
+    src = write_video(tmp_path / "src.mp4", n_frames=10, rate=10, size=(80, 48))  # 1 s
+    item = load_video(src, fps=2.0)                   # sampled at 0.0 and 0.5 s
+    item.frame_slot = np.array([0, 1])
+    e = dataclasses.replace(video_expl, media=[item])
+    p = ex.export_video_mp4(e, tmp_path / "full.mp4", source=src, caption=False)
+    codec, _, w, h, frames = decode(p)
+    assert codec == "h264" and (w, h) == (80, 48) and len(frames) == 10
+    # Follow the answer over the full-rate clip; frame 7 (0.7 s) shows sampled frame 2's slot.
+    k = int(0.7 * len(ANSWER))
+    want = overlay_of(e, k, 1, item.frames[1].shape)
+    got_map = frames[7].astype(int)
+    assert np.abs(got_map - want.astype(int)).mean() < 8
+    assert tam_main(["export", str(e.save(tmp_path / "e.tam.npz")), "video", "--source",
+                     str(src), "--out", str(tmp_path / "cli.mp4")]) == 0
+    assert len(decode(tmp_path / "cli.mp4")[4]) == 10
+
+
+def overlay_of(e, k, f, shape):
+    from tam_engine.render.overlay import overlay
+
+    src_frame = np.zeros(shape, np.uint8)
+    src_frame[..., 0] = min(255, 10 * 7)              # write_video's frame 7
+    return overlay(src_frame, e.frame_map(k, 0, f), "jet", 0.5)

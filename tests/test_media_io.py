@@ -237,3 +237,17 @@ def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
     text.write_text("not a video")
     with pytest.raises(MediaError, match="PyAV refused"):   # the first decoder's reason wins
         load_video(text)
+
+
+def test_iter_and_probe_video(tmp_path):
+    from tam_engine.media_io import iter_video_frames, probe_video
+
+    p = write_video(tmp_path / "clip.mp4", n_frames=12, rate=6)
+    duration, rate = probe_video(p)
+    assert duration == pytest.approx(2.0, abs=0.01) and rate == pytest.approx(6.0)
+    frames = list(iter_video_frames(p))
+    assert [frame_index(f) for _, f in frames] == list(range(12))
+    np.testing.assert_allclose([t for t, _ in frames], np.arange(12) / 6, atol=1e-6)
+    (tmp_path / "x.mp4").write_text("text")
+    with pytest.raises(MediaError, match="x.mp4"):
+        list(iter_video_frames(tmp_path / "x.mp4"))
