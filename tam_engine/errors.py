@@ -34,5 +34,5 @@ class Cancelled(TamError):
         super().__init__(message, hint)
 
 
-class ExplanationFileError(TamError):
-    """A saved explanation cannot be read."""
+class ExplanationFileError(TamError, ValueError):
+    """A saved explanation cannot be read (also a ``ValueError``, as a bad file's content is)."""

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from tam_engine.capture_types import Candidates
+from tam_engine.errors import ExplanationFileError
 from tam_engine.media import MediaItem
 from tam_engine.spans import VisionGrid
 
@@ -233,7 +236,7 @@ class Explanation:
             "media": media_meta,
             "meta": self.meta,
         }
-        arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+        arrays["header"] = np.frombuffer(json.dumps(header, default=_json_default).encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         atomic_write_bytes(path, buf.getvalue())
@@ -241,51 +244,113 @@ class Explanation:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:
+        """Read a ``.tam.npz`` file written by :meth:`save`.
+
+        Raises
+        ------
+        ExplanationFileError
+            The file is missing, is not an explanation, is damaged, or was written by a newer
+            version (also a ``ValueError``, for callers that catch that).
+        """
         path = Path(path)
+        if not path.is_file():
+            raise ExplanationFileError(f"{path.name} does not exist.",
+                                       "Choose an existing .tam.npz file.")
         try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+            if magic != b"PK\x03\x04":  # every .npz is a zip archive
+                raise _not_an_explanation(path, "not an .npz archive")
             npz = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path.name} is not a TAM explanation file ({exc})") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, ExplanationFileError):
+                raise
+            if isinstance(exc, zipfile.BadZipFile):
+                raise ExplanationFileError(
+                    f"{path.name} is damaged or truncated ({exc}).",
+                    "Save the explanation again, or explain the media again.") from exc
+            raise _not_an_explanation(path, str(exc)) from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise _not_an_explanation(path, "not an .npz archive")
         with npz:
-            if "header" not in npz.files:
-                raise ValueError(f"{path.name} is not a TAM explanation file (no header)")
-            header = json.loads(bytes(npz["header"]).decode("utf-8"))
-            if header.get("format") != FORMAT_NAME:
-                raise ValueError(f"{path.name} is not a TAM explanation file")
-            version = int(header.get("version", 0))
-            if version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{path.name} was written by a newer tam-desktop (format {version}); "
-                    f"this version reads format {FORMAT_VERSION}. Please upgrade."
-                )
-            grids = [
-                VisionGrid(kind=gm["kind"], media_index=gm["media_index"], t=gm["t"], h=gm["h"],
-                           w=gm["w"], positions=npz[f"grid{gi}_positions"])
-                for gi, gm in enumerate(header["grids"])
-            ]
+            header = _read_header(npz, path)
+            try:
+                return cls._from_npz(npz, header)
+            except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
+                    zlib.error) as exc:
+                raise ExplanationFileError(
+                    f"{path.name} is damaged: {type(exc).__name__}: {exc}",
+                    "Save the explanation again, or explain the media again.") from exc
 
-            def token_maps(kind: TokenKind, texts: list[str]) -> TokenMaps:
-                return TokenMaps(kind=kind, texts=list(texts),
-                                 **{n: npz[f"{kind}_{n}"] for n in _TOKEN_ARRAYS})
+    @classmethod
+    def _from_npz(cls, npz, header: dict) -> Explanation:
+        grids = [
+            VisionGrid(kind=gm["kind"], media_index=gm["media_index"], t=gm["t"], h=gm["h"],
+                       w=gm["w"], positions=npz[f"grid{gi}_positions"])
+            for gi, gm in enumerate(header["grids"])
+        ]
 
-            answer = token_maps("answer", header["answer_texts"])
-            prompt = (None if header["prompt_texts"] is None
-                      else token_maps("prompt", header["prompt_texts"]))
-            cands = None
-            if header["cand_texts"] is not None:
-                cands = Candidates(ids=npz["cand_ids"], logits=npz["cand_logits"],
-                                   probs=npz["cand_probs"], texts=header["cand_texts"])
-            media = [
-                MediaItem(kind=mm["kind"], path=mm["path"], frames=npz[f"media{mi}_frames"],
-                          frame_slot=npz[f"media{mi}_frame_slot"],
-                          timestamps=npz[f"media{mi}_timestamps"], fps=float(mm["fps"]))
-                for mi, mm in enumerate(header["media"])
-            ]
-            return cls(ids=npz["ids"], input_len=int(header["input_len"]),
-                       token_texts=list(header["token_texts"]), grids=grids,
-                       prompt_positions=npz["prompt_positions"], answer=answer, prompt=prompt,
-                       candidates=cands, options=TamOptions(**header["options"]), media=media,
-                       meta=dict(header.get("meta") or {}))
+        def token_maps(kind: TokenKind, texts: list[str]) -> TokenMaps:
+            return TokenMaps(kind=kind, texts=list(texts),
+                             **{n: npz[f"{kind}_{n}"] for n in _TOKEN_ARRAYS})
+
+        answer = token_maps("answer", header["answer_texts"])
+        prompt = (None if header["prompt_texts"] is None
+                  else token_maps("prompt", header["prompt_texts"]))
+        cands = None
+        if header["cand_texts"] is not None:
+            cands = Candidates(ids=npz["cand_ids"], logits=npz["cand_logits"],
+                               probs=npz["cand_probs"], texts=header["cand_texts"])
+        media = [
+            MediaItem(kind=mm["kind"], path=mm["path"], frames=npz[f"media{mi}_frames"],
+                      frame_slot=npz[f"media{mi}_frame_slot"],
+                      timestamps=npz[f"media{mi}_timestamps"], fps=float(mm["fps"]))
+            for mi, mm in enumerate(header["media"])
+        ]
+        return cls(ids=npz["ids"], input_len=int(header["input_len"]),
+                   token_texts=list(header["token_texts"]), grids=grids,
+                   prompt_positions=npz["prompt_positions"], answer=answer, prompt=prompt,
+                   candidates=cands, options=TamOptions(**header["options"]), media=media,
+                   meta=dict(header.get("meta") or {}))
+
+
+_OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."
+
+
+def _not_an_explanation(path: Path, why: str) -> ExplanationFileError:
+    return ExplanationFileError(f"{path.name} is not a TAM explanation file ({why}).",
+                                _OPEN_HINT)
+
+
+def _read_header(npz, path: Path) -> dict:
+    """The JSON header, checked for our format name and a version this code can read."""
+    if "header" not in npz.files:
+        raise _not_an_explanation(path, "no header")
+    try:
+        header = json.loads(bytes(npz["header"]).decode("utf-8"))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _not_an_explanation(path, f"unreadable header: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise _not_an_explanation(path, "another kind of .npz file")
+    try:
+        version = int(header.get("version", 0))
+    except (TypeError, ValueError) as exc:
+        raise _not_an_explanation(path, "no valid format version") from exc
+    if version > FORMAT_VERSION:
+        raise ExplanationFileError(
+            f"{path.name} was written by a newer tam-desktop (file format {version}; this "
+            f"version reads format {FORMAT_VERSION} and older).",
+            "Upgrade tam-desktop to open it.")
+    return header
+
+
+def _json_default(obj):
+    """Let ``meta`` hold numpy scalars and arrays (saved as plain numbers and lists)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"meta value of type {type(obj).__name__} cannot be saved")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
