@@ -126,14 +126,15 @@ def rouge_l(hypothesis: str, references: Sequence[str] | str, beta: float = 1.2)
     hyp = caption_words(hypothesis)
     if not hyp or not refs:
         return 0.0
-    precs, recs = [], []
+    precs: list[float] = []
+    recs: list[float] = []
     for ref in refs:
-        r = caption_words(ref)
-        if not r:
+        ref_words = caption_words(ref)
+        if not ref_words:
             continue
-        lcs = _lcs(hyp, r)
+        lcs = _lcs(hyp, ref_words)
         precs.append(lcs / len(hyp))
-        recs.append(lcs / len(r))
+        recs.append(lcs / len(ref_words))
     if not precs:
         return 0.0
     p, r = max(precs), max(recs)

@@ -45,7 +45,7 @@ class _ResizedMaps:
 
     def __call__(self, k: int) -> np.ndarray:
         if k not in self._cache:
-            hw = self.shape[-2:]
+            hw = (int(self.shape[-2]), int(self.shape[-1]))
             frames = [resize_map(self.expl.frame_map(k, 0, f), hw) for f in range(self.n_frames)]
             self._cache[k] = np.stack(frames) if self.video else frames[0]
         return self._cache[k]

@@ -93,7 +93,8 @@ def group_words(token_texts: Sequence[str]) -> list[Word]:
     joins the word of the token that completes it; white-space-only tokens belong to no word.
     """
     words: list[Word] = []
-    cur_text, cur_toks = "", []
+    cur_text = ""
+    cur_toks: list[int] = []
     pending: list[int] = []          # empty pieces wait for the token that completes them
     prev_breaks = True
 
