@@ -100,7 +100,7 @@ def test_synthetic_written_by_tam_synth(tmp_path):
 # ------------------------------------------------------------------------------- COCO
 def _coco(root: Path) -> None:
     _img(root / "image/COCO_val2014_000000000001.jpg", 20, 30)
-    _img(root / "image/COCO_val2014_000000000002.jpg", 10, 10)
+    _img(root / "image/000000000002.jpg", 10, 10)          # renamed copy: found by its id
     (root / "seg_label").mkdir(parents=True)           # the authors' extra folder: ignored
     p1 = _box(20, 30, 5, 10, 0, 4)
     p2 = _box(20, 30, 0, 2, 20, 30)

@@ -188,7 +188,10 @@ def read_coco(root: Path) -> EvalDataset:
         iid = int(img["id"])
         if iid not in anns:
             continue
-        path = _find_image(img["file_name"], dirs)
+        # Reformatted copies often drop the "COCO_val2014_" prefix: try the bare id too.
+        path = None
+        for name in (img["file_name"], f"{iid:012d}.jpg", f"{iid:012d}.png"):
+            path = path or _find_image(name, dirs)
         if path is None:
             skipped += 1
             continue
