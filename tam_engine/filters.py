@@ -48,8 +48,9 @@ def rank_gaussian_filter(maps: np.ndarray, kernel_size: int = 3, dtype=np.float6
     kernel_size
         Odd window size ``k``.
     dtype
-        Working and output precision, ``float64`` (default) or ``float32`` (twice as fast;
-        relative error ~1e-6, ample for maps on a [0, 1] scale).
+        Working and output precision, ``float64`` (default) or ``float32`` (faster;
+        relative error ~1e-6, ample for maps on a [0, 1] scale; values must stay below
+        ~1e18 so that squared deviations fit in float32).
 
     Returns
     -------
