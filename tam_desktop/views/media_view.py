@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.views.colors import lut, pg_colormap
 from tam_engine.render.overlay import resize_map
+
+HEAT_MIN_SIDE = 512   # the heat map's long side is at least this, or the frame's
+HEAT_STEP = 256       # and grows with the view in these steps, so resizing rarely recomputes
 
 
 class MediaView(QWidget):
@@ -31,6 +34,8 @@ class MediaView(QWidget):
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
         self.heat_item.setZValue(1)
+        # The frame changes less often than the map drawn over it: keep its scaled rendering.
+        self.image_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.view_box.addItem(self.image_item)
         self.view_box.addItem(self.heat_item)
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), width=14, interactive=False,
@@ -53,6 +58,7 @@ class MediaView(QWidget):
         self._frame_key: tuple | None = None
         self._heat_key: tuple | None = None
         self._frame_shape: tuple[int, int] = (0, 0)
+        self._heat_side = HEAT_MIN_SIDE
 
         state.content_changed.connect(self._on_content)
         state.media_index_changed.connect(self._on_content_index)
@@ -61,6 +67,8 @@ class MediaView(QWidget):
         state.cursor.frame_changed.connect(self._on_frame)
         state.display.changed.connect(self._on_display)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.view_box.sigResized.connect(self._on_view_changed)
+        self.view_box.sigRangeChanged.connect(self._on_view_changed)
         self._apply_display("colormap")
         self._apply_display("opacity")
         self._on_content()
@@ -99,6 +107,17 @@ class MediaView(QWidget):
         elif name == "combine":
             self._update_heat()
 
+    def _on_view_changed(self, *_args: object) -> None:
+        h, w = self._frame_shape
+        if not h:
+            return
+        px = self.view_box.viewPixelSize()[0]  # frame pixels per screen pixel
+        shown = max(h, w) / px if px > 0 else HEAT_MIN_SIDE
+        side = max(HEAT_MIN_SIDE, int(np.ceil(shown / HEAT_STEP)) * HEAT_STEP)
+        if side != self._heat_side:
+            self._heat_side = side
+            self._update_heat()
+
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
         self._update_frame()
@@ -119,7 +138,8 @@ class MediaView(QWidget):
             return
         self._frame_key = key
         frame = m.frames[f]
-        self.image_item.setImage(frame, autoLevels=False, levels=(0, 255))
+        # No levels: uint8 RGB then goes to a QImage without any rescaling pass.
+        self.image_item.setImage(frame, autoLevels=False)
         self._frame_shape = frame.shape[:2]
 
     def _update_heat(self) -> None:
@@ -135,12 +155,17 @@ class MediaView(QWidget):
         slot = st.slot_index(grid)
         h, w = self._frame_shape
         key = (id(st.explanation), st.kind, st.selection, st.display.combine, st.media_index,
-               slot, h, w)
+               slot, h, w, self._heat_side)
         if key != self._heat_key:
             self._heat_key = key
-            # The exporter's own resize, so screen and files agree pixel for pixel.
-            up = resize_map(grid[slot], (w, h))
-            self.heat_item.setImage(up, autoLevels=False, levels=(0, 255))
+            # The exporter's own bilinear resize, so screen and files agree. The map is made
+            # only as large as the screen shows it (a smooth map has no finer detail), which
+            # keeps resizing and drawing it cheap on big frames.
+            scale = min(1.0, self._heat_side / max(h, w))
+            hw = (max(1, round(w * scale)), max(1, round(h * scale)))
+            self.heat_item.setImage(resize_map(grid[slot], hw), autoLevels=False,
+                                    levels=(0, 255))
+            self.heat_item.setRect(QRectF(0, 0, w, h))
         self.heat_item.setVisible(m is not None)
         self.colorbar.setVisible(True)
 
@@ -169,7 +194,7 @@ class MediaView(QWidget):
         self.value_label.move(8, 6)
 
     def heat_image(self) -> np.ndarray | None:
-        """The map currently drawn (frame-sized uint8), or None when hidden (for tests)."""
+        """The map drawn now (uint8, frame-sized or as large as shown), or None when hidden."""
         if not self.heat_item.isVisible() or self.heat_item.image is None:
             return None
         return np.asarray(self.heat_item.image)

@@ -96,9 +96,11 @@ class DisplayBar(QWidget):
 
     def _on_content(self) -> None:
         media = self.state.media
+        names = [f"{i + 1}. {m.name}" for i, m in enumerate(media)]
         with signals_blocked(self.media):
-            self.media.clear()
-            self.media.addItems([f"{i + 1}. {m.name}" for i, m in enumerate(media)])
+            if names != [self.media.itemText(i) for i in range(self.media.count())]:
+                self.media.clear()
+                self.media.addItems(names)
             self.media.setCurrentIndex(self.state.media_index)
         many = len(media) > 1
         self.media.setVisible(many)
