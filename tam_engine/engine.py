@@ -153,8 +153,9 @@ def _filter_rows(norm: np.ndarray, inputs: TamInputs, options: TamOptions) -> np
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    """``floor(255 * x)`` for ``x`` in [0, 1] (a cast truncates, i.e. floors non-negatives)."""
-    return np.multiply(x, np.float32(255.0), dtype=np.float32).astype(np.uint8)
+    """``floor(255 * x)`` for ``x`` in [0, 1] (a cast truncates, i.e. floors non-negatives).
+    The product is taken in float64, where it is exact for a float32 ``x``."""
+    return np.multiply(x, 255.0, dtype=np.float64).astype(np.uint8)
 
 
 def explain(inputs: TamInputs, options: TamOptions | None = None,
