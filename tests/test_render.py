@@ -115,6 +115,7 @@ def test_font_fallback_splits_runs_and_cleans():
     assert [t for _, t in runs] == ["ab", "猫", "cd"]
     assert runs[0][0] is runs[2][0] and runs[1][0] is not runs[0][0]
     assert fs.clean("a\u200db\ufe0f\n") == "ab\u21b5"
+    assert fs.clean("\x1e\x00\x7f") == "\u241e\u2400\u2421"    # control pictures, drawable
     assert fs.clean("\U000e0001x") in ("\ufffdx", "x")     # a tag character no font has
     assert fs.width(fs.fit("a long sentence " * 20, 100)) <= 100
 

@@ -28,6 +28,27 @@ _VISIBLE_CONTROLS = {"\n": "\u21b5", "\r": "\u240d", "\t": "\u21e5"}
 _REPLACEMENT = "\ufffd"
 
 
+def visible(text: str) -> str:
+    """``text`` with control characters shown as symbols (newline as U+21B5, others as
+    Unicode control pictures) and invisible joiners removed: for any display, not only ours."""
+    out = []
+    for ch in text:
+        cp = ord(ch)
+        if ch in _VISIBLE_CONTROLS:
+            out.append(_VISIBLE_CONTROLS[ch])
+        elif cp in _INVISIBLE:
+            continue
+        elif cp < 0x20:
+            out.append(chr(0x2400 + cp))
+        elif cp == 0x7F:
+            out.append("\u2421")
+        elif 0x80 <= cp < 0xA0:
+            out.append(_REPLACEMENT)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def fonts_dir() -> Path:
     from tam_engine.resources import fonts_dir as _fonts_dir
 
@@ -131,8 +152,12 @@ class FontStack:
             cp = ord(ch)
             if cp in _INVISIBLE:
                 continue
-            if cp < 0x20 or 0x7F <= cp < 0xA0:
-                continue
+            if cp < 0x20:
+                ch = chr(0x2400 + cp)                # Unicode "control pictures": visible
+            elif cp == 0x7F:
+                ch = "\u2421"
+            elif 0x80 <= cp < 0xA0:
+                ch = _REPLACEMENT
             if self._font_index(ch) < 0:
                 ch = _REPLACEMENT
             out.append(ch)

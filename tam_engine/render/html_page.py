@@ -19,6 +19,7 @@ import numpy as np
 from tam_engine.explanation import Explanation, TokenKind
 from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.figure import resize_frame
+from tam_engine.render.fonts import visible
 from tam_engine.render.overlay import heatmap
 
 
@@ -42,7 +43,7 @@ def _token_html(text: str, attrs: str) -> str:
     lead = text[:1] == " "
     body = text[1:] if lead else text
     br = body.endswith("\n")
-    shown = body.replace("\n", "\u21b5") or "\u2423"
+    shown = visible(body) or "\u2423"
     return ((" " if lead else "") + f'<span class="tok" {attrs}>{html.escape(shown)}</span>'
             + ("<br>" if br else ""))
 

@@ -110,7 +110,9 @@ def add_caption(image: np.ndarray, text: str, position: str = "top",
 
 def token_caption(text: str, k: int, n: int, prefix: str = "") -> str:
     """How a token is named in captions: ``'cat'  (token 3 / 12)``."""
-    shown = text.replace("\n", "\u21b5").strip() or repr(text)
+    shown = text.replace("\n", "\u21b5").replace("\t", "\u21e5").strip(" ")
+    if not shown:
+        shown = "\u2423" * min(len(text), 3) if text else "(empty)"
     return f"{prefix}\u201c{shown}\u201d  (token {k + 1} / {n})"
 
 

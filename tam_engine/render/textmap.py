@@ -45,7 +45,7 @@ def _ink_for(bg: tuple[int, int, int]) -> tuple[int, int, int]:
 def _token_cell(text: str, bg, fg) -> Cell:
     # Byte-level BPE marks a word start with a leading space; show it as a gap, not as part of
     # the coloured box, so the boxes read like words.
-    lead = text[:1].isspace() and text[:1] != "\n"
+    lead = text[:1] in (" ", "\t")
     body = text.lstrip(" \t") if lead else text
     newline = body.endswith("\n")
     if body.strip("\n") == "" and newline:
