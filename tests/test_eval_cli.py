@@ -31,6 +31,7 @@ def test_tam_eval_with_a_tiny_model_and_resume(synth_dir, tiny_model_dir, tmp_pa
     doc = json.loads(out.read_text())
     assert [r["id"] for r in doc["items"]] == ["img_00000", "img_00001"]
     assert doc["config"]["prompt"] == "What is in the picture?"
+    assert doc["seconds_per_item"]["generate_s"] > 0 and "engine_s" in doc["seconds_per_item"]
     rec = doc["items"][0]
     assert set(rec["variants"]) == {"neither", "eci", "filter", "both"}
     assert 1 <= rec["n_tokens"] <= 4 and rec["rouge_l"] is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,19 @@ def model_explain_fn(loaded: Any, settings: Any, prompt: str | None = None
     def explain(item: EvalItem, options: Sequence[TamOptions]) -> list[Explanation]:
         media = load_media(item.media, fps=settings.video_fps, max_frames=settings.max_frames)
         text = prompt or (DEFAULT_VIDEO_PROMPT if item.kind == "video" else DEFAULT_PROMPT)
+        t0 = time.perf_counter()
         prepared = loaded.adapter.prepare(media, text, settings)
         inputs = capture(loaded, prepared, settings)
+        t1 = time.perf_counter()
         table = score_table(inputs)
-        meta = {"model": loaded.name, "prompt": text, "item": item.id}
-        return [explain_from_scores(inputs, table, o, media=prepared.media, meta=meta)
-                for o in options]
+        out = [explain_from_scores(inputs, table, o, media=prepared.media,
+                                   meta={"model": loaded.name, "prompt": text, "item": item.id})
+               for o in options]
+        timings = {"generate_s": round(t1 - t0, 4),
+                   "engine_s": round(time.perf_counter() - t1, 4)}
+        for e in out:
+            e.meta["timings"] = timings
+        return out
 
     return explain
 

@@ -134,7 +134,8 @@ def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, Tam
                  "variants": {name: score_explanation(e, item, masks)
                               for name, e in zip(variants, expls)}}
     rec["seconds"] = {"explain": round(t_explain, 3),
-                      "total": round(time.perf_counter() - t0, 3)}
+                      "total": round(time.perf_counter() - t0, 3),
+                      **expls[0].meta.get("timings", {})}
     return rec
 
 
@@ -239,7 +240,11 @@ def write_results(out: Path, items: list[EvalItem], variant_names: list[str],
                        "Run the same command again to finish them.")
     ordered = [recs[it.id] for it in items]
     summary = summarize(ordered, variant_names)
+    # Timings vary run to run; they stay out of the summary, which depends only on the data.
+    secs = {k: _mean([r["seconds"][k] for r in ordered if k in r.get("seconds", {})])
+            for k in ("total", "generate_s", "engine_s")}
     doc = {"format": "tam-eval", "version": 1, "config": config, "summary": summary,
+           "seconds_per_item": {k: v for k, v in secs.items() if v is not None},
            "items": ordered}
     atomic_write_bytes(out, json.dumps(doc, indent=1).encode("utf-8"))
     return summary
