@@ -193,10 +193,16 @@ def _decode_pyav(path: Path, fps: float, max_frames: int
 
     try:
         container = av.open(str(path))
-    except av.error.InvalidDataError as exc:
-        raise MediaError(f"{path.name}: not a video file (its content is not a known container "
-                         f"format).", _VIDEO_HINT) from exc
     except (av.error.FFmpegError, OSError) as exc:
+        kind = _sniff_container(path)
+        if kind:
+            raise MediaError(f"{path.name}: looks like {kind} video but is damaged or incomplete "
+                             f"(for example an interrupted download or copy).",
+                             "Get a complete copy of the file, or re-encode it if it plays "
+                             "elsewhere.") from exc
+        if isinstance(exc, av.error.InvalidDataError):
+            raise MediaError(f"{path.name}: not a video file (its content is not a known "
+                             f"container format).", _VIDEO_HINT) from exc
         raise MediaError(f"{path.name}: cannot be opened as a video ({exc}).", _VIDEO_HINT) from exc
     with container:
         if not container.streams.video:
@@ -226,6 +232,19 @@ def _decode_pyav(path: Path, fps: float, max_frames: int
 
         frames, times = _select(timed(), targets, _pyav_rgb)
     return frames, [max(0.0, t) for t in times], float(duration)
+
+
+def _sniff_container(path: Path) -> str | None:
+    """The container a file's first bytes announce (to tell damaged videos from non-videos)."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
+        return "an MP4/MOV"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "an MKV/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI"
+    return None
 
 
 def _pyav_rgb(frame) -> np.ndarray:

@@ -251,3 +251,24 @@ def test_iter_and_probe_video(tmp_path):
     (tmp_path / "x.mp4").write_text("text")
     with pytest.raises(MediaError, match="x.mp4"):
         list(iter_video_frames(tmp_path / "x.mp4"))
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_truncated_video_header_says_damaged(tmp_path, ext):
+    p = write_video(tmp_path / f"movie{ext}", n_frames=30, rate=10, size=(128, 96))
+    p.write_bytes(p.read_bytes()[:100])
+    try:
+        item = load_video(p)
+    except MediaError as exc:
+        assert f"movie{ext}" in str(exc)
+        assert "damaged or incomplete" in exc.message or "no decodable" in exc.message
+    else:                                  # a demuxer may salvage the start; then it must decode
+        assert item.n_frames >= 1
+
+
+def test_truncated_png(tmp_path):
+    p = tmp_path / "pic.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (50, 50, 3), dtype=np.uint8)).save(p)
+    p.write_bytes(p.read_bytes()[:2000])
+    with pytest.raises(MediaError, match="pic.png.*truncated"):
+        load_image(p)
