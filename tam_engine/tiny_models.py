@@ -135,8 +135,8 @@ def build_qwen2_vl_processor(tokenizer, *, min_pixels: int = 28 * 28 * 4,
     """
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    common = {"patch_size": patch_size, "merge_size": merge_size,
-              "temporal_patch_size": temporal_patch_size}
+    common: dict[str, Any] = {"patch_size": patch_size, "merge_size": merge_size,
+                              "temporal_patch_size": temporal_patch_size}
     image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels,
                                             **common)
     video_processor = Qwen2VLVideoProcessor(
@@ -174,7 +174,7 @@ def qwen2_vl_model(tokenizer, *, family: str = "qwen2_vl", hidden: int = 64,
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
     head_dim = hidden // 4
-    text = _text_dims(vocab_size or len(tokenizer), hidden)
+    text: dict[str, Any] = _text_dims(vocab_size or len(tokenizer), hidden)
     text.update(bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
                 pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"))
@@ -183,18 +183,19 @@ def qwen2_vl_model(tokenizer, *, family: str = "qwen2_vl", hidden: int = 64,
     section = [half - 2 * (half // 3), half // 3, half // 3]
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0,
                                "mrope_section": section}
+    vision: dict[str, Any]
     if family == "qwen2_vl":
         vision = {"depth": 2, "embed_dim": 32, "hidden_size": hidden, "num_heads": 2,
                   "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2,
                   "temporal_patch_size": 2}
-        config = tf.Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
-        model = tf.Qwen2VLForConditionalGeneration(config)
+        model: Any = tf.Qwen2VLForConditionalGeneration(
+            tf.Qwen2VLConfig(text_config=text, vision_config=vision, **ids))
     elif family == "qwen2_5_vl":
         vision = {"depth": 2, "hidden_size": 32, "out_hidden_size": hidden, "num_heads": 2,
                   "intermediate_size": 64, "patch_size": 14, "spatial_merge_size": 2,
                   "temporal_patch_size": 2, "window_size": 56, "fullatt_block_indexes": [1]}
-        config = tf.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
-        model = tf.Qwen2_5_VLForConditionalGeneration(config)
+        model = tf.Qwen2_5_VLForConditionalGeneration(
+            tf.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids))
     else:
         raise ValueError(f"not a Qwen family: {family!r}")
     _set_generation_ids(model, text)

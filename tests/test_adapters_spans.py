@@ -134,3 +134,18 @@ def test_empty_prompt_and_no_media_are_refused(tiny_loaded):
         adapter.prepare([_image(0)], "   ")
     with pytest.raises(MediaError):
         adapter.prepare([], PROMPT)
+
+
+def test_generic_adapter_matches_the_llava_adapter(tiny_loaded):
+    from tam_engine.adapters import GenericAdapter
+
+    loaded = tiny_loaded("llava")
+    generic = GenericAdapter(loaded.processor, loaded.model.config)
+    assert GenericAdapter.supports(loaded.model.config)
+    media = [_image(0), _video(2)]
+    a = generic.prepare(media, PROMPT)
+    b = loaded.adapter.prepare(media, PROMPT)
+    assert [(g.kind, g.t, g.h, g.w) for g in a.spans.grids] == [
+        (g.kind, g.t, g.h, g.w) for g in b.spans.grids]
+    np.testing.assert_array_equal(a.spans.vision_positions, b.spans.vision_positions)
+    np.testing.assert_array_equal(a.spans.prompt_positions, b.spans.prompt_positions)

@@ -15,7 +15,7 @@ import numpy as np
 
 from tam_engine.errors import MediaError, ModelLoadError, TamError
 from tam_engine.media import MediaItem
-from tam_engine.spans import Spans, VisionGrid
+from tam_engine.spans import Spans, VisionGrid, VisionKind
 
 # A string no chat template alters and no prompt contains: rendering the template with it in
 # place of the prompt tells exactly where the prompt's characters land in the templated text.
@@ -236,7 +236,7 @@ class Adapter:
                                 "This model family needs its own adapter.")
             h, w = shapes[0]
             pos = self._take(positions, start, n * h * w, "vision")
-            kind = "video" if item.kind == "video" else "image"
+            kind: VisionKind = "video" if item.kind == "video" else "image"
             grids.append(VisionGrid(kind=kind, media_index=mi, t=n, h=h, w=w, positions=pos))
             slots.append(np.arange(n, dtype=np.int64))
             j += n

@@ -32,10 +32,9 @@ class LlavaAdapter(Adapter):
         return tid
 
     def patch_size(self) -> int:
-        ps = getattr(self.processor, "patch_size", None)
-        if not ps:
-            ps = getattr(getattr(self.config, "vision_config", None), "patch_size", 14)
-        return int(ps)
+        ps: Any = getattr(self.processor, "patch_size", None) or getattr(
+            getattr(self.config, "vision_config", None), "patch_size", None)
+        return int(ps or 14)
 
     def _grids(self, media: list[MediaItem], inputs: Any, ids: np.ndarray
                ) -> tuple[list[VisionGrid], list[np.ndarray]]:
