@@ -194,15 +194,30 @@ def test_html_is_self_contained(tmp_path, expl):
     payload = json.loads(re.search(r'<script id="tam-data" type="application/json">(.*?)</script>',
                                    text, re.S).group(1))
     assert len(payload["lut"]) == 256
-    assert set(payload["maps"]) == {f"a{k}" for k in range(len(ANSWER))} | {
-        f"p{k}" for k in range(len(PROMPT))}
-    uri = payload["maps"]["a1"]
+    assert set(payload["maps"]) == {f"a{k}s0" for k in range(len(ANSWER))} | {
+        f"p{k}s0" for k in range(len(PROMPT))}
+    assert len(payload["frames"]) == 1 and payload["frames"][0].startswith("data:image/")
+    uri = payload["maps"]["a1s0"]
     assert uri.startswith("data:image/png;base64,")
     heat = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
     assert heat.format == "PNG"
     assert "猫" in text and "😀" in text and "café" in text
     assert payload["rel"]["a"][1][len(PROMPT) + 2] is None
     assert text.count('class="tok"') == len(PROMPT) + len(ANSWER)
+
+
+def test_html_for_video_embeds_every_frame_and_slot(tmp_path, video_expl):
+    text = ex.export_html(video_expl, tmp_path / "v.html", frame=2,
+                          image_width=64).read_text(encoding="utf-8")
+    payload = json.loads(re.search(r'<script id="tam-data" type="application/json">(.*?)</script>',
+                                   text, re.S).group(1))
+    m = video_expl.media[0]
+    assert len(payload["frames"]) == m.n_frames and payload["frame"] == 2
+    assert payload["slots"] == m.frame_slot.tolist() and payload["times"] == [0, 0.5, 1, 1.5]
+    slots = sorted(set(m.frame_slot.tolist()))
+    assert {f"a3s{s}" for s in slots} <= set(payload["maps"])
+    # Frames sharing a slot share one map; different slots have their own.
+    assert payload["maps"]["a3s0"] != payload["maps"]["a3s1"]
 
 
 def test_html_escapes_token_text(tmp_path):

@@ -39,6 +39,19 @@ def _data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
+def _smallest_uri(image: np.ndarray) -> str:
+    """A frame as PNG or JPEG, whichever is smaller (photos: JPEG; drawings: PNG)."""
+    import io
+
+    from PIL import Image
+
+    png = _data_uri(image)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    jpg = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return jpg if len(jpg) < len(png) else png
+
+
 def _token_html(text: str, attrs: str) -> str:
     lead = text[:1] == " "
     body = text[1:] if lead else text
@@ -55,17 +68,29 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
     if expl.prompt is not None:
         kinds.append("prompt")
     total = sum(len(expl.tokens(k)) for k in kinds)
-    base_uri = ""
     size = (image_width, image_width * 3 // 4)
-    has_media = bool(expl.grids) and media_index < len(expl.media)
-    if has_media:
+    frame_uris: list[str] = [""]
+    slots = [0]
+    times = [0.0]
+    if expl.grids and media_index < len(expl.media):
         m = expl.media[media_index]
-        base = resize_frame(m.frames[min(frame, m.n_frames - 1)], image_width)
-        size = (base.shape[1], base.shape[0])
-        base_uri = _data_uri(base)
+        # A video embeds all its sampled frames (a slider picks one); an image its one frame.
+        shown = range(m.n_frames) if m.kind == "video" else [min(frame, m.n_frames - 1)]
+        frames = [resize_frame(m.frames[f], image_width) for f in shown]
+        size = (frames[0].shape[1], frames[0].shape[0])
+        frame_uris = [_smallest_uri(f) for f in frames]
+        slots = [int(m.frame_slot[f]) for f in shown]
+        times = [round(float(m.timestamps[f]), 3) for f in shown]
+        frame = frame if m.kind == "video" else 0
     elif expl.grids:
         g = expl.grids[0]
         size = (image_width, max(1, image_width * g.h // max(g.w, 1)))
+        frame = 0
+    frame = min(max(frame, 0), len(frame_uris) - 1)
+    # One displayed frame per temporal slot is enough: frames sharing a slot share a map.
+    slot_frame = {}
+    for i, s_ in enumerate(slots):
+        slot_frame.setdefault(s_, i)
     maps: dict[str, str] = {}
     done = 0
     for kind in kinds:
@@ -76,11 +101,13 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
             done += 1
             if not expl.grids:
                 continue
-            fm = expl.frame_map(k, media_index, frame, kind)
-            # 16 px per cell is smooth enough; the browser scales the rest of the way.
-            hw = min(size[0], fm.shape[1] * 16)
-            hh = max(1, int(round(hw * size[1] / size[0])))
-            maps[f"{kind[0]}{k}"] = _data_uri(heatmap(fm, (hw, hh), cmap))
+            for slot, i in slot_frame.items():
+                shown_frame = i if len(frame_uris) > 1 else frame
+                fm = expl.frame_map(k, media_index, shown_frame, kind)
+                # 16 px per cell is smooth enough; the browser scales the rest of the way.
+                hw = min(size[0], fm.shape[1] * 16)
+                hh = max(1, int(round(hw * size[1] / size[0])))
+                maps[f"{kind[0]}{k}s{slot}"] = _data_uri(heatmap(fm, (hw, hh), cmap))
     if tick is not None:
         tick(total, total)
 
@@ -95,6 +122,10 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
     data = {
         "lut": lut,
         "maps": maps,
+        "frames": frame_uris,
+        "slots": slots,
+        "times": times,
+        "frame": frame,
         "rel": {kind[0]: relevance_rows(expl, kind) for kind in kinds},
         "nPrompt": int(expl.prompt_positions.size),
         "texts": {"a": expl.answer_texts, "p": expl.prompt_texts},
@@ -109,11 +140,13 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
     title = html.escape(str(expl.meta.get("model", "TAM explanation")))
     prompt_text = html.escape(str(expl.meta.get("prompt", "")))
     bar = "".join(f'<i style="background:{h}"></i>' for h in lut[::-8])
+    has_base = bool(frame_uris[0])
     return _TEMPLATE.format(
-        title=title, prompt=prompt_text, w=size[0], h=size[1], base=base_uri,
-        base_display="block" if base_uri else "none", opacity=opacity,
-        heat_opacity=opacity if base_uri else 1.0, prompt_html=prompt_html,
-        answer_html=answer_html, payload=payload, bar=bar,
+        title=title, prompt=prompt_text, w=size[0], h=size[1],
+        base_display="block" if has_base else "none", opacity=opacity,
+        heat_opacity=opacity if has_base else 1.0, prompt_html=prompt_html,
+        answer_html=answer_html, payload=payload, bar=bar, last=len(frame_uris) - 1,
+        slider_display="inline" if len(frame_uris) > 1 else "none",
     )
 
 
@@ -140,12 +173,13 @@ body {{ font-family: "DejaVu Sans", "Noto Sans", "Segoe UI", sans-serif; margin:
 <body>
 <h3>{title}</h3>
 <div class="label">{prompt}</div>
-<div><div id="view"><img id="base" src="{base}" alt="media">
+<div><div id="view"><img id="base" alt="media">
 <img id="heat" alt="" style="opacity:{heat_opacity}"></div>
 <div id="bar">{bar}</div></div>
 <div id="side">
 <div>Opacity <input id="op" type="range" min="0" max="1" step="0.05" value="{opacity}">
- <span id="cap"></span></div>
+ <span style="display:{slider_display}">Frame <input id="fr" type="range" min="0"
+ max="{last}" step="1" value="0"> <span id="ft"></span></span> <span id="cap"></span></div>
 <div class="label">Prompt</div><div id="prompt">{prompt_html}</div>
 <div class="label">Answer (hover a token; click to keep it)</div><div id="answer">{answer_html}</div>
 <div class="label">Top candidates</div><div id="cands"></div>
@@ -155,13 +189,14 @@ body {{ font-family: "DejaVu Sans", "Noto Sans", "Segoe UI", sans-serif; margin:
 const D = JSON.parse(document.getElementById("tam-data").textContent);
 const toks = Array.from(document.querySelectorAll(".tok"));
 const heat = document.getElementById("heat");
-let pinned = "a0";
+let pinned = "a0", current = "a0", F = D.frame;
 function ink(hex) {{
   const r = parseInt(hex.substr(1, 2), 16), g = parseInt(hex.substr(3, 2), 16),
         b = parseInt(hex.substr(5, 2), 16);
   return 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
 }}
 function show(key) {{
+  current = key;
   const kind = key[0], k = parseInt(key.slice(1));
   const rel = D.rel[kind][k];
   const cur = kind === "a" ? D.nPrompt + k : k;
@@ -174,8 +209,12 @@ function show(key) {{
     const hex = D.lut[Math.round(v * 255)];
     t.style.background = hex; t.style.color = ink(hex);
   }});
-  heat.src = D.maps[key] || "";
-  heat.style.display = D.maps[key] ? "block" : "none";
+  const mk = key + "s" + D.slots[F];
+  if (D.frames[F]) document.getElementById("base").src = D.frames[F];
+  heat.src = D.maps[mk] || "";
+  heat.style.display = D.maps[mk] ? "block" : "none";
+  document.getElementById("ft").textContent = (F + 1) + "/" + D.frames.length + " at " +
+    D.times[F].toFixed(1) + " s";
   const text = (D.texts[kind][k] || "").trim();
   document.getElementById("cap").textContent =
     (kind === "a" ? "answer" : "prompt") + " token " + (k + 1) + ": \\u201c" + text + "\\u201d";
@@ -194,6 +233,10 @@ toks.forEach(t => {{
 }});
 document.getElementById("op").addEventListener("input", e => {{
   if (document.getElementById("base").style.display !== "none") heat.style.opacity = e.target.value;
+}});
+document.getElementById("fr").value = F;
+document.getElementById("fr").addEventListener("input", e => {{
+  F = parseInt(e.target.value); show(current);
 }});
 show(pinned);
 </script>
