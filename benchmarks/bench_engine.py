@@ -2,16 +2,19 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_engine.py            # full sweep, full reference everywhere (minutes)
-    python benchmarks/bench_engine.py --quick    # a smaller sweep (well under a minute)
+    python benchmarks/bench_engine.py              # full sweep, full reference everywhere
+    python benchmarks/bench_engine.py --quick      # three cases, reference on the main one
+    python benchmarks/bench_engine.py --threads 1  # one BLAS/torch thread (steadier timings)
 
 Inputs are realistic in size and random in value: hidden size 1536, an ``lm_head`` of 151,936
-float32 rows (~930 MB), 40 prompt tokens, answers of 32-512 tokens, images of 16x16 to 72x72
+float32 rows (~890 MiB), 40 prompt tokens, answers of 32-512 tokens, images of 16x16 to 72x72
 vision tokens and a video of 8 temporal slots of 18x18.
 
 "product" is the work no TAM implementation can skip: gather the needed hidden rows and
 ``lm_head`` rows and multiply them once (float32, torch, as the engine does). The engine's time
-includes that product. Times are medians of several runs; the reference runs once per case.
+includes that product. Engine and product run interleaved, several times, and the medians are
+reported, as wall time and as CPU time of this process (CPU time is steadier on a busy
+machine). The reference runs once per case, in full: nothing is extrapolated.
 """
 
 from __future__ import annotations
@@ -27,20 +30,7 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from reference_tam import reference_explain  # noqa: E402
-
-from tam_engine.capture_types import TamInputs  # noqa: E402
-from tam_engine.engine import explain, needed_rows_and_classes  # noqa: E402
-from tam_engine.explanation import TamOptions  # noqa: E402
-from tam_engine.spans import Spans, VisionGrid  # noqa: E402
-
 HIDDEN = 1536
 VOCAB = 151_936
 N_PROMPT = 40
@@ -58,8 +48,14 @@ class Case:
         return sum(t * h * w for t, h, w in self.grids)
 
 
-def make_inputs(weight: torch.Tensor, case: Case, seed: int = 0) -> TamInputs:
+def make_inputs(weight, case: Case, seed: int = 0):
     """A Qwen2-VL-like layout: scaffold, vision block(s), prompt text, scaffold, answer."""
+    import numpy as np
+    import torch
+
+    from tam_engine.capture_types import TamInputs
+    from tam_engine.spans import Spans, VisionGrid
+
     rng = np.random.default_rng(seed)
     n_pre, n_post = 14, 5
     pos = n_pre
@@ -73,7 +69,7 @@ def make_inputs(weight: torch.Tensor, case: Case, seed: int = 0) -> TamInputs:
     L = pos + N_PROMPT + n_post
     T = case.n_answer
     # Answers reuse words (a pool of 300 ids), as real captions do: same-text exclusion matters.
-    pool = rng.choice(VOCAB, size=300, replace=False)
+    pool = rng.choice(weight.shape[0], size=300, replace=False)
     ids = rng.choice(pool, size=L + T)
     texts = [f" w{int(i)}" for i in ids]
     g = torch.Generator().manual_seed(seed)
@@ -82,29 +78,34 @@ def make_inputs(weight: torch.Tensor, case: Case, seed: int = 0) -> TamInputs:
                      spans=Spans(grids=tuple(grids), prompt_positions=prompt), token_texts=texts)
 
 
-def product(inputs: TamInputs, rows: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def product(inputs, rows, classes):
     """The unavoidable part: gather needed hidden and lm_head rows, one matmul."""
+    import torch
+
     with torch.no_grad():
         h = inputs.hidden.index_select(0, rows)
         w = inputs.lm_weight.index_select(0, classes)
         return h @ w.T
 
 
-def median_times(fns: dict, repeats: int) -> dict:
-    """Median wall time of each function, the functions interleaved run by run so that a
-    busy machine slows them alike (their ratio is what this benchmark is about)."""
+def median_times(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Median wall and CPU time of each function, the functions interleaved run by run so that
+    a busy machine slows them alike (their ratio is what this benchmark is about)."""
     for fn in fns.values():
         fn()  # warm-up: first touch of pages, thread pools
-    times: dict = {name: [] for name in fns}
+    wall: dict = {name: [] for name in fns}
+    cpu: dict = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    med = statistics.median
+    return ({n: med(v) for n, v in wall.items()}, {n: med(v) for n, v in cpu.items()})
 
 
-def numpy_peak_mb(fn) -> float:
+def numpy_peak_mib(fn) -> float:
     """Peak of memory allocated through Python/numpy while ``fn`` runs (torch's own buffers,
     i.e. the gathered rows and the score matrix, are not seen by tracemalloc)."""
     tracemalloc.start()
@@ -115,46 +116,86 @@ def numpy_peak_mb(fn) -> float:
     return peak / 2**20
 
 
-def torch_buffers_mb(inputs: TamInputs) -> float:
+def torch_buffers_mib(inputs) -> float:
+    import numpy as np
+
+    from tam_engine.engine import needed_rows_and_classes
+
     rows, classes = needed_rows_and_classes(inputs)
     nr, nc = np.unique(rows).size, np.unique(classes).size
     return 4 * (nr * HIDDEN + nc * HIDDEN + nr * nc) / 2**20
 
 
-def run_case(weight: torch.Tensor, case: Case, repeats: int) -> dict:
+def run_case(weight, case: Case, repeats: int) -> dict:
+    import numpy as np
+    import torch
+    from reference_tam import reference_explain
+
+    from tam_engine.engine import (
+        explain,
+        explain_from_scores,
+        needed_rows_and_classes,
+        score_table,
+    )
+    from tam_engine.explanation import TamOptions
+
     inputs = make_inputs(weight, case)
     rows, classes = needed_rows_and_classes(inputs)
     rows_t = torch.as_tensor(np.unique(rows))
     cls_t = torch.as_tensor(np.unique(classes))
-    options = TamOptions()
-    med = median_times({"prod": lambda: product(inputs, rows_t, cls_t),
-                        "eng": lambda: explain(inputs, options)}, repeats)
-    t_prod, t_eng = med["prod"], med["eng"]
-    peak = numpy_peak_mb(lambda: explain(inputs, options)) + torch_buffers_mb(inputs)
-    t_ref = None
+    options, no_eci = TamOptions(), TamOptions(eci=False)
+    table = score_table(inputs)
+    wall, cpu = median_times({
+        "prod": lambda: product(inputs, rows_t, cls_t),
+        "eng": lambda: explain(inputs, options),
+        "post": lambda: explain_from_scores(inputs, table, options),
+        "post_no_eci": lambda: explain_from_scores(inputs, table, no_eci),
+    }, repeats)
+    peak = numpy_peak_mib(lambda: explain(inputs, options)) + torch_buffers_mib(inputs)
+    t_ref = c_ref = None
     if case.reference:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         reference_explain(inputs)
-        t_ref = time.perf_counter() - t0
-    return dict(case=case, t_prod=t_prod, t_eng=t_eng, t_ref=t_ref, peak=peak)
+        t_ref, c_ref = time.perf_counter() - t0, time.process_time() - c0
+    return dict(case=case, wall=wall, cpu=cpu, t_ref=t_ref, c_ref=c_ref, peak=peak)
+
+
+HEADER = ("| case | vision tokens | answer tokens | engine ms | product ms | engine / product "
+          "| reference s | reference / engine | engine CPU ms | product CPU ms "
+          "| CPU engine / product | ECI CPU ms | peak MiB |")
 
 
 def fmt_row(r: dict) -> str:
     c: Case = r["case"]
-    ref = "not run" if r["t_ref"] is None else f"{r['t_ref']:.1f}"
-    speedup = "-" if r["t_ref"] is None else f"{r['t_ref'] / r['t_eng']:.0f}x"
-    return (f"| {c.name} | {c.n_vision} | {c.n_answer} | {1e3 * r['t_eng']:.1f} | "
-            f"{1e3 * r['t_prod']:.1f} | {r['t_eng'] / r['t_prod']:.2f} | {ref} | {speedup} | "
-            f"{r['peak']:.0f} |")
+    w, p = r["wall"], r["cpu"]
+    if r["t_ref"] is None:
+        ref = speedup = "not run"
+    else:
+        ref = f"{r['t_ref']:.1f}"
+        speedup = f"{r['t_ref'] / w['eng']:.0f}x"
+    eci = p["post"] - p["post_no_eci"]
+    return (f"| {c.name} | {c.n_vision} | {c.n_answer} | {1e3 * w['eng']:.1f} | "
+            f"{1e3 * w['prod']:.1f} | {w['eng'] / w['prod']:.2f} | {ref} | {speedup} | "
+            f"{1e3 * p['eng']:.1f} | {1e3 * p['prod']:.1f} | {p['eng'] / p['prod']:.2f} | "
+            f"{1e3 * eci:.1f} | {r['peak']:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer, smaller cases")
+    ap = argparse.ArgumentParser(description="Time the TAM engine against its reference and "
+                                             "against the one unavoidable product.")
+    ap.add_argument("--quick", action="store_true", help="three cases; reference on the first")
     ap.add_argument("--repeats", type=int, default=None, help="engine/product runs per case")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: torch's choice)")
+                    help="torch and BLAS threads (default: the libraries' own choice)")
     args = ap.parse_args(argv)
+    if args.threads:
+        # Must be set before numpy/torch load their BLAS and OpenMP runtimes.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 9)
@@ -170,30 +211,29 @@ def main(argv: list[str] | None = None) -> int:
                   Case("image 72x72", ((1, 72, 72),), 256),
                   Case("video 8x18x18", ((8, 18, 18),), 256)]
 
-    print(f"# bench_engine ({'quick' if args.quick else 'full'}), {platform.processor() or platform.machine()}, "
+    print(f"# bench_engine ({'quick' if args.quick else 'full'}): {platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.2f}")
     t0 = time.perf_counter()
-    weight = torch.randn(VOCAB, HIDDEN) * 0.02
-    print(f"lm_head {VOCAB} x {HIDDEN} float32 ({weight.numel() * 4 / 2**20:.0f} MB) built in "
-          f"{time.perf_counter() - t0:.1f} s; {N_PROMPT} prompt tokens; engine and product: "
-          f"median of {repeats} interleaved runs; reference: one full run per case (no "
-          "extrapolation).")
+    weight = torch.randn(VOCAB, HIDDEN)
+    weight *= 0.02
+    print(f"lm_head {VOCAB} x {HIDDEN} float32 ({weight.numel() * 4 / 2**20:.0f} MiB, built in "
+          f"{time.perf_counter() - t0:.1f} s); {N_PROMPT} prompt tokens; engine and product: "
+          f"median of {repeats} interleaved runs; reference: one full run per case (nothing "
+          "extrapolated).")
     print()
-    print("| case | vision tokens | answer tokens | engine ms | product ms | engine / product "
-          "| reference s | reference / engine | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    results = []
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
     for case in cases:
-        r = run_case(weight, case, repeats)
-        results.append(r)
-        print(fmt_row(r), flush=True)
+        print(fmt_row(run_case(weight, case, repeats)), flush=True)
     print()
-    print("peak MB: numpy allocations during explain() (tracemalloc) plus torch's gathered rows "
-          "and score matrix (computed from their shapes); the lm_head itself is not counted.")
-    print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
-          f"load average after {os.getloadavg()[0]:.2f} (2-core machine shared with other "
-          "jobs: compare ratios from the same run).")
+    print("engine = explain(): product + raw maps, ECI, joint normalisation, filter, uint8, for "
+          "all answer and prompt tokens. ECI CPU ms = explain_from_scores with ECI minus "
+          "without. peak MiB: numpy allocations during explain() (tracemalloc) plus torch's "
+          "gathered rows and score matrix (from their shapes); the lm_head is not counted.")
+    print(f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
+          f"load average after {os.getloadavg()[0]:.2f} (a shared machine slows wall times; "
+          "compare ratios from one run, and the CPU columns).")
     return 0
 
 

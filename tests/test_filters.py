@@ -124,7 +124,7 @@ def test_kernel_one_and_bad_arguments():
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_leading_axes_and_chunks_filter_each_map_on_its_own(kernel_size):
     rng = np.random.default_rng(1)
-    maps = rng.random((7, 6, 19, 21))  # 42 maps, more cells than one chunk holds
+    maps = rng.random((7, 6, 29, 31))  # 42 maps, more cells than one chunk holds
     maps[0, 0] = 0.0
     maps[1, 2] = 0.5
     out = rank_gaussian_filter(maps, kernel_size)
