@@ -191,3 +191,10 @@ def test_golden_images(name):
     assert got.shape == want.shape, f"{name}: size changed; run python tests/make_golden.py"
     diff = np.abs(got.astype(np.int16) - want.astype(np.int16)).mean()
     assert diff <= 2.0, f"{name}: mean abs diff {diff:.2f} levels (regenerate if intended)"
+
+
+def test_golden_comparison_detects_a_real_change(expl):
+    want = np.asarray(Image.open(GOLDEN_DIR / "overlay_jet.png").convert("RGB")).astype(np.int16)
+    k = ANSWER.index(" sits")                        # another token's map on the same frame
+    other = overlay(expl.media[0].frames[0], expl.frame_map(k), "jet", 0.5).astype(np.int16)
+    assert np.abs(other - want).mean() > 2.0
