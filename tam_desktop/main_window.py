@@ -261,9 +261,11 @@ class MainWindow(QMainWindow):
     def show_explanation(self, expl: Explanation) -> None:
         """Show a finished explanation (no model needed)."""
         self.state.set_content(expl.media, expl)
-        prompt = expl.meta.get("prompt")
+        prompt, model = expl.meta.get("prompt"), expl.meta.get("model")
         if isinstance(prompt, str) and prompt:
             self.run_panel.set_prompt(prompt)
+        if isinstance(model, str) and model and not self.controller.running:
+            self.run_panel.set_model(model)  # ready to run it again
 
     def save_explanation_dialog(self) -> None:
         expl = self.state.explanation

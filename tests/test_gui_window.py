@@ -97,7 +97,7 @@ def test_timeline_cursor_and_click_pick_tokens(qtbot, main_window):
     main_window.state.set_token(2)
     assert tl.cursor.value() == 2
     vb = tl.getPlotItem().vb
-    scene_pt = vb.mapViewToScene(QPointF(5.0, 0.5))
+    scene_pt = vb.mapViewToScene(QPointF(5.0, sum(vb.viewRange()[1]) / 2))
     view_pt = tl.mapFromScene(scene_pt)
     qtbot.mouseClick(tl.viewport(), Qt.MouseButton.LeftButton, pos=view_pt)
     assert main_window.state.token == 5

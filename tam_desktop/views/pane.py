@@ -127,7 +127,7 @@ class ExplanationPane(QWidget):
         self.frame_controls = FrameControls(st, self)
         self.answer_strip = TokenStrip(st, "answer", self)
         self.prompt_strip = TokenStrip(st, "prompt", self)
-        self.prompt_strip.setMaximumHeight(90)
+        self.prompt_strip.max_hint_height = 110
         self.text_map = TextMapView(st, self)
         self.timeline = TokenTimeline(st, self)
         self.timeline.setMinimumHeight(110)
@@ -148,11 +148,11 @@ class ExplanationPane(QWidget):
                                        "several tokens to see a phrase")
         self.prompt_caption = _caption("Prompt tokens")
         tcol.addWidget(self.answer_caption)
-        tcol.addWidget(self.answer_strip, 2)
+        tcol.addWidget(self.answer_strip)
         tcol.addWidget(self.prompt_caption)
-        tcol.addWidget(self.prompt_strip, 1)
+        tcol.addWidget(self.prompt_strip)
         tcol.addWidget(_caption("Text map"))
-        tcol.addWidget(self.text_map, 3)
+        tcol.addWidget(self.text_map, 1)
 
         self.h_split = QSplitter(Qt.Orientation.Horizontal, self)
         self.h_split.addWidget(left)

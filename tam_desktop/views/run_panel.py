@@ -106,6 +106,13 @@ class RunPanel(QWidget):
             self.model.lineEdit().setPlaceholderText(
                 "Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder")
 
+    def set_model(self, name: str) -> None:
+        i = self.model.findData(name)
+        if i >= 0:
+            self.model.setCurrentIndex(i)
+        else:
+            self.model.setCurrentText(name)
+
     def model_name(self) -> str:
         """The model to load: a demo entry resolves to its folder."""
         text = self.model.currentText().strip()

@@ -20,10 +20,9 @@ class TokenTimeline(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.setLabel("left", "visual activation")
+        self.setLabel("left", "activation")
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
-        self.setYRange(0.0, 1.0, padding=0.02)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#8ab4f8", pen=None)
         self.selection_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1a73e8",
                                               pen=None)
@@ -48,6 +47,9 @@ class TokenTimeline(pg.PlotWidget):
         x = np.arange(n, dtype=float)
         self.bars.setOpts(x=x, height=self._strength)
         self.setXRange(-0.5, max(n, 1) - 0.5, padding=0.01)
+        # Maps are sparse, so strengths are small: scale to the largest, not to 1.
+        top = float(self._strength.max()) if n else 1.0
+        self.setYRange(0.0, max(top * 1.1, 0.02), padding=0.0)
         self.cursor.setBounds((0, max(n - 1, 0)))
         axis = self.getAxis("bottom")
         if ex is not None and n <= 40:

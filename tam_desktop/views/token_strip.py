@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
-from PySide6.QtWidgets import QFrame, QScrollArea, QToolTip, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import display_token, token_tooltip
@@ -163,6 +163,7 @@ class TokenStrip(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.canvas = TokenCanvas(self._tooltip)
         self.canvas.setMouseTracking(True)
         self.setWidget(self.canvas)
@@ -174,6 +175,13 @@ class TokenStrip(QScrollArea):
         if kind == "answer":
             state.streamed.connect(self._on_streamed)
         self._rebuild()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        # As tall as the chips (so a short answer leaves room for the text map), up to a cap.
+        h = self.canvas.heightForWidth(max(self.viewport().width(), 200))
+        return QSize(300, min(max(h, 34), self.max_hint_height) + 2 * self.frameWidth())
+
+    max_hint_height = 240
 
     @property
     def count(self) -> int:
@@ -191,12 +199,14 @@ class TokenStrip(QScrollArea):
         self._styled = {}
         self.canvas.set_tokens(texts, "plain")
         self._restyle()
+        self.updateGeometry()
 
     def _on_streamed(self, texts: list[str]) -> None:
         c = self.canvas
         if c.looks and (c.looks[0] != "streaming" or len(texts) < len(c.texts)):
             c.set_tokens([], "streaming")
         c.append(texts[len(c.texts):], "streaming")
+        self.updateGeometry()
         if c.texts:
             r = c.chip_rect(len(c.texts) - 1)
             self.ensureVisible(r.center().x(), r.center().y(), 4, r.height())
