@@ -236,9 +236,10 @@ class Explanation:
             "media": media_meta,
             "meta": self.meta,
         }
-        arrays["header"] = np.frombuffer(json.dumps(header, default=_json_default).encode("utf-8"), dtype=np.uint8)
+        text = json.dumps(header, default=_json_default)
+        arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(path, buf.getvalue())
         return path
 
