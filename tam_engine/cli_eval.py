@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow the model's own code (InternVL checkpoints need it)")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="when resuming, run again the items that failed (e.g. unreadable media)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -83,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     summary = run_eval(dataset, explain_fn, variants, Path(args.out), config=config,
                        limit=args.limit, rank=layout.rank, world_size=layout.world_size,
-                       barrier=layout.barrier, progress=not args.no_progress)
+                       barrier=layout.barrier, progress=not args.no_progress,
+                       retry_errors=args.retry_errors)
     if summary is not None:
         print(format_summary(summary))
         print(f"results: {args.out}")

@@ -165,6 +165,16 @@ def test_a_broken_item_is_recorded_not_fatal(synth_dir, tmp_path):
     assert summary["n_items"] == 3 and summary["n_errors"] == 1
     rec = _load(tmp_path / "r.json")["items"][1]
     assert rec["id"] == bad and "truncated" in rec["error"]
+    # A plain resume keeps the error; --retry-errors runs that item (only) again.
+    again = Counting()
+    assert run_eval(ds, again, variants_for(), tmp_path / "r.json", limit=3,
+                    progress=False)["n_errors"] == 1
+    assert again.calls == []
+    fixed = run_eval(ds, again, variants_for(), tmp_path / "r.json", limit=3, progress=False,
+                     retry_errors=True)
+    assert again.calls == [bad] and fixed["n_errors"] == 0
+    assert fixed == run_eval(ds, fake_explain, variants_for(), tmp_path / "ok.json", limit=3,
+                             progress=False)
 
 
 def test_limit_and_progress_bar(synth_dir, tmp_path, capsys):

@@ -73,7 +73,10 @@ def read_records(out: Path) -> dict[str, dict]:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                recs[str(rec["id"])] = rec
+                key = str(rec["id"])
+                # A retried item may have an error record and a result: the result wins.
+                if key not in recs or "error" in recs[key] or "error" not in rec:
+                    recs[key] = rec
     return recs
 
 
@@ -188,8 +191,12 @@ def format_summary(summary: dict) -> str:
 def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, TamOptions],
              out: str | os.PathLike, config: dict | None = None, limit: int | None = None,
              rank: int = 0, world_size: int = 1, barrier: Callable[[], None] | None = None,
-             progress: bool = True) -> dict | None:
-    """Evaluate this process's shard; rank 0 returns the summary (others ``None``)."""
+             progress: bool = True, retry_errors: bool = False) -> dict | None:
+    """Evaluate this process's shard; rank 0 returns the summary (others ``None``).
+
+    Items already in the rank files are skipped; with ``retry_errors`` those recorded as
+    failed are run again.
+    """
     out = Path(out)
     items = dataset.items[:limit] if limit else list(dataset.items)
     config = dict(config or {})
@@ -197,7 +204,7 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
     config.setdefault("format", dataset.format)
     config.setdefault("dataset", str(dataset.root.resolve()))
     check_run_config(out, config, rank)
-    done = set(read_records(out))
+    done = {k for k, r in read_records(out).items() if not (retry_errors and "error" in r)}
     shard = [it for i, it in enumerate(items) if i % world_size == rank]
     todo = [it for it in shard if it.id not in done]
     bar = None
