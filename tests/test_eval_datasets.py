@@ -204,11 +204,12 @@ def test_grandf_list_layout(tmp_path):
     _img(root / "images/sa_7.jpg", 8, 8)
     d1, d2, tree = _box(8, 8, 0, 2, 0, 2), _box(8, 8, 6, 8, 6, 8), _box(8, 8, 0, 8, 4, 5)
     _gcg_list(root / "GranDf_HA_GCG_val.json", "sa_7.jpg", 8, 8,
-              {"Two dogs": [d1, d2], "a tree": [tree]})
+              {"Two dogs": [d1, d2], "a tree": [tree], "it": [tree]})
     ds = open_dataset(root, "grandf")
     it = ds.items[0]
     assert it.id == "sa_7" and it.references == ["Two dogs play near a tree."]
     m = it.masks()
+    assert set(m) == {"dog", "tree"}                      # "it" names nothing
     assert m["dog"].sum() == 8 and m["tree"].sum() == 8
     assert _cats(it, "a dog and two trees") == ["dog", "tree"]
 

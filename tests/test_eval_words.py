@@ -86,6 +86,12 @@ def test_vocabulary_first_category_keeps_a_shared_name():
     assert [m.category for m in v.match(words)] == ["red circle"]
 
 
+def test_own_names_win_over_other_categories_synonyms():
+    v = Vocabulary({"man": ["woman", "person"], "woman": ["man", "person"]})
+    words = group_words([" woman", " man", " person"])
+    assert [m.category for m in v.match(words)] == ["woman", "man", "man"]
+
+
 @pytest.mark.parametrize("phrase,head", [
     ("a man in a red shirt", "man"), ("The two white dogs", "dog"), ("grass", "grass"),
     ("three women", "woman"), ("the buses", "bus"), ("knives", "knife"), ("puppies", "puppy"),

@@ -25,7 +25,7 @@ import numpy as np
 from tam_engine.errors import TamError
 from tam_engine.eval.coco_names import COCO_SYNONYMS
 from tam_engine.eval.masks import rle_to_mask, segmentation_to_mask
-from tam_engine.eval.words import Vocabulary, phrase_head
+from tam_engine.eval.words import Vocabulary, is_function_word, phrase_head
 
 FORMATS = ("synthetic", "coco", "grandf", "openpsg")
 DatasetFormat = Literal["synthetic", "coco", "grandf", "openpsg"]
@@ -224,11 +224,15 @@ def _gcg_item(iid: str, path: Path, caption: str, phrases: list[tuple[str, Calla
     for phrase, _ in phrases:
         head = phrase_head(phrase)
         heads.append(head)
+        if is_function_word(head):
+            continue            # "it", "them": nothing to name in a caption
         cats[head] = cats.get(head, ()) + _head_synonyms(head)
 
     def load() -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for head, (_, get) in zip(heads, phrases):
+            if head not in cats:
+                continue
             m = get()
             out[head] = out[head] | m if head in out else m
         return out

@@ -129,6 +129,12 @@ def group_words(token_texts: Sequence[str]) -> list[Word]:
     return words
 
 
+def is_function_word(key: str) -> bool:
+    """Whether a lower-case word is in one of the closed classes (``there`` counted)."""
+    return (key in POSSESSIVE_ENDINGS or key == "there"
+            or any(key in members for _, members in FUNCTION_CLASSES))
+
+
 def function_class(words: Sequence[Word], i: int) -> str | None:
     """Closed class of word ``i`` (using its right neighbour for "there"), or ``None``."""
     key = words[i].key
@@ -208,12 +214,13 @@ class Vocabulary:
     def __init__(self, categories: Mapping[str, Iterable[str]]) -> None:
         self.categories = {c: list(dict.fromkeys([c, *syns])) for c, syns in categories.items()}
         self._table: dict[tuple[str, ...], str] = {}
-        for cat, names in self.categories.items():
-            for name in names:
-                for form in name_forms(name):
-                    # The first category to claim a form keeps it: callers list the specific
-                    # names (the dataset's own) before shared synonyms.
-                    self._table.setdefault(form, cat)
+        # Every category's own name first, then the synonyms; a form claimed twice stays with
+        # the first claimant ("woman" names the category "woman" even when "man" lists it).
+        for own in (True, False):
+            for cat, names in self.categories.items():
+                for name in (names[:1] if own else names[1:]):
+                    for form in name_forms(name):
+                        self._table.setdefault(form, cat)
         self.max_len = max((len(k) for k in self._table), default=1)
 
     def match(self, words: Sequence[Word]) -> list[NounMatch]:
