@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        print(f"\ntam eval: interrupted. Finished items are kept beside {args.out}; run the same "
+              "command again to continue.", file=sys.stderr)
+        return 130
     except TamError as exc:
         print(f"tam eval: {exc.message}", file=sys.stderr)
         if exc.hint:

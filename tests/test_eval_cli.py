@@ -54,3 +54,15 @@ def test_tam_eval_errors(tmp_path, capsys):
     assert "Dataset folder not found" in err
     assert main(["eval", str(tmp_path), "--model", "x", "--ablation", "--no-eci"]) == 2
     assert main(["eval", str(tmp_path), "--model", "x", "--limit", "0"]) == 2
+
+
+def test_tam_eval_interrupted_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from tam_engine import cli_eval
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_eval, "_run", interrupted)
+    out = tmp_path / "r.json"
+    assert main(["eval", str(tmp_path), "--model", "x", "--out", str(out)]) == 130
+    assert "run the same command again" in capsys.readouterr().err
