@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,10 @@ def variants_for(no_eci: bool = False, no_filter: bool = False, ablation: bool =
                  ) -> dict[str, TamOptions]:
     """The option sets a run reports: all four for an ablation, else the one chosen."""
     if ablation:
-        return dict(ABLATION_VARIANTS)
+        return {k: replace(v) for k, v in ABLATION_VARIANTS.items()}
     name = {(False, False): "both", (True, False): "filter", (False, True): "eci",
             (True, True): "neither"}[(no_eci, no_filter)]
-    return {name: ABLATION_VARIANTS[name]}
+    return {name: replace(ABLATION_VARIANTS[name])}
 
 
 # --------------------------------------------------------------------------- JSONL store
