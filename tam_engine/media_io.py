@@ -215,23 +215,75 @@ def _decode_pyav(path: Path, fps: float, max_frames: int
         if duration is None:
             duration = _demux_duration(path, start)
         targets = sample_times(duration, fps, max_frames)
-        rate = float(stream.average_rate or stream.guessed_rate or 25.0)
-
-        def timed() -> Iterator[tuple[float, object]]:
-            i = 0
-            try:
-                for frame in container.decode(stream):
-                    t = frame.time
-                    yield ((t - start) if t is not None else i / rate), frame
-                    i += 1
-            except av.error.FFmpegError as exc:
-                if i == 0:
-                    raise MediaError(f"{path.name}: the video data is corrupt ({exc}).",
-                                     _VIDEO_HINT) from exc
-                # A damaged tail: keep the frames decoded so far.
-
-        frames, times = _select(timed(), targets, _pyav_rgb)
+        frames, times = _pyav_select(container, stream, targets, path)
     return frames, [max(0.0, t) for t in times], float(duration)
+
+
+# Decoding straight through a gap shorter than this is cheaper than seeking (a seek lands on a
+# keyframe before the target and decodes forward from there anyway).
+SEEK_GAP_S = 5.0
+
+
+def _pyav_select(container, stream, targets: np.ndarray, path: Path
+                 ) -> tuple[list[np.ndarray], list[float]]:
+    """The frame on screen at each target time, seeking over long gaps so that sampling a
+    long video does not decode all of it."""
+    import av
+
+    start = _stream_start(stream)
+    rate = float(stream.average_rate or stream.guessed_rate or 25.0)
+    tb = float(stream.time_base) if stream.time_base else None
+    decoded = 0
+    dec = None
+    prev: tuple[float, object] | None = None      # last frame at or before the target
+    ahead: tuple[float, object] | None = None     # first frame after it (not yet used)
+    out: list[np.ndarray] = []
+    times: list[float] = []
+
+    def next_frame() -> tuple[float, object] | None:
+        nonlocal decoded
+        try:
+            frame = next(dec)
+        except StopIteration:
+            return None
+        except av.error.FFmpegError as exc:
+            if decoded == 0:
+                raise MediaError(f"{path.name}: the video data is corrupt ({exc}).",
+                                 _VIDEO_HINT) from exc
+            return None                           # a damaged tail: keep what we have
+        decoded += 1
+        t = frame.time
+        return ((t - start) if t is not None else decoded / rate), frame
+
+    for target in targets:
+        known = ahead or prev
+        far = target - (known[0] if known else 0.0) > SEEK_GAP_S
+        if dec is None or far:
+            if far and tb:
+                try:
+                    container.seek(int((target + start) / tb), stream=stream, backward=True)
+                    dec, prev, ahead = None, None, None
+                except av.error.FFmpegError:
+                    pass                          # not seekable: decode through instead
+            if dec is None:
+                dec = container.decode(stream)
+        chosen = None
+        while True:
+            item, ahead = (ahead, None) if ahead is not None else (next_frame(), None)
+            if item is None:
+                chosen = prev
+                break
+            if item[0] > target + 1e-6:
+                ahead = item                      # the previous frame was on screen at target
+                chosen = prev if prev is not None else item
+                break
+            prev = item
+        if chosen is None:
+            break
+        if not times or chosen[0] != times[-1]:   # targets closer than the frame interval
+            out.append(_pyav_rgb(chosen[1]))
+            times.append(chosen[0])
+    return out, times
 
 
 def _sniff_container(path: Path) -> str | None:

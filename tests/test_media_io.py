@@ -272,3 +272,38 @@ def test_truncated_png(tmp_path):
     p.write_bytes(p.read_bytes()[:2000])
     with pytest.raises(MediaError, match="pic.png.*truncated"):
         load_image(p)
+
+
+def write_long_video(path: Path, n_frames: int, rate: int, gop: int = 8) -> Path:
+    """Frame i has red 10 * (i % 25) and green 10 * (i // 25): indices up to 624 survive."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        s.codec_context.gop_size = gop
+        for i in range(n_frames):
+            img = np.zeros((32, 32, 3), np.uint8)
+            img[..., 0], img[..., 1] = 10 * (i % 25), 10 * (i // 25)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def long_index(frame: np.ndarray) -> int:
+    r, g = (int(round(float(frame[..., c].mean()) / 10.0)) for c in (0, 1))
+    return r + 25 * g
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_long_video_seeks_to_the_same_frames(tmp_path, monkeypatch, ext):
+    import tam_engine.media_io as mio
+
+    p = write_long_video(tmp_path / f"long{ext}", n_frames=240, rate=4)       # 60 s
+    seeking = load_video(p, fps=0.1, max_frames=4)                          # 0, 15, 30, 45 s
+    assert [long_index(f) for f in seeking.frames] == [0, 60, 120, 180]
+    np.testing.assert_allclose(seeking.timestamps, [0, 15, 30, 45], atol=1e-6)
+    monkeypatch.setattr(mio, "SEEK_GAP_S", 1e9)                              # decode through
+    straight = load_video(p, fps=0.1, max_frames=4)
+    np.testing.assert_array_equal(seeking.timestamps, straight.timestamps)
+    assert [long_index(f) for f in straight.frames] == [0, 60, 120, 180]
