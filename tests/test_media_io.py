@@ -307,3 +307,14 @@ def test_long_video_seeks_to_the_same_frames(tmp_path, monkeypatch, ext):
     straight = load_video(p, fps=0.1, max_frames=4)
     np.testing.assert_array_equal(seeking.timestamps, straight.timestamps)
     assert [long_index(f) for f in straight.frames] == [0, 60, 120, 180]
+
+
+def test_16_bit_and_cmyk_images(tmp_path):
+    deep = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    item = load_image(tmp_path / "deep.png")
+    assert item.frames.shape == (1, 20, 30, 3)
+    assert item.frames[0, 0, 0, 0] < item.frames[0, -1, -1, 0]     # scaled, not clipped to white
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    rgb = load_image(tmp_path / "cmyk.jpg").frames[0]
+    assert rgb[..., 0].mean() > 200 and rgb[..., 1].mean() < 60     # red
