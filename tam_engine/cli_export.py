@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "for video: follow the answer when omitted)")
     p.add_argument("--kind", choices=("answer", "prompt"), default="answer")
     p.add_argument("--layout", choices=("figure", "overlay", "textmap"), default="figure",
-                   help="png/sequence: the paper figure, the captioned overlay, or the text map")
+                   help="png/sequence: the paper figure, the captioned overlay, or the text "
+                   "map; sweep: figure (with the text map) or overlay (the media's own size)")
     p.add_argument("--media", type=int, default=1, metavar="I", help="media item, from 1")
     p.add_argument("--frame", type=int, default=1, metavar="F", help="video frame, from 1")
     p.add_argument("--cmap", choices=COLORMAPS, default="jet")
@@ -145,8 +146,10 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
             return ex.export_contact_sheet(expl, out, frame=args.frame - 1, progress=progress,
                                            **common)
         if what == "sweep":
+            sweep_layout = "figure" if args.layout == "figure" else "overlay"
             return ex.export_sweep_mp4(expl, out, frame=args.frame - 1, fps=args.fps or 2.0,
                                        frames_per_token=args.frames_per_token, crf=args.crf,
+                                       layout=sweep_layout,
                                        preset=args.preset, progress=progress, **common, **width)
         if what == "video":
             token = None if args.token is None else k

@@ -31,7 +31,7 @@ from tam_engine.render.overlay import (
     overlay,
     token_caption,
 )
-from tam_engine.render.textmap import render_text_map
+from tam_engine.render.textmap import render_text_map, text_map_height
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -183,13 +183,27 @@ def _burn_caption(img: np.ndarray, text: str) -> np.ndarray:
 
 def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int = 0,
                  frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = 0.5,
-                 width: int | None = None, caption: bool = True) -> Iterator[np.ndarray]:
-    """Overlay frames of every token over one media frame (the sweep, one frame per token)."""
+                 width: int | None = None, caption: bool = True,
+                 layout: Literal["overlay", "figure"] = "overlay") -> Iterator[np.ndarray]:
+    """One frame per token over one media frame: the captioned overlay at the media's size
+    (``layout="overlay"``), or the paper figure with its text map (``"figure"``; every frame
+    padded to the tallest text map so the video keeps one size)."""
     m = _media(expl, media_index)
+    tm = expl.tokens(kind)
+    if layout == "figure":
+        fig_w = width or 640
+        first = paper_figure(expl, 0, media_index, frame, cmap, opacity, kind, width=fig_w)
+        text_w = first.shape[1]
+        tallest = max(text_map_height(expl, k, kind, width=text_w) for k in range(len(tm)))
+        for k in range(len(tm)):
+            yield paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=fig_w,
+                               caption=caption, text_min_height=tallest)
+        return
+    if layout != "overlay":
+        raise ValueError(f"layout must be 'overlay' or 'figure', not {layout!r}")
     base = m.frames[min(frame, m.n_frames - 1)]
     if width is not None and width != base.shape[1]:
         base = resize_frame(base, width)
-    tm = expl.tokens(kind)
     for k in range(len(tm)):
         img = overlay(base, expl.frame_map(k, media_index, frame, kind), cmap, opacity)
         if caption:
@@ -200,14 +214,15 @@ def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int
 def export_sweep_mp4(expl: Explanation, path: str | os.PathLike, kind: TokenKind = "answer",
                      media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
                      opacity: float = 0.5, fps: float = 2.0, frames_per_token: int = 1,
-                     width: int | None = None, caption: bool = True, crf: int = 23,
+                     width: int | None = None, caption: bool = True,
+                     layout: Literal["overlay", "figure"] = "overlay", crf: int = 23,
                      preset: str = "veryfast", progress: Progress | None = None,
                      should_stop: ShouldStop | None = None) -> Path:
     """An MP4 that steps through the tokens over one image (or one video frame)."""
     n = len(expl.tokens(kind))
     if n == 0:
         raise ExportError("This explanation has no tokens to sweep.", "")
-    frames = sweep_frames(expl, kind, media_index, frame, cmap, opacity, width, caption)
+    frames = sweep_frames(expl, kind, media_index, frame, cmap, opacity, width, caption, layout)
     with H264Writer(path, fps, crf=crf, preset=preset) as writer:
         for k, img in enumerate(frames):
             _tick(k, n, progress, should_stop)

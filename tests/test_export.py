@@ -309,3 +309,14 @@ def overlay_of(e, k, f, shape):
     src_frame = np.zeros(shape, np.uint8)
     src_frame[..., 0] = min(255, 10 * 7)              # write_video's frame 7
     return overlay(src_frame, e.frame_map(k, 0, f), "jet", 0.5)
+
+
+def test_sweep_with_figure_layout_keeps_one_size(tmp_path, expl):
+    frames = list(ex.sweep_frames(expl, layout="figure", width=120))
+    assert len({f.shape for f in frames}) == 1 and frames[0].shape[0] > 120
+    p = ex.export_sweep_mp4(expl, tmp_path / "fig.mp4", layout="figure", width=120)
+    _, _, w, h, decoded = decode(p)
+    fh, fw = frames[0].shape[:2]
+    assert (w, h) == (fw + fw % 2, fh + fh % 2) and len(decoded) == len(ANSWER)
+    with pytest.raises(ValueError, match="layout"):
+        list(ex.sweep_frames(expl, layout="textmap"))

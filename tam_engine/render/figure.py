@@ -56,11 +56,13 @@ def frame_caption(expl: Explanation, k: int, media_index: int, frame: int,
 def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
                  cmap: str = DEFAULT_COLORMAP, opacity: float = 0.5,
                  kind: TokenKind = "answer", width: int = 640, colorbar: bool = True,
-                 caption: bool = True, show_original: bool = False) -> np.ndarray:
+                 caption: bool = True, show_original: bool = False,
+                 text_min_height: int | None = None) -> np.ndarray:
     """One figure for token ``k``: caption, overlay (and colour bar), text map below.
 
     ``width`` is the width of the media panel; the text map spans the whole figure.
     ``show_original`` puts the untouched frame to the left of the overlay.
+    ``text_min_height`` pads the text map (videos need every frame the same size).
     """
     parts: list[np.ndarray] = []
     if expl.grids:
@@ -87,5 +89,6 @@ def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0
             tm = expl.tokens(kind)
             parts.append(add_caption(np.zeros((0, total_w, 3), np.uint8),
                                      token_caption(tm.texts[k], k, len(tm))))
-    parts.append(render_text_map(expl, k, kind, width=total_w, cmap=cmap))
+    parts.append(render_text_map(expl, k, kind, width=total_w, cmap=cmap,
+                                 min_height=text_min_height))
     return np.ascontiguousarray(np.concatenate(parts, axis=0))

@@ -138,6 +138,7 @@ class FontStack:
         self.fonts = [ImageFont.truetype(str(p), self.size) for p in self.paths]
         self._cover = [font_coverage(str(p)) for p in self.paths]
         self._choice: dict[str, int] = {}
+        self._widths: dict[str, int] = {}
         ascent, descent = self.fonts[0].getmetrics()
         self.ascent = ascent
         self.descent = descent
@@ -190,7 +191,12 @@ class FontStack:
         return out
 
     def width(self, text: str) -> int:
-        return int(round(sum(f.getlength(t) for f, t in self.runs(text))))
+        w = self._widths.get(text)
+        if w is None:
+            w = int(round(sum(f.getlength(t) for f, t in self.runs(text))))
+            if len(self._widths) < 20000:       # token texts repeat: layouts re-measure them
+                self._widths[text] = w
+        return w
 
     def draw(self, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
              fill=(0, 0, 0)) -> int:

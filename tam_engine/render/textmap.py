@@ -140,11 +140,8 @@ class _Flow:
         return self.y + (self.row_h if self.x > self.margin else 0) + self.margin
 
 
-def render_text_map(expl: Explanation, k: int, kind: TokenKind = "answer", width: int = 800,
-                    cmap: str = DEFAULT_COLORMAP, font_size: int | None = None,
-                    show_prompt: bool = True, n_candidates: int = 3) -> np.ndarray:
-    """The text map of token ``k`` as a ``(h, width, 3)`` uint8 RGB image."""
-    width = int(width)
+def _layout(expl: Explanation, k: int, kind: TokenKind, width: int, cmap: str,
+            font_size: int | None, show_prompt: bool, n_candidates: int) -> _Flow:
     size = font_size or max(11, min(28, width // 40))
     fs = font_stack(size)
     small = font_stack(max(9, int(size * 0.75)))
@@ -164,7 +161,27 @@ def render_text_map(expl: Explanation, k: int, kind: TokenKind = "answer", width
         flow.label(f"Top-{len(cands)} candidates for token {k + 1}", small)
         for c in cands:
             flow.add(c)
-    img = Image.new("RGB", (width, max(flow.height(), 1)), WHITE)
+    return flow
+
+
+def text_map_height(expl: Explanation, k: int, kind: TokenKind = "answer", width: int = 800,
+                    font_size: int | None = None, show_prompt: bool = True,
+                    n_candidates: int = 3) -> int:
+    """Height :func:`render_text_map` will have, without drawing (for fixed-size videos)."""
+    return max(_layout(expl, k, kind, int(width), DEFAULT_COLORMAP, font_size, show_prompt,
+                       n_candidates).height(), 1)
+
+
+def render_text_map(expl: Explanation, k: int, kind: TokenKind = "answer", width: int = 800,
+                    cmap: str = DEFAULT_COLORMAP, font_size: int | None = None,
+                    show_prompt: bool = True, n_candidates: int = 3,
+                    min_height: int | None = None) -> np.ndarray:
+    """The text map of token ``k`` as a ``(h, width, 3)`` uint8 RGB image (at least
+    ``min_height`` tall, padded with white)."""
+    width = int(width)
+    flow = _layout(expl, k, kind, width, cmap, font_size, show_prompt, n_candidates)
+    fs = flow.fs
+    img = Image.new("RGB", (width, max(flow.height(), min_height or 1, 1)), WHITE)
     draw = ImageDraw.Draw(img)
     for op, geom, payload in flow.ops:
         if op == "text":
