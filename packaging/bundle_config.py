@@ -26,9 +26,9 @@ TRANSFORMERS_MODELS = (
 
 #: Modules the application never uses; leaving them out saves space and build time.
 EXCLUDES = (
-    # torch's compiler stack and tooling (eager inference only)
-    "triton", "torch.utils.tensorboard", "tensorboard", "torch._inductor.codegen.cuda_combined_scheduling",
-    "torch.testing._internal", "torch.distributed.elastic", "torch.onnx",
+    # torch's GPU compiler and tooling (inference runs eagerly). Not torch.testing._internal,
+    # torch.onnx or torch.distributed: torch and transformers import them while loading.
+    "triton", "torch.utils.tensorboard", "tensorboard",
     # notebooks, other GUI toolkits and plotting
     "IPython", "ipykernel", "jupyter_client", "matplotlib", "tkinter", "_tkinter", "PyQt5", "PyQt6",
     "pyqtgraph.examples", "pyqtgraph.opengl", "pyqtgraph.jupyter", "OpenGL",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+MODEL_ENV = "TAM_SELF_TEST_MODEL"
 SELF_TEST_PROMPT = "Describe this image in one sentence."
 #: Few tokens are enough to exercise every part of the pipeline and keep the test quick on a CPU.
 SELF_TEST_MAX_NEW_TOKENS = 12
@@ -232,10 +233,14 @@ def run(
 ) -> int:
     """Run every step, print a report to ``out`` (stdout) and return the exit status.
 
-    ``model_path``/``image_path`` default to the bundled demo model and sample image; tests pass
-    other ones (for instance a tiny model) to exercise the same path.
+    ``model_path``/``image_path`` default to the bundled demo model and sample image (the model
+    to ``$TAM_SELF_TEST_MODEL`` when set); tests pass other ones (for instance a tiny model) to
+    exercise the same path.
     """
     out = out or sys.stdout
+    # TAM_SELF_TEST_MODEL checks another model (a local folder or a cached Hub id) the same way.
+    if model_path is None and os.environ.get(MODEL_ENV):
+        model_path = os.environ[MODEL_ENV]
     if _need_offscreen():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     # Keep the self-test offline: it only uses files that ship with the application.

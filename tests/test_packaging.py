@@ -161,6 +161,16 @@ def test_bundle_collects_every_resource_under_the_frozen_lookup_path():
     assert all(resources.icon_path(n) in collected for n in resources.ICON_SIZES)
 
 
+def test_bundle_keeps_what_loading_a_model_imports():
+    # Found by running the bundle: torch.utils.checkpoint imports torch.testing._internal and
+    # transformers' processors import torch.onnx; excluding them breaks every model load.
+    cfg = _bundle_config()
+    needed = ("torch.testing", "torch.onnx", "torch.distributed", "transformers", "torchvision")
+    assert not [e for e in cfg.EXCLUDES if e.startswith(needed)]
+    spec = (PACKAGING / "tam-desktop.spec").read_text(encoding="utf-8")
+    assert 'collect_dynamic_libs(\n    "torchvision"' in spec
+
+
 def test_bundle_refuses_real_model_weights(monkeypatch):
     cfg = _bundle_config()
     monkeypatch.setattr(cfg, "MAX_RESOURCE_BYTES", 1000)
