@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
 from tam_engine.errors import ExplanationFileError, TamError
 
@@ -146,7 +147,8 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
             return ex.export_contact_sheet(expl, out, frame=args.frame - 1, progress=progress,
                                            **common)
         if what == "sweep":
-            sweep_layout = "figure" if args.layout == "figure" else "overlay"
+            sweep_layout: Literal["overlay", "figure"] = (
+                "figure" if args.layout == "figure" else "overlay")
             return ex.export_sweep_mp4(expl, out, frame=args.frame - 1, fps=args.fps or 2.0,
                                        frames_per_token=args.frames_per_token, crf=args.crf,
                                        layout=sweep_layout,

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -234,7 +235,7 @@ def _pyav_select(container, stream, targets: np.ndarray, path: Path
     rate = float(stream.average_rate or stream.guessed_rate or 25.0)
     tb = float(stream.time_base) if stream.time_base else None
     decoded = 0
-    dec = None
+    dec: Any = None
     prev: tuple[float, object] | None = None      # last frame at or before the target
     ahead: tuple[float, object] | None = None     # first frame after it (not yet used)
     out: list[np.ndarray] = []

@@ -88,7 +88,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
         frame = 0
     frame = min(max(frame, 0), len(frame_uris) - 1)
     # One displayed frame per temporal slot is enough: frames sharing a slot share a map.
-    slot_frame = {}
+    slot_frame: dict[int, int] = {}
     for i, s_ in enumerate(slots):
         slot_frame.setdefault(s_, i)
     maps: dict[str, str] = {}
