@@ -40,6 +40,7 @@ class SelfTestState:
 
     model_path: Path | None = None
     image_path: Path | None = None
+    video_path: Path | None = None
     loaded: Any = None
     media: Any = None
     explanation: Any = None
@@ -93,6 +94,19 @@ def _step_load_image(state: SelfTestState) -> str:
     state.media = load_image(state.image_path)
     n, h, w, _ = state.media.frames.shape
     return f"{state.image_path.name}: {w}x{h}"
+
+
+def _step_decode_video(state: SelfTestState) -> str:
+    from tam_engine.media_io import load_video
+    from tam_engine.resources import sample_video_path
+
+    # Decoding only (explaining a clip takes longer): proves the video stack (PyAV) is complete.
+    path = state.video_path or sample_video_path()
+    video = load_video(path, fps=2.0, max_frames=4)
+    n, h, w, _ = video.frames.shape
+    if n == 0:
+        raise SelfTestFailure(f"no frame decoded from {path.name}")
+    return f"{path.name}: {n} frames of {w}x{h} at {video.fps:g} fps"
 
 
 def _step_explain(state: SelfTestState) -> str:
@@ -203,6 +217,7 @@ STEPS: tuple[tuple[str, Callable[[SelfTestState], str]], ...] = (
     ("bundled resources", _step_resources),
     ("load model", _step_load_model),
     ("load image", _step_load_image),
+    ("decode video", _step_decode_video),
     ("explain", _step_explain),
     ("check explanation", _step_check),
     ("render + export", _step_export),
@@ -230,6 +245,7 @@ def run(
     model_path: str | Path | None = None,
     image_path: str | Path | None = None,
     out: IO[str] | None = None,
+    video_path: str | Path | None = None,
 ) -> int:
     """Run every step, print a report to ``out`` (stdout) and return the exit status.
 
@@ -250,6 +266,7 @@ def run(
     state = SelfTestState(
         model_path=Path(model_path) if model_path is not None else None,
         image_path=Path(image_path) if image_path is not None else None,
+        video_path=Path(video_path) if video_path is not None else None,
     )
     print(f"tam-desktop self-test: {_environment_line()}", file=out)
     start = time.perf_counter()

@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 from tam_desktop.self_test import STEPS, run
 from tam_engine.resources import icon_path
 
 
+def _tiny_video(path: Path) -> Path:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(8):
+            rgb = np.full((48, 64, 3), 30 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def test_self_test_passes_every_step_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TAM_DESKTOP_CONFIG_DIR", str(tmp_path / "config"))
     out = io.StringIO()
-    status = run(model_path=tiny_model_dir("qwen2_vl"), image_path=icon_path(128), out=out)
+    status = run(model_path=tiny_model_dir("qwen2_vl"), image_path=icon_path(128), out=out,
+                 video_path=_tiny_video(tmp_path / "clip.mp4"))
     report = out.getvalue()
     assert status == 0, report
     lines = [line for line in report.splitlines() if line.startswith("[")]
@@ -23,12 +41,13 @@ def test_self_test_passes_every_step_on_a_tiny_model(tiny_model_dir, tmp_path, m
     assert not (tmp_path / "config").exists() or not any((tmp_path / "config").iterdir())
 
 
-def test_self_test_reports_a_broken_model_with_its_hint(tmp_path):
+def test_self_test_reports_a_broken_model_with_its_hint(tmp_path, monkeypatch):
     broken = tmp_path / "broken_model"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "no-such-model"}))
+    monkeypatch.setenv("TAM_SELF_TEST_MODEL", str(broken))  # the model can come from the env
     out = io.StringIO()
-    status = run(model_path=broken, image_path=icon_path(64), out=out)
+    status = run(image_path=icon_path(64), out=out)
     report = out.getvalue()
     assert status == 1
     assert "[FAIL] load model" in report
