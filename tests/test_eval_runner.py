@@ -13,6 +13,7 @@ from tam_engine.eval.runner import (
     ABLATION_VARIANTS,
     JsonlAppender,
     ResumeMismatchError,
+    clean_caption,
     format_summary,
     rank_file,
     read_records,
@@ -85,6 +86,12 @@ def test_ablation_reports_four_variants_from_one_generation(synth_dir, tmp_path)
                           progress=False)
         assert single["variants"][name] == summary["variants"][name]
     assert summary["variants"]["both"] != summary["variants"]["neither"]
+
+
+def test_special_tokens_are_not_part_of_the_caption():
+    assert clean_caption("a red triangle.<|im_end|>") == "a red triangle."
+    assert clean_caption(" two  dogs</s><pad><pad>") == "two dogs"
+    assert clean_caption("x < y and <b") == "x < y and <b"
 
 
 def test_variants_for_flags():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -124,14 +125,24 @@ def check_run_config(out: Path, config: dict, rank: int) -> None:
 
 
 # --------------------------------------------------------------------------- one item
+# Special tokens a chat model ends (or pads) its answer with: "<|im_end|>", "</s>", "<eos>".
+_SPECIAL_TOKEN = re.compile(r"<\|[^<>|]*\|>|</?[A-Za-z_][A-Za-z0-9_]*>")
+
+
+def clean_caption(answer: str) -> str:
+    """The generated answer without special tokens, white space collapsed."""
+    return " ".join(_SPECIAL_TOKEN.sub(" ", answer).split())
+
+
 def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, TamOptions]
                   ) -> dict:
     t0 = time.perf_counter()
     expls = explain_fn(item, list(variants.values()))
     t_explain = time.perf_counter() - t0
     masks = item.masks()
-    caption = expls[0].answer_text.strip()
-    rec: dict = {"id": item.id, "media": item.media, "caption": caption,
+    answer = expls[0].answer_text
+    caption = clean_caption(answer)
+    rec: dict = {"id": item.id, "media": item.media, "caption": caption, "answer": answer,
                  "references": item.references, "n_tokens": expls[0].n_answer,
                  "rouge_l": rouge_l(caption, item.references) if item.references else None,
                  "meteor": meteor(caption, item.references) if item.references else None,
