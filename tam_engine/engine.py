@@ -65,10 +65,10 @@ def score_table(inputs: TamInputs) -> ScoreTable:
         w = weight.index_select(0, idx_cls).to(device=device, dtype=torch.float32)
         s = h @ w.T
         if inputs.lm_bias is not None:
-            b = torch.as_tensor(inputs.lm_bias).index_select(0, idx_cls.to(
-                torch.as_tensor(inputs.lm_bias).device))
-            s = s + b.to(device=device, dtype=torch.float32)
-        s = torch.clamp_min(s, 0.0)
+            bias = torch.as_tensor(inputs.lm_bias)
+            s += bias.index_select(0, idx_cls.to(bias.device)).to(device=device,
+                                                                  dtype=torch.float32)
+        s.clamp_min_(0.0)
         act = s.cpu().numpy().astype(np.float64)[np.ix_(row_inverse, inverse)]
     nv = inputs.spans.n_vision
     np_ = inputs.spans.prompt_positions.size
