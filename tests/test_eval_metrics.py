@@ -208,10 +208,22 @@ def test_rle_with_a_wrong_size_is_refused():
         rle_to_mask({"size": [2, 2], "counts": [1, 1]})
 
 
-def test_polygon_square_is_filled():
+def test_polygon_rectangle_covers_its_area():
     m = polygons_to_mask([[2, 2, 7, 2, 7, 5, 2, 5]], height=8, width=10)
-    assert m[2:6, 2:8].all() and m.sum() == 4 * 6
+    assert m[2:5, 2:7].all() and m.sum() == 5 * 3
     assert not polygons_to_mask([[1, 1, 2, 2]], 4, 4).any()      # degenerate: ignored
+
+
+def test_polygon_areas_match_geometry():
+    tri = polygons_to_mask([[0, 0, 40, 0, 0, 40]], 50, 50)
+    assert abs(int(tri.sum()) - 800) <= 40
+    a = np.linspace(0, 2 * np.pi, 100, endpoint=False)
+    circle = np.c_[25 + 15 * np.cos(a), 25 + 15 * np.sin(a)].ravel().tolist()
+    assert abs(int(polygons_to_mask([circle], 50, 50).sum()) - np.pi * 225) < 15
+    # Two polygons of one object (an occluded object in two parts) are united; parts outside
+    # the image are clipped.
+    two = polygons_to_mask([[0, 0, 2, 0, 2, 2, 0, 2], [4, 4, 9, 4, 9, 9, 4, 9]], 6, 6)
+    assert two.sum() == 4 + 4 and two[:2, :2].all() and two[4:, 4:].all()
 
 
 def test_segmentation_dispatch():

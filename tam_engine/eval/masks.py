@@ -82,15 +82,33 @@ def mask_to_rle(mask: np.ndarray, compressed: bool = True) -> dict:
 
 
 def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
-    """Rasterise COCO polygons (each ``[x1, y1, x2, y2, ...]``) to an ``(h, w)`` bool mask."""
-    import cv2
+    """Rasterise COCO polygons (each ``[x1, y1, x2, y2, ...]``) to an ``(h, w)`` bool mask.
 
-    canvas = np.zeros((height, width), dtype=np.uint8)
-    pts = [np.round(np.asarray(p, dtype=np.float64).reshape(-1, 2)).astype(np.int32)
-           for p in polygons if len(p) >= 6]
-    if pts:
-        cv2.fillPoly(canvas, pts, 1)
-    return canvas.astype(bool)
+    A pixel belongs to a polygon when its centre ``(x + 0.5, y + 0.5)`` is inside (even-odd
+    rule), so a rectangle from (2, 2) to (7, 5) covers 5 x 3 pixels, its area, as COCO's own
+    rasteriser gives (OpenCV's fillPoly would add the boundary row and column). Several polygons
+    of one object are united.
+    """
+    mask = np.zeros((height, width), dtype=bool)
+    xc = np.arange(width) + 0.5
+    for poly in polygons:
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        if len(pts) < 3:
+            continue
+        x0, y0 = pts[:, 0], pts[:, 1]
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        lo = max(int(np.floor(min(y0.min(), y1.min()))), 0)
+        hi = min(int(np.ceil(max(y0.max(), y1.max()))), height)
+        for y in range(lo, hi):
+            yc = y + 0.5
+            # Half-open in y, so a vertex on the scan line is counted once.
+            cross = (y0 <= yc) != (y1 <= yc)
+            if not cross.any():
+                continue
+            xa, ya, xb, yb = x0[cross], y0[cross], x1[cross], y1[cross]
+            xi = np.sort(xa + (yc - ya) * (xb - xa) / (yb - ya))
+            mask[y] |= (np.searchsorted(xi, xc) % 2).astype(bool)
+    return mask
 
 
 def segmentation_to_mask(seg, height: int, width: int) -> np.ndarray:
