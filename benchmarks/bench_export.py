@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="veryfast")
     ap.add_argument("--crf", type=int, default=23)
     ap.add_argument("--fps", type=float, default=8.0, help="output frame rate of the MP4")
+    ap.add_argument("--layout", choices=("overlay", "figure"), default="overlay",
+                    help="overlay (the media's size) or the paper figure with its text map")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     n = args.tokens
@@ -71,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (shared with other work)")
     print(f"explanation: {n} tokens, grid {expl.grids[0].h}x{expl.grids[0].w}, "
           f"image {w}x{h} (engine {t_engine:.2f} s)")
-    list(sweep_frames(expl))[:2]                       # warm caches (fonts, LUTs, cv2)
+    width = w if args.layout == "figure" else None
+    next(iter(sweep_frames(expl, layout=args.layout, width=width)))   # warm fonts, LUTs, cv2
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        frames = list(sweep_frames(expl))
+        frames = list(sweep_frames(expl, layout=args.layout, width=width))
         t_render = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -88,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.perf_counter()
         export_sweep_mp4(expl, Path(tmp) / "sweep.mp4", fps=args.fps, crf=args.crf,
-                         preset=args.preset)
+                         preset=args.preset, layout=args.layout, width=width)
         t_sweep = time.perf_counter() - t0
 
     fps_render, fps_raw, fps_sweep = n / t_render, n / t_raw, n / t_sweep
-    print(f"render only (overlay + caption): {fps_render:7.1f} frames/s")
+    fh, fw = frames[0].shape[:2]
+    print(f"frames: {fw}x{fh}, layout {args.layout}")
+    print(f"render only:                      {fps_render:7.1f} frames/s")
     print(f"raw encode of pre-rendered frames: {fps_raw:7.1f} frames/s "
           f"(libx264 {args.preset}, crf {args.crf}, {raw_size / 1e6:.1f} MB)")
     print(f"sweep export (render + encode):   {fps_sweep:7.1f} frames/s")

@@ -58,10 +58,21 @@ def _check_token(expl: Explanation, k: int, kind: TokenKind) -> None:
 
 
 def _media(expl: Explanation, media_index: int):
-    if not expl.media or media_index >= len(expl.media):
-        raise ExportError("This explanation has no stored frames for that media item.",
+    if not expl.media or not 0 <= media_index < len(expl.media):
+        raise ExportError(f"This explanation has no stored frames for media {media_index + 1}.",
                           "Re-run the explanation with the media, or export text maps only.")
+    _check_grid(expl, media_index)
     return expl.media[media_index]
+
+
+def _check_grid(expl: Explanation, media_index: int) -> None:
+    try:
+        expl.grid_for_media(media_index)
+    except KeyError:
+        n = len({g.media_index for g in expl.grids})
+        raise ExportError(f"Media {media_index + 1} has no activation maps.",
+                          f"This explanation has maps for {n} media item(s); choose one of "
+                          "those.") from None
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -86,6 +97,7 @@ def render_token(expl: Explanation, k: int, layout: Layout = "figure", kind: Tok
     _check_token(expl, k, kind)
     if layout == "textmap" or not expl.grids:
         return render_text_map(expl, k, kind, width=width, cmap=cmap)
+    _check_grid(expl, media_index)
     if layout == "overlay":
         img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=width)
         return add_caption(img, frame_caption(expl, k, media_index, frame, kind))
@@ -143,6 +155,7 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
     if n == 0 or not expl.grids:
         raise ExportError("Nothing to put on a contact sheet (no tokens or no vision maps).",
                           "Export the text maps instead.")
+    _check_grid(expl, media_index)
     columns = columns or int(np.ceil(np.sqrt(n * 0.75)))
     tiles = []
     for k in range(n):
@@ -407,6 +420,8 @@ def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0
     """One self-contained HTML page: hover (or click) a token to see its map and text map."""
     from tam_engine.render.html_page import build_html
 
+    if expl.grids:
+        _check_grid(expl, media_index)
     page = build_html(expl, media_index, frame, cmap, opacity, image_width,
                       tick=lambda i, n: _tick(i, n, progress, should_stop))
     atomic_write_bytes(path, page.encode("utf-8"))

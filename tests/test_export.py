@@ -320,3 +320,14 @@ def test_sweep_with_figure_layout_keeps_one_size(tmp_path, expl):
     assert (w, h) == (fw + fw % 2, fh + fh % 2) and len(decoded) == len(ANSWER)
     with pytest.raises(ValueError, match="layout"):
         list(ex.sweep_frames(expl, layout="textmap"))
+
+
+def test_media_without_maps_is_explained(tmp_path, expl):
+    calls = [lambda p: ex.export_token_png(expl, p, 0, "overlay", media_index=2),
+             lambda p: ex.export_sweep_mp4(expl, p, media_index=2),
+             lambda p: ex.export_contact_sheet(expl, p, media_index=2),
+             lambda p: ex.export_html(expl, p, media_index=2)]
+    for i, call in enumerate(calls):
+        with pytest.raises(ex.ExportError, match="media 3"):
+            call(tmp_path / f"out{i}")
+    assert leftovers(tmp_path) == []
