@@ -133,7 +133,8 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
         return ex.export_json(expl, out)
     if what == "npz":
         return ex.export_npz(expl, out)
-    with tqdm(unit="frame", desc=what, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+    with tqdm(unit="frame", desc=what, file=sys.stderr, dynamic_ncols=True, leave=False,
+              disable=None) as bar:  # no bar when stderr is not a terminal
         def progress(i: int, n: int) -> None:
             bar.total = n
             bar.n = i
