@@ -134,6 +134,8 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel Run", self.cancel_run, "Esc")
         self.act_gen = self._action("&Generation Settings…", self.edit_generation_settings)
         self.act_choose_model = self._action("Choose Model &Folder…", self.run_panel._on_browse)
+        self.act_compare = self._action("Co&mpare Two Models…", self.open_compare,
+                                        "Ctrl+Shift+M")
         self.act_prev_token = self._action("Previous Token", lambda: st.step_token(-1), "Left")
         self.act_next_token = self._action("Next Token", lambda: st.step_token(1), "Right")
         self.act_first_token = self._action("First Token", lambda: st.set_token(0), "Home")
@@ -165,7 +167,8 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self.act_quit)
         model = bar.addMenu("&Model")
-        for a in (self.act_run, self.act_cancel, None, self.act_choose_model, self.act_gen):
+        for a in (self.act_run, self.act_cancel, None, self.act_compare, None,
+                  self.act_choose_model, self.act_gen):
             model.addSeparator() if a is None else model.addAction(a)
         view = bar.addMenu("&View")
         view.addAction(self.act_overlay)
@@ -331,6 +334,12 @@ class MainWindow(QMainWindow):
 
     def cancel_run(self) -> None:
         self.controller.cancel()
+
+    def open_compare(self) -> None:
+        """Compare mode: model A and model B on this media and prompt (its own window)."""
+        from tam_desktop.compare import open_compare_window
+
+        open_compare_window(self)
 
     def warm_up_engine(self) -> None:
         """Import the model stack in the background (see :func:`worker.warm_up_engine`)."""

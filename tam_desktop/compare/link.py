@@ -1,0 +1,87 @@
+"""Keep the selections of two panes on corresponding words (no Qt here).
+
+When the user picks a token (or a phrase) in one pane, the selection snaps to the whole words it
+touches and the other pane selects the words aligned with them. Where a word has no counterpart
+the other pane keeps what it shows, so two different words can still be compared by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tam_desktop.models.events import Event
+from tam_desktop.models.playback import PlaybackState
+from tam_engine.compare import Comparison, Side
+
+
+def select_tokens(state: PlaybackState, tokens: Sequence[int], current: int | None = None
+                  ) -> None:
+    """Make ``tokens`` the answer selection of ``state``, with ``current`` the current token.
+
+    ``PlaybackState`` selects through clicks (set, Ctrl-toggle); this replays them so every
+    view hears the usual events. ``current`` defaults to the first token.
+    """
+    toks = sorted({int(k) for k in tokens})
+    if not toks:
+        return
+    cur = current if current in toks else toks[0]
+    if state.kind == "answer" and tuple(toks) == state.selection and state.token == cur:
+        return
+    rest = [k for k in toks if k != cur]
+    # The token toggled last becomes the current one: start with another, end with ``cur``.
+    first = rest.pop(0) if rest else cur
+    state.set_token(first, "answer")
+    for k in rest:
+        state.toggle_in_selection(k, "answer")
+    if first != cur:
+        state.toggle_in_selection(cur, "answer")
+
+
+class SelectionLink:
+    """Links the answer selections of pane A and pane B through a word alignment."""
+
+    def __init__(self, state_a: PlaybackState, state_b: PlaybackState) -> None:
+        self.states: dict[Side, PlaybackState] = {"a": state_a, "b": state_b}
+        self.comparison: Comparison | None = None
+        self.changed = Event("link_changed")  # () after either selection settled
+        self._busy = False
+        state_a.selection_changed.connect(lambda _sel: self._on_selection("a"))
+        state_b.selection_changed.connect(lambda _sel: self._on_selection("b"))
+
+    def set_comparison(self, comparison: Comparison | None) -> None:
+        """Use this alignment (None: the panes are not linked) and sync B to A's selection."""
+        self.comparison = comparison
+        if comparison is not None:
+            self._on_selection("a")
+        else:
+            self.changed.emit()
+
+    @property
+    def aligned(self) -> bool:
+        """Whether B shows exactly the words aligned with A's selection."""
+        cmp, a, b = self.comparison, self.states["a"], self.states["b"]
+        if cmp is None or a.kind != "answer" or b.kind != "answer" or not a.selection:
+            return False
+        return cmp.alignment.aligned_tokens("a", a.selection) == b.selection
+
+    def _on_selection(self, side: Side) -> None:
+        if self._busy:
+            return
+        cmp = self.comparison
+        src = self.states[side]
+        dst = self.states["b" if side == "a" else "a"]
+        if cmp is None or src.explanation is None or dst.explanation is None:
+            self.changed.emit()
+            return
+        if src.kind == "answer" and src.selection:
+            al = cmp.alignment
+            words = al.word_tokens(side, src.selection)
+            other = al.aligned_tokens(side, src.selection)
+            self._busy = True
+            try:
+                select_tokens(src, words, src.token)
+                if other:
+                    select_tokens(dst, other)
+            finally:
+                self._busy = False
+        self.changed.emit()

@@ -1,0 +1,167 @@
+"""The compare window's top row: model A, model B, prompt, media, Run / Cancel, progress."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
+
+from tam_desktop.settings import PROMPT_PRESETS
+from tam_desktop.views.run_panel import DEMO_LABEL, demo_model_dir
+
+
+class ModelPicker(QComboBox):
+    """An editable model box: the bundled demo, recent models, or any Hub id / folder."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setEditable(True)
+        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.setMinimumContentsLength(18)
+        self.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.lineEdit().setPlaceholderText(placeholder)
+        self.setToolTip("A Hugging Face model id or a local model folder")
+
+    def set_models(self, recent: list[str], current: str) -> None:
+        self.clear()
+        demo = demo_model_dir()
+        if demo is not None:
+            self.addItem(DEMO_LABEL, demo)
+        for name in recent:
+            if name != demo:
+                self.addItem(name, name)
+        self.set_model(current)
+
+    def set_model(self, name: str) -> None:
+        i = self.findData(name) if name else -1
+        if i >= 0:
+            self.setCurrentIndex(i)
+        else:
+            self.setCurrentText(name)
+
+    def model_name(self) -> str:
+        """The model to load: the demo entry resolves to its folder."""
+        text = self.currentText().strip()
+        i = self.findText(text, Qt.MatchFlag.MatchExactly)
+        if i >= 0 and self.itemData(i):
+            return str(self.itemData(i))
+        return text
+
+
+class CompareRunBar(QWidget):
+    run_requested = Signal()
+    cancel_requested = Signal()
+    settings_requested = Signal()
+    open_media_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model_a = ModelPicker("Model A: Hub id or folder", self)
+        self.model_b = ModelPicker("Model B: Hub id or folder", self)
+        self.browse_a = self._browse_button(self.model_a)
+        self.browse_b = self._browse_button(self.model_b)
+        self.prompt = QComboBox(self)
+        self.prompt.setEditable(True)
+        self.prompt.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.prompt.addItems(PROMPT_PRESETS)
+        self.prompt.setToolTip("The same prompt is asked of both models")
+        self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.media_label = QLabel("no media", self)
+        self.media_label.setStyleSheet("color: #3c4043;")
+        self.media_button = QPushButton("Media…", self)
+        self.media_button.setToolTip("Choose the image(s) or video both models see")
+        self.settings_button = QPushButton("Settings…", self)
+        self.settings_button.setToolTip("Max new tokens, video frames, resolution, device")
+        self.run_button = QPushButton("Run A then B", self)
+        self.run_button.setDefault(True)
+        self.run_button.setToolTip("Run model A, then model B, on the same media and prompt "
+                                   "(Ctrl+R)")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the running model and skip the rest (Esc)")
+        self.progress = QProgressBar(self)
+        self.progress.setFixedWidth(190)
+        self.phase = QLabel(self)
+        self.phase.setStyleSheet("color: #5f6368;")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(3)
+        grid.addWidget(_bold("Model A", "#b2182b"), 0, 0)
+        grid.addWidget(self.model_a, 0, 1)
+        grid.addWidget(self.browse_a, 0, 2)
+        grid.addWidget(_bold("Model B", "#2166ac"), 0, 3)
+        grid.addWidget(self.model_b, 0, 4)
+        grid.addWidget(self.browse_b, 0, 5)
+        grid.addWidget(self.settings_button, 0, 6)
+        grid.addWidget(self.run_button, 0, 7)
+        grid.addWidget(self.cancel_button, 0, 8)
+        grid.addWidget(QLabel("Prompt"), 1, 0)
+        grid.addWidget(self.prompt, 1, 1, 1, 4)
+        grid.addWidget(self.media_button, 1, 5, 1, 2)
+        grid.addWidget(self.media_label, 1, 7, 1, 2)
+        grid.addWidget(self.progress, 0, 9)
+        grid.addWidget(self.phase, 1, 9)
+        grid.setColumnStretch(1, 3)
+        grid.setColumnStretch(4, 3)
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.settings_button.clicked.connect(self.settings_requested)
+        self.media_button.clicked.connect(self.open_media_requested)
+        self.set_running(False)
+
+    def _browse_button(self, picker: ModelPicker) -> QToolButton:
+        b = QToolButton(self)
+        b.setText("…")
+        b.setToolTip("Choose a local model folder")
+
+        def browse() -> None:
+            folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+            if folder:
+                picker.setCurrentText(folder)
+
+        b.clicked.connect(browse)
+        return b
+
+    def prompt_text(self) -> str:
+        return self.prompt.currentText().strip()
+
+    def set_prompt(self, text: str) -> None:
+        if text:
+            self.prompt.setCurrentText(text)
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for w in (self.model_a, self.model_b, self.browse_a, self.browse_b, self.prompt,
+                  self.settings_button, self.media_button):
+            w.setEnabled(not running)
+        self.progress.setVisible(running)
+        if not running:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+
+    def set_progress(self, label: str, n: int, total: int) -> None:
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(n, total))
+        self.progress.setFormat(f"{label}: {n} / {total} tokens")
+
+    def set_busy(self) -> None:
+        self.progress.setRange(0, 0)
+
+
+def _bold(text: str, colour: str) -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet(f"font-weight: bold; color: {colour};")
+    return label
