@@ -6,7 +6,8 @@ a temporary folder and loaded through :func:`tam_engine.loading.load_model`. One
 median of ``--repeats`` runs each:
 
 (a) ``generate`` alone;
-(b) :func:`tam_engine.capture.capture` (final-norm hook, top-k candidates, token texts);
+(b) :func:`tam_engine.capture.capture` as the app runs it (final-norm hook, streamed tokens,
+    a cancel check per step, top-k candidates, token texts);
 (c) ``generate(output_hidden_states=True, output_logits=True, return_dict_in_generate=True)``:
     every layer's hidden states and the full-vocabulary logits of every step.
 
@@ -18,6 +19,7 @@ TAM after the run. Run: ``python benchmarks/bench_capture.py [--device cuda] [--
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
 import statistics
@@ -126,11 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     inputs = {k: (v.to(loaded.device, loaded.dtype if v.is_floating_point() else None)
                   if isinstance(v, torch.Tensor) else v)
               for k, v in prepared.model_inputs.items()}
+    prepared.model_inputs = inputs  # moved once: all three ways start from the same tensors
     n_vision = prepared.spans.n_vision
     L = int(prepared.input_ids.size)
     T = args.new_tokens
     model = loaded.model
     cfg = greedy_config(model, T, T)
+    cfg_all = copy.deepcopy(cfg)
+    cfg_all.output_hidden_states = cfg_all.output_logits = cfg_all.return_dict_in_generate = True
+    streamed: list[str] = []
 
     def plain():
         with torch.no_grad():
@@ -139,15 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def ours():
-        ti = capture(loaded, prepared, settings, min_new_tokens=T)
+        # as the app runs it: tokens streamed to a callback, a cancel check every step
+        streamed.clear()
+        ti = capture(loaded, prepared, settings, on_token=lambda i, s: streamed.append(s),
+                     should_stop=lambda: False, min_new_tokens=T)
         assert ti.n_answer == T
         c = ti.candidates
         return _nbytes(ti.hidden) + ti.ids.nbytes + c.ids.nbytes + c.logits.nbytes + c.probs.nbytes
 
     def everything():
         with torch.no_grad():
-            out = model.generate(**inputs, generation_config=cfg, output_hidden_states=True,
-                                 output_logits=True, return_dict_in_generate=True)
+            out = model.generate(**inputs, generation_config=cfg_all)
         assert out.sequences.shape[1] == L + T
         return _nbytes(list(out.hidden_states)) + _nbytes(list(out.logits))
 

@@ -1,9 +1,10 @@
 """Greedy generation that keeps only what TAM needs.
 
 One forward hook on the decoder's final norm records the last-layer hidden states (exactly what
-``lm_head`` consumes) for the prefill and every step; a logits processor records the top-k
-candidates of each step without keeping full-vocabulary rows; a stopping criterion streams tokens
-and checks for cancellation between steps. Nothing else is kept: no per-layer states, no logits.
+``lm_head`` consumes) for the prefill and every step; a stopping criterion streams tokens and
+checks for cancellation between steps. The top-k candidates of each step come afterwards from
+the recorded states and ``lm_head`` in a few batched products, so the generation loop itself
+does no extra work. Nothing else is kept: no per-layer states, no full-vocabulary logits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from tam_engine.loading import LoadedModel
 
 __all__ = ["FinalHiddenHook", "GenerationSettings", "IncrementalDetokenizer", "capture",
-           "token_texts"]
+           "candidates_from_states", "token_texts"]
 
 OnToken = Callable[[int, str], None]
 ShouldStop = Callable[[], bool]
@@ -121,37 +122,37 @@ def token_texts(tokenizer: Any, ids: np.ndarray | list[int]) -> list[str]:
     return [det.push(t, final=(k == len(seq) - 1)) for k, t in enumerate(seq)]
 
 
-class _TopKRecorder:
-    """Logits processor: records top-k ids, logits and full-softmax probabilities per step."""
+def candidates_from_states(states: Any, weight: Any, bias: Any, k: int, tokenizer: Any,
+                           chunk: int = 16) -> Candidates:
+    """Top-k candidates of each answer step from its predicting hidden state.
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.ids: list[Any] = []
-        self.logits: list[Any] = []
-        self.probs: list[Any] = []
+    ``lm_head`` of the captured states is exactly the model's logits (the tests check this), so
+    the candidates are computed after generation in a few batched products, ``chunk`` rows at a
+    time: no work is added to the generation loop and no full-vocabulary row is kept. The
+    probabilities are the full-vocabulary softmax.
+    """
+    import torch
+    import torch.nn.functional as F
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        with torch.no_grad():
-            row = scores[0].float()
-            vals, idx = torch.topk(row, self.k)
-            # logsumexp instead of a softmax row: the same probabilities, no extra V-sized copy.
-            probs = torch.exp(vals - torch.logsumexp(row, dim=0))
-        self.ids.append(idx)
-        self.logits.append(vals)
-        self.probs.append(probs)
-        return scores
-
-    def result(self, tokenizer: Any) -> Candidates:
-        import torch
-
-        ids = torch.stack(self.ids).cpu().numpy().astype(np.int64)
-        decode = _decoder(tokenizer)
-        uniq = {int(i): decode([int(i)]) for i in np.unique(ids)}
-        texts = [[uniq[int(i)] for i in row] for row in ids]
-        return Candidates(ids=ids, logits=torch.stack(self.logits).cpu().numpy(),
-                          probs=torch.stack(self.probs).cpu().numpy(), texts=texts)
+    ids, logits, probs = [], [], []
+    with torch.no_grad():
+        for start in range(0, int(states.shape[0]), chunk):
+            h = states[start:start + chunk].to(device=weight.device, dtype=weight.dtype)
+            row = F.linear(h, weight, bias).float()
+            vals, idx = torch.topk(row, min(k, row.shape[1]), dim=1)
+            # log-sum-exp shifted by the row maximum (the first top-k value), computed in place.
+            top = vals[:, :1]
+            log_z = row.sub_(top).exp_().sum(dim=1, keepdim=True).log_()
+            ids.append(idx)
+            logits.append(vals)
+            probs.append(torch.exp(vals - top - log_z))
+            del row
+    ids_np = torch.cat(ids).cpu().numpy().astype(np.int64)
+    decode = _decoder(tokenizer)
+    uniq = {int(i): decode([int(i)]) for i in np.unique(ids_np)}
+    return Candidates(ids=ids_np, logits=torch.cat(logits).cpu().numpy(),
+                      probs=torch.cat(probs).cpu().numpy(),
+                      texts=[[uniq[int(i)] for i in row] for row in ids_np])
 
 
 class _StepWatch:
@@ -164,6 +165,7 @@ class _StepWatch:
         self.should_stop = should_stop
         self.step = 0
         self.cancelled = False
+        self._answers: dict[tuple[Any, bool], Any] = {}
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -173,8 +175,11 @@ class _StepWatch:
         self.step += 1
         if self.should_stop is not None and self.should_stop():
             self.cancelled = True
-        return torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool,
-                          device=input_ids.device)
+        key = (input_ids.device, self.cancelled)
+        if key not in self._answers:  # generate only reads the answer: reuse it every step
+            self._answers[key] = torch.full((input_ids.shape[0],), self.cancelled,
+                                            dtype=torch.bool, device=input_ids.device)
+        return self._answers[key]
 
 
 def _to_device(inputs: dict[str, Any], device: Any, dtype: Any) -> dict[str, Any]:
@@ -230,7 +235,7 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
     everything recorded. The model stays usable after a cancel or a failure.
     """
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteriaList
+    from transformers import StoppingCriteriaList
 
     settings = settings or GenerationSettings()
     model, adapter = loaded.model, loaded.adapter
@@ -239,8 +244,9 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
         raise Cancelled()
     inputs = _to_device(prepared.model_inputs, loaded.device, loaded.dtype)
     prompt_ids = [int(i) for i in prepared.input_ids]
-    recorder = _TopKRecorder(max(1, int(settings.top_k)))
     watch = _StepWatch(tokenizer, prompt_ids, on_token, should_stop)
+    # Without callbacks the criterion would only cost time: generate then runs unobserved.
+    criteria = [watch] if (on_token is not None or should_stop is not None) else []
     hidden = None
     t0 = time.perf_counter()
     try:
@@ -248,18 +254,17 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
             out = model.generate(
                 **inputs, generation_config=greedy_config(model, settings.max_new_tokens,
                                                           min_new_tokens),
-                logits_processor=LogitsProcessorList([recorder]),
-                stopping_criteria=StoppingCriteriaList([watch]),
+                stopping_criteria=StoppingCriteriaList(criteria),
             )
             if watch.cancelled:
                 raise Cancelled()
             hidden = hook.take()
     except Cancelled:
-        del inputs, recorder, hidden
+        del inputs, hidden
         free_memory(loaded.device)
         raise
     except (RuntimeError, MemoryError) as exc:
-        del inputs, recorder, hidden
+        del inputs, hidden
         free_memory(loaded.device)
         if _is_oom(exc) or isinstance(exc, MemoryError):
             raise ModelMemoryError(
@@ -277,9 +282,11 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
     if hidden.shape[0] != L + T - 1:
         raise RuntimeError(f"captured {hidden.shape[0]} hidden states, expected {L + T - 1}")
     head = adapter.lm_head(model)
+    bias = getattr(head, "bias", None)
+    candidates = candidates_from_states(hidden[L - 1:], head.weight, bias,
+                                        max(1, int(settings.top_k)), tokenizer)
     return TamInputs(
-        ids=seq, input_len=L, hidden=hidden, lm_weight=head.weight,
-        lm_bias=getattr(head, "bias", None), spans=prepared.spans,
-        token_texts=token_texts(tokenizer, seq), candidates=recorder.result(tokenizer),
+        ids=seq, input_len=L, hidden=hidden, lm_weight=head.weight, lm_bias=bias,
+        spans=prepared.spans, token_texts=token_texts(tokenizer, seq), candidates=candidates,
         meta={"generate_seconds": gen_seconds, "n_generated": int(T)},
     )
