@@ -93,6 +93,7 @@ class CompareRunBar(QWidget):
         self.progress.setFixedWidth(190)
         self.phase = QLabel(self)
         self.phase.setStyleSheet("color: #5f6368;")
+        self.phase.setFixedWidth(300)
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 4, 6, 4)
         grid.setHorizontalSpacing(6)
@@ -156,6 +157,13 @@ class CompareRunBar(QWidget):
             self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(n, total))
         self.progress.setFormat(f"{label}: {n} / {total} tokens")
+
+    def set_phase(self, text: str) -> None:
+        """Which model is doing what, shortened to fit (the whole text in the tooltip)."""
+        metrics = self.phase.fontMetrics()
+        self.phase.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight,
+                                              self.phase.width() - 4))
+        self.phase.setToolTip(text)
 
     def set_busy(self) -> None:
         self.progress.setRange(0, 0)

@@ -385,7 +385,11 @@ class CompareWindow(QMainWindow):
         self._status(f"Model {side.upper()} ({_short(request.model)}) is running …")
 
     def side_phase(self, side: Side, text: str) -> None:
-        self.run_bar.phase.setText(f"{side.upper()} · {_short(self.models[side])}: {text} …")
+        model = self.models[side]
+        short = _short(model)
+        if model:
+            text = text.replace(f" {model}", "")   # the model is named once, up front
+        self.run_bar.set_phase(f"Model {side.upper()} \u00b7 {short}: {text} …")
         if text.startswith("Loading"):
             self.run_bar.set_busy()
 
@@ -399,7 +403,7 @@ class CompareWindow(QMainWindow):
 
     def all_finished(self) -> None:
         self.run_bar.set_running(False)
-        self.run_bar.phase.setText("")
+        self.run_bar.set_phase("")
         cmp = self.comparison
         if cmp is not None:
             self._status(f"Done: {cmp.alignment.n_aligned} words of A have a counterpart in "
@@ -407,7 +411,7 @@ class CompareWindow(QMainWindow):
 
     def side_failed(self, side: Side, error: BaseException) -> None:
         self.run_bar.set_running(False)
-        self.run_bar.phase.setText("")
+        self.run_bar.set_phase("")
         self._update_headers()
         self._status(f"Model {side.upper()} failed.")
         title = f"Model {side.upper()}: the run failed"
@@ -419,7 +423,7 @@ class CompareWindow(QMainWindow):
 
     def side_cancelled(self, side: Side) -> None:
         self.run_bar.set_running(False)
-        self.run_bar.phase.setText("")
+        self.run_bar.set_phase("")
         self.states[side].set_content(self.states[side].media, None)
         self._update_headers()
         self._status("Cancelled. Ready.")
