@@ -178,9 +178,11 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
                              "The folder or repository must contain the tokenizer and "
                              "image-processor files.") from exc
     try:
+        # Straight onto an accelerator (no full copy in CPU memory first).
+        placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
         model = AutoModelForImageTextToText.from_pretrained(
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True)
+            use_safetensors=None if allow_pickle else True, **placement)
         model.to(dev)
     except (RuntimeError, MemoryError) as exc:
         if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():

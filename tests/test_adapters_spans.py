@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,15 @@ def test_generic_adapter_matches_the_llava_adapter(tiny_loaded):
         (g.kind, g.t, g.h, g.w) for g in b.spans.grids]
     np.testing.assert_array_equal(a.spans.vision_positions, b.spans.vision_positions)
     np.testing.assert_array_equal(a.spans.prompt_positions, b.spans.prompt_positions)
+
+
+def test_prompt_found_when_the_template_trims_it(tiny_loaded):
+    loaded = tiny_loaded("qwen2_vl")
+    adapter = type(loaded.adapter)(loaded.processor, loaded.model.config)
+    original = loaded.processor.chat_template
+    adapter.processor = copy.copy(loaded.processor)
+    adapter.processor.chat_template = original.replace(
+        "{{ content['text'] }}", "{{ content['text'] | trim }}")
+    prep = adapter.prepare([_image(0)], "  " + PROMPT + "  ")
+    text = adapter.tokenizer.decode(prep.input_ids[prep.spans.prompt_positions])
+    assert text == PROMPT

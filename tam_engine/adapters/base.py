@@ -131,14 +131,18 @@ class Adapter:
 
         marked = render(_SENTINEL)
         i = marked.find(_SENTINEL)
-        if i < 0 or marked.count(_SENTINEL) != 1:
-            raise SpanError("The chat template does not insert the prompt text verbatim.",
+        text = render(prompt)
+        if i >= 0 and marked.count(_SENTINEL) == 1:
+            if text == marked[:i] + prompt + marked[i + len(_SENTINEL):]:
+                return text, (i, i + len(prompt))
+        # The template changed the prompt (e.g. trimmed it): take its trimmed text where the
+        # template put it, the last occurrence before the generation prompt.
+        core = prompt.strip()
+        j = text.rfind(core)
+        if not core or j < 0:
+            raise SpanError("The chat template does not keep the prompt text.",
                             "This model family needs its own adapter.")
-        text = marked[:i] + prompt + marked[i + len(_SENTINEL):]
-        if render(prompt) != text:
-            raise SpanError("The chat template rewrites the prompt text.",
-                            "This model family needs its own adapter.")
-        return text, (i, i + len(prompt))
+        return text, (j, j + len(core))
 
     def prepare(self, media: list[MediaItem], prompt: str,
                 settings: GenerationSettings | None = None) -> Prepared:
