@@ -129,9 +129,14 @@ def selection_frame_map(expl: Explanation, tokens: Sequence[int], media_index: i
     toks = [int(k) for k in tokens]
     if not toks:
         raise CompareError("No token is chosen.", "Click a word of the answer.")
+    try:
+        gi = expl.grid_for_media(media_index)
+    except KeyError as exc:
+        raise CompareError(
+            f"{_model_name(expl, 'This model')} has no map for media item {media_index + 1}.",
+            "Compare explanations of the same image or video.") from exc
     if len(toks) == 1:
         return expl.frame_map(toks[0], media_index, frame)
-    gi = expl.grid_for_media(media_index)
     maps = expl.combined_grid_maps(toks, how)[gi]
     slot = 0
     if expl.media and media_index < len(expl.media):
@@ -199,6 +204,14 @@ class Comparison:
     @property
     def name_b(self) -> str:
         return _model_name(self.b, "model B")
+
+    def same_media(self) -> bool:
+        """Whether A and B show the same media (count, file names, frame sizes)."""
+        ma, mb = self.a.media, self.b.media
+        if len(ma) != len(mb):
+            return False
+        return all(Path(x.path).name == Path(y.path).name
+                   and x.frames.shape[1:] == y.frames.shape[1:] for x, y in zip(ma, mb))
 
     def expl(self, side: Side) -> Explanation:
         return self.a if side == "a" else self.b

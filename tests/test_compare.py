@@ -270,3 +270,12 @@ def test_exports_decode_back(tmp_path):
         export_compare_mp4(cmp, tmp_path / "gone.mp4", mode="words", panel_width=120,
                            should_stop=lambda: True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp.mp4", "cmp.png", "words.mp4"]
+
+
+def test_media_checks():
+    a = hand_built(A_TEXTS, grid_maps(4, 2, 2, 8))
+    b = hand_built(B_TEXTS, grid_maps(5, 2, 2, 9), frames=np.zeros((1, 20, 20, 3), np.uint8))
+    assert Comparison.of(a, a).same_media()
+    assert not Comparison.of(a, b).same_media()
+    with pytest.raises(CompareError, match="no map for media item 2"):
+        selection_frame_map(a, [1], media_index=1)

@@ -352,3 +352,15 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     assert main_window._compare_window is w
     main_window.close()                                  # closes compare mode with it
     assert not w.isVisible()
+
+
+def test_panes_keep_the_longer_video_reachable(qtbot, compare_window):
+    w = compare_window()
+    a = synthetic_explanation("video", n_frames=8, width=96, height=72, seed=0)
+    b = synthetic_explanation("video", n_frames=4, width=96, height=72, seed=1)
+    w.show_explanations(a, b)                      # B (shorter) is set last
+    assert w.cursor.n_frames == 8
+    w.cursor.set_frame(7)
+    assert w.pane_a.media_view._displayed_frame() == 7
+    assert w.pane_b.media_view._displayed_frame() == 3   # B holds its last frame
+    assert w.diff_view.diff is not None

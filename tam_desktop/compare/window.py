@@ -200,7 +200,10 @@ class CompareWindow(QMainWindow):
         rb.open_media_requested.connect(self.open_media_dialog)
         for st in self.states.values():
             st.content_changed.connect(self._on_content)
-            st.media_index_changed.connect(lambda _i: self._update_diff())
+        # Both panes show the same media item (set_media_index ignores the echo).
+        sa, sb = self.states["a"], self.states["b"]
+        sa.media_index_changed.connect(lambda i: (sb.set_media_index(i), self._update_diff()))
+        sb.media_index_changed.connect(lambda i: (sa.set_media_index(i), self._update_diff()))
         self.link.changed.connect(self._update_diff)
         self.link.changed.connect(self._update_alignment_label)
         self.cursor.frame_changed.connect(lambda _f: self._update_diff())
@@ -220,6 +223,15 @@ class CompareWindow(QMainWindow):
             self._update_diff()
             return
         self.comparison = cmp
+        if cmp is not None:
+            # Each pane set the shared cursor to its own length; allow the longer one (a
+            # pane past its last frame keeps showing that frame).
+            m = [st.current_media for st in self.states.values() if st.current_media]
+            if m:
+                longest = max(m, key=lambda x: x.n_frames)
+                self.cursor.set_length(longest.n_frames, longest.fps)
+            if not cmp.same_media():
+                self._status("A and B explain different media: their maps do not compare.")
         self.link.set_comparison(cmp)
         self._update_headers()
         self._update_alignment_label()
@@ -284,10 +296,11 @@ class CompareWindow(QMainWindow):
             self.diff_view.show_difference(self.comparison, ta, tb, a.media_index,
                                            self.cursor.frame, self.display.combine,
                                            self.link.aligned)
-        except (KeyError, ValueError, IndexError) as exc:
+        except (TamError, KeyError, ValueError, IndexError) as exc:
             # e.g. B has no grid for the media item A shows: say so instead of a stale map.
             self.diff_view.show_difference(None, (), (), 0, 0, "mean", False)
-            self._status(f"No difference map here: {exc}")
+            why = exc.message if isinstance(exc, TamError) else str(exc)
+            self._status(f"No difference map here: {why}")
 
     # ------------------------------------------------------------------ media and files
     def _show_media_name(self) -> None:
