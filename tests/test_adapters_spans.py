@@ -163,3 +163,14 @@ def test_prompt_found_when_the_template_trims_it(tiny_loaded):
     prep = adapter.prepare([_image(0)], "  " + PROMPT + "  ")
     text = adapter.tokenizer.decode(prep.input_ids[prep.spans.prompt_positions])
     assert text == PROMPT
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_pixel_limits_change_the_grids(tiny_loaded, family):
+    adapter = tiny_loaded(family).adapter
+    media = [_image(0, 224, 224), _video(2, 112, 112)]
+    small = adapter.prepare(media, PROMPT, GenerationSettings(max_pixels=28 * 28 * 4))
+    large = adapter.prepare(media, PROMPT, GenerationSettings(min_pixels=28 * 28 * 16,
+                                                              max_pixels=28 * 28 * 64))
+    assert [(g.h, g.w) for g in small.spans.grids] == [(2, 2), (2, 2)]
+    assert [(g.h, g.w) for g in large.spans.grids] == [(8, 8), (4, 4)]

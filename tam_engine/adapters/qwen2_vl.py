@@ -58,6 +58,10 @@ class Qwen2VLAdapter(Adapter):
         kw: dict[str, Any] = {"do_sample_frames": False}
         if fps and all(f > 0 for f in fps):
             kw["fps"] = fps[0] if len(fps) == 1 else fps
+        vp = getattr(self.processor, "video_processor", None)
+        if vp is not None and getattr(vp, "cap_pixels_per_frame", False) is None:
+            # Bound a video's total pixels as Qwen's reference code (qwen-vl-utils) does.
+            kw["cap_pixels_per_frame"] = True
         return kw
 
     # ------------------------------------------------------------------ spans
