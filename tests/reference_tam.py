@@ -292,9 +292,11 @@ def synthetic_inputs(rng: np.random.Generator, *, d: int = 8, vocab: int = 20,
     """Random but well-formed ``TamInputs``.
 
     ``grids`` are ``(t, h, w)`` per image/video (``t > 1``: a video). ``values``:
-    ``"dyadic"`` (multiples of 1/4, so float32 products are exact and both implementations
-    see the very same scores), ``"gaussian"`` (ordinary floats), or ``"negative"`` (every logit
-    < 0, so every score is 0). ``flat_vision`` makes all vision hidden states equal (flat maps).
+    ``"dyadic"`` (multiples of 1/4 in [-1, 1]: many ties), ``"fine"`` (Gaussian-like multiples
+    of 1/64 in [-2, 2]), ``"gaussian"`` (ordinary floats), or ``"negative"`` (every logit < 0,
+    so every score is 0). With ``"dyadic"``, ``"fine"`` and ``"negative"`` every float32 product
+    and sum is exact (d <= 16), so both implementations see the very same scores whatever the
+    order of summation. ``flat_vision`` makes all vision hidden states equal (flat maps).
     """
     from tam_engine.capture_types import TamInputs
     from tam_engine.spans import Spans, VisionGrid
@@ -319,6 +321,12 @@ def synthetic_inputs(rng: np.random.Generator, *, d: int = 8, vocab: int = 20,
         hidden = rng.standard_normal((n_rows, d))
         weight = rng.standard_normal((vocab, d))
         b = rng.standard_normal(vocab) if bias else None
+    elif values == "fine":
+        def fine(*shape):
+            return np.clip(np.round(rng.normal(0.0, 0.7, size=shape) * 64), -128, 128) / 64
+
+        hidden, weight = fine(n_rows, d), fine(vocab, d)
+        b = fine(vocab) if bias else None
     else:
         hidden = rng.integers(-4, 5, size=(n_rows, d)) / 4.0
         weight = rng.integers(-4, 5, size=(vocab, d)) / 4.0

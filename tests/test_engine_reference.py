@@ -57,7 +57,11 @@ def cases(draw, grids=None, n_answer=None, vocab=None, values=None, flat=None):
         n_pre=draw(st.integers(0, 2)),
         n_post=draw(st.integers(0, 2)),
         prompt_first=draw(st.booleans()),
-        values=(draw(st.sampled_from(["dyadic", "dyadic", "gaussian", "negative"]))
+        # Exactly representable values (see synthetic_inputs): the engine's product is float32,
+        # and a logit that nearly cancels carries float32 rounding of the size of its terms, not
+        # of itself; with exact products the comparison measures the method alone. Ordinary
+        # floats are covered by the fixed-seed cases at the end of this file.
+        values=(draw(st.sampled_from(["dyadic", "fine", "fine", "negative"]))
                 if values is None else values),
         bias=draw(st.booleans()),
         flat_vision=draw(st.booleans()) if flat is None else flat,
