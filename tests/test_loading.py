@@ -90,3 +90,26 @@ def test_loads_a_tiny_model_with_its_adapter(tiny_model_dir):
     assert loaded.family == "llava" and loaded.device.type == "cpu"
     assert loaded.dtype == torch.float32 and not loaded.model.training
     assert next(loaded.model.parameters()).dtype == torch.float32
+
+
+def test_hub_id_loads_from_the_cache_offline(tmp_path, tiny_model_dir):
+    """A Hub id present in the Hugging Face cache loads with HF_HUB_OFFLINE=1 (fresh process, so
+    the cache location is read from the environment as in real use)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--tamtest--tiny-qwen"
+    snap = repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    for f in tiny_model_dir("qwen2_vl").iterdir():
+        shutil.copy(f, snap / f.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
+    code = ("from tam_engine.loading import load_model\n"
+            "m = load_model('tamtest/tiny-qwen', device='cpu')\n"
+            "print('LOADED', m.family, m.name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert "LOADED qwen2_vl tamtest/tiny-qwen" in out.stdout, out.stderr[-2000:]
