@@ -298,6 +298,8 @@ def render_side_by_side(cmp: Comparison, tokens_a: Sequence[int], tokens_b: Sequ
                           width=pw, map_u8=map_a)
     panel_h = img_a.shape[0]
     cap_a = f"A \u00b7 {cmp.name_a}: \u201c{_selection_text(cmp.a, tokens_a)}\u201d"
+    if cmp.n_frames(media_index) > 1:
+        cap_a += f"  \u00b7  frame {frame + 1}/{cmp.n_frames(media_index)}"
     columns = [[caption_strip(cap_a, pw, caption_h, fs), img_a]]
     if tokens_b:
         map_b = selection_frame_map(cmp.b, tokens_b, media_index, frame_b, how)

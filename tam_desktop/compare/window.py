@@ -136,6 +136,7 @@ class CompareWindow(QMainWindow):
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 5)
         split.setStretchFactor(2, 4)
+        split.setSizes([600, 600, 420])
         self.splitter = split
         central = QWidget(self)
         col = QVBoxLayout(central)
