@@ -175,3 +175,13 @@ def test_matches_the_reference(m, k):
         got32 = rank_gaussian_filter(m, k, dtype=np.float32)
     np.testing.assert_allclose(got64, want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got32, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 5), (6, 4), (1, 5), (5, 1), (1, 1)])
+@pytest.mark.parametrize("r", [1, 2])
+def test_padding_is_numpys_reflect(shape, r):
+    from tam_engine.filters import _reflect_pad
+
+    x = np.random.default_rng(3).random((3,) + shape)
+    want = np.pad(x, [(0, 0), (r, r), (r, r)], mode="reflect")
+    np.testing.assert_array_equal(_reflect_pad(x, r, np.dtype(np.float64)), want)
