@@ -368,7 +368,16 @@ def export_compare_png(cmp: Comparison, path: str | os.PathLike, tokens_a: Seque
     """The side-by-side view of one selection as a PNG, written atomically."""
     from tam_engine.export import write_png
 
-    return write_png(path, render_side_by_side(cmp, tokens_a, tokens_b, **render))
+    image = render_side_by_side(cmp, tokens_a, tokens_b, **render)
+    try:
+        return write_png(path, image)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+
+
+def _write_error(path: str | os.PathLike, exc: OSError) -> CompareError:
+    return CompareError(f"Could not write {Path(path).name}: {exc.strerror or exc}",
+                        "Choose a folder you can write to, with free disk space.")
 
 
 Schedule = list[tuple[tuple[int, ...], tuple[int, ...], int]]
@@ -437,10 +446,14 @@ def export_compare_mp4(cmp: Comparison, path: str | os.PathLike,
 
     schedule = compare_schedule(cmp, mode, tokens_a, tokens_b, media_index, frame)
     n = len(schedule)
-    with H264Writer(path, fps, crf=crf, preset=preset) as writer:
-        for i, img in enumerate(iter_compare_frames(cmp, schedule, media_index, **render)):
-            _tick(i, n, progress, should_stop)
-            for _ in range(max(1, int(hold))):
-                writer.write(img)
-        _tick(n, n, progress, should_stop)
+    try:
+        with H264Writer(path, fps, crf=crf, preset=preset) as writer:
+            for i, img in enumerate(iter_compare_frames(cmp, schedule, media_index,
+                                                        **render)):
+                _tick(i, n, progress, should_stop)
+                for _ in range(max(1, int(hold))):
+                    writer.write(img)
+            _tick(n, n, progress, should_stop)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     return Path(path)

@@ -270,6 +270,12 @@ def test_exports_decode_back(tmp_path):
         export_compare_mp4(cmp, tmp_path / "gone.mp4", mode="words", panel_width=120,
                            should_stop=lambda: True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp.mp4", "cmp.png", "words.mp4"]
+    # An unwritable destination is a CompareError that says what to do.
+    (tmp_path / "file").write_text("x")
+    for export in (export_compare_png, export_compare_mp4):
+        with pytest.raises(CompareError, match="Could not write"):
+            export(cmp, tmp_path / "file" / "out.bin", tokens_a=[1], tokens_b=[1],
+                   panel_width=120)
 
 
 def test_media_checks():

@@ -364,3 +364,28 @@ def test_panes_keep_the_longer_video_reachable(qtbot, compare_window):
     assert w.pane_a.media_view._displayed_frame() == 7
     assert w.pane_b.media_view._displayed_frame() == 3   # B holds its last frame
     assert w.diff_view.diff is not None
+
+
+def test_export_menu_actions_add_the_extension(qtbot, compare_window, tmp_path, monkeypatch,
+                                               error_boxes):
+    from PySide6.QtWidgets import QFileDialog
+
+    w = compare_window()
+    a, b = two_synthetic()
+    w.show_explanations(a, b)
+    target = tmp_path / "picked"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *args, **kw: (str(target), "")))
+    with qtbot.waitSignal(w.exported, timeout=30_000) as sig:
+        w.act_export_png.trigger()
+    assert sig.args[0] == tmp_path / "picked.png" and (tmp_path / "picked.png").is_file()
+    with qtbot.waitSignal(w.exported, timeout=60_000) as sig:
+        w.act_export_mp4.trigger()
+    assert (tmp_path / "picked.mp4").is_file()          # an image: one picture per A word
+    # A folder that cannot be written: an error dialog with a hint, no crash.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with qtbot.waitSignal(w.exports.failed, timeout=30_000):
+        w.export_png(str(blocker / "x.png"))
+    assert error_boxes and error_boxes[-1][0] == "Cannot export"
+    assert "x.png" in error_boxes[-1][1] and "folder you can write to" in error_boxes[-1][2]
