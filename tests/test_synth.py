@@ -106,3 +106,16 @@ def test_cli_writes_the_contract_layout(tmp_path, capsys):
     assert (out2 / "meta.json").read_text() == (out / "meta.json").read_text()
     assert (out2 / "images/img_00001.png").read_bytes() == (out / "images/img_00001.png"
                                                             ).read_bytes()
+
+
+def test_objects_sit_on_the_lattice_and_inside_the_frame():
+    cell = 224 / synth.LATTICE
+    for seed in range(20):
+        scene = synth.make_image_scene(seed)
+        for o in scene.objects:
+            cx, cy = o.center
+            assert (cx / cell - 0.5) % 1 == 0 and (cy / cell - 0.5) % 1 == 0
+            ys, xs = np.nonzero(o.mask)
+            assert ys.min() > 0 and xs.min() > 0 and ys.max() < 223 and xs.max() < 223
+    free = synth.make_image_scene(3, lattice=0)
+    assert any((o.center[0] / cell - 0.5) % 1 != 0 for o in free.objects)
