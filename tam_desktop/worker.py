@@ -49,6 +49,12 @@ class TokenStreamed:
 RunEvent = Phase | TokenStreamed
 
 
+# Importing torch/transformers (whose lazy modules are not safe to import from two threads at
+# once) and loading models happen under this one lock: the start-up warm-up, a run, and a
+# cancelled run still winding down never import or load side by side.
+ENGINE_LOCK = threading.RLock()
+
+
 class ModelCache:
     """Keeps the last loaded model for the next run (key: model id, device, dtype).
 
@@ -58,13 +64,12 @@ class ModelCache:
 
     def __init__(self, loader: Callable[..., Any] | None = None) -> None:
         self._loader = loader
-        self._lock = threading.Lock()
         self._key: tuple[str, str, str] | None = None
         self._model: Any = None
 
     def get(self, name: str, device: str, dtype: str) -> Any:
         key = (name, device, dtype)
-        with self._lock:
+        with ENGINE_LOCK:
             if self._key == key and self._model is not None:
                 return self._model
             self._key, self._model = None, None  # free the old model before loading the new
@@ -79,7 +84,7 @@ class ModelCache:
         return self._key == (name, device, dtype) and self._model is not None
 
     def clear(self) -> None:
-        with self._lock:
+        with ENGINE_LOCK:
             self._key, self._model = None, None
 
 
@@ -87,6 +92,9 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
             should_stop: Callable[[], bool]) -> Generator[RunEvent, None, Explanation]:
     """Load (or reuse) the model, read the media, generate and explain."""
     from tam_engine.media_io import load_media
+
+    with ENGINE_LOCK:
+        _import_engine()
     from tam_engine.pipeline import run_and_explain
 
     gen = request.generation
@@ -168,6 +176,11 @@ def warm_up_engine() -> None:
     a time, which would freeze the UI in the middle of the first run; done in the background
     right after start-up, while the user picks media, it costs the user nothing.
     """
+    with ENGINE_LOCK:
+        _import_engine()
+
+
+def _import_engine() -> None:
     import transformers.generation  # noqa: F401
     import transformers.models.auto.modeling_auto  # noqa: F401
     import transformers.models.auto.processing_auto  # noqa: F401

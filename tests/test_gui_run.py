@@ -35,6 +35,7 @@ def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, k
     main_window.state.streamed.connect(lambda texts: streamed.append(len(texts)))
     main_window.state.streamed.connect(lambda texts: looks.append(strip.looks))
     main_window.run_panel.progress.valueChanged.connect(progress.append)
+    main_window.warm_up_engine()  # as at start-up: the run waits for it, never races it
     start_run(main_window, qwen_dir, sample_media[kind])
     assert main_window.controller.running and not main_window.run_panel.run_button.isEnabled()
     qtbot.waitUntil(lambda: not main_window.controller.running, timeout=60_000)
