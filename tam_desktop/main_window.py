@@ -36,6 +36,8 @@ def _media_filter() -> str:
 def _read_explanation(path: str) -> Explanation:
     try:
         return Explanation.load(path)
+    except TamError:
+        raise  # already says what is wrong and what to do
     except FileNotFoundError as exc:
         raise ExplanationFileError(f"{Path(path).name} does not exist.",
                                    "Choose an existing .tam.npz file.") from exc

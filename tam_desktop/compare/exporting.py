@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import QProgressDialog, QWidget
 from superqt.utils import GeneratorWorker, WorkerBase, create_worker
 
 from tam_desktop.worker import is_cancellation
+from tam_engine.compare import Comparison
 
 
 def _job(fn: Callable[..., Any], args: tuple, kwargs: dict,
@@ -91,7 +93,7 @@ class ExportRunner(QObject):
         self._done()
         self.finished.emit(path)
 
-    def _on_aborted(self) -> None:
+    def _on_aborted(self, *_args: object) -> None:
         self._done()
         self.cancelled.emit()
 
@@ -101,3 +103,16 @@ class ExportRunner(QObject):
             self.cancelled.emit()
         else:
             self.failed.emit(exc)
+
+
+def png_job(cmp: Comparison, path: str, *, progress=None, should_stop=None, **render
+            ) -> Path:
+    """:func:`export_compare_png` with the exporters' progress/cancel keywords."""
+    from tam_engine.compare import export_compare_png
+
+    if progress is not None:
+        progress(0, 1)
+    out = export_compare_png(cmp, path, **render)
+    if progress is not None:
+        progress(1, 1)
+    return out

@@ -13,6 +13,8 @@ from tam_desktop.models.events import Event
 from tam_desktop.models.playback import PlaybackState
 from tam_engine.compare import Comparison, Side
 
+SIDES: tuple[Side, Side] = ("a", "b")
+
 
 def select_tokens(state: PlaybackState, tokens: Sequence[int], current: int | None = None
                   ) -> None:

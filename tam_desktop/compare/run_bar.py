@@ -30,7 +30,9 @@ class ModelPicker(QComboBox):
         self.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.lineEdit().setPlaceholderText(placeholder)
+        edit = self.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText(placeholder)
         self.setToolTip("A Hugging Face model id or a local model folder")
 
     def set_models(self, recent: list[str], current: str) -> None:

@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tam_desktop.compare.alignment_view import SIDE_COLOURS, AlignmentView
 from tam_desktop.compare.controller import CompareController
 from tam_desktop.compare.diff_view import DiffView
-from tam_desktop.compare.exporting import ExportRunner
-from tam_desktop.compare.link import SelectionLink
+from tam_desktop.compare.exporting import ExportRunner, png_job
+from tam_desktop.compare.link import SIDES, SelectionLink
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.dialogs import GenerationDialog, show_error
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
@@ -31,8 +32,6 @@ from tam_engine.compare import Comparison, Side
 from tam_engine.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
 from tam_engine.explanation import Explanation
 from tam_engine.media import MediaItem
-
-SIDE_COLOURS = {"a": "#b2182b", "b": "#2166ac"}
 
 
 def _short(model: str) -> str:
@@ -61,12 +60,12 @@ class CompareWindow(QMainWindow):
         self.media_paths: list[str] = [str(p) for p in media_paths]
         self.media: list[MediaItem] = list(media)
         self.comparison: Comparison | None = None
-        self.cursor = FrameCursor()
+        self.frame_cursor = FrameCursor()
         d = display
         self.display = DisplayOptions(d.colormap, d.opacity, d.overlay_visible, d.combine) \
             if d is not None else DisplayOptions()
         self.states: dict[Side, PlaybackState] = {
-            s: PlaybackState(cursor=self.cursor, display=self.display) for s in ("a", "b")}
+            s: PlaybackState(cursor=self.frame_cursor, display=self.display) for s in SIDES}
         self.panes: dict[Side, ExplanationPane] = {}
         self.headers: dict[Side, QLabel] = {}
         self.models: dict[Side, str] = {"a": "", "b": ""}
@@ -100,7 +99,7 @@ class CompareWindow(QMainWindow):
                                                                      else ""))
         self.run_bar.set_prompt(prompt or s.prompt)
         split = QSplitter(Qt.Orientation.Horizontal, self)
-        for side in ("a", "b"):
+        for side in SIDES:
             box = QWidget(split)
             col = QVBoxLayout(box)
             col.setContentsMargins(2, 2, 2, 2)
@@ -125,11 +124,7 @@ class CompareWindow(QMainWindow):
         rcol = QVBoxLayout(right)
         rcol.setContentsMargins(2, 2, 2, 2)
         self.diff_view = DiffView(right)
-        self.alignment_label = QLabel(right)
-        self.alignment_label.setTextFormat(Qt.TextFormat.RichText)
-        self.alignment_label.setWordWrap(True)
-        self.alignment_label.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.alignment_label.setStyleSheet("background: #f8f9fa; padding: 6px;")
+        self.alignment_label = AlignmentView(right)
         rcol.addWidget(self.diff_view, 3)
         rcol.addWidget(self.alignment_label, 2)
         split.addWidget(right)
@@ -163,7 +158,7 @@ class CompareWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         K = QKeySequence.StandardKey
-        cur = self.cursor
+        cur = self.frame_cursor
         self.act_open_media = self._action("Choose &Media…", self.open_media_dialog, K.Open)
         self.act_open_a = self._action("Open Explanation as &A…",
                                        lambda: self.open_explanation_dialog("a"))
@@ -182,7 +177,7 @@ class CompareWindow(QMainWindow):
         self.act_play = self._action("Play / Pause",
                                      lambda: cur.set_playing(not cur.playing), "Space")
         bar = self.menuBar()
-        menus = {
+        menus: dict[str, list[QAction | None]] = {
             "&File": [self.act_open_media, None, self.act_open_a, self.act_open_b, None,
                       self.act_export_png, self.act_export_mp4, None, self.act_close],
             "&Model": [self.act_run, self.act_cancel, None, self.act_gen],
@@ -203,11 +198,11 @@ class CompareWindow(QMainWindow):
             st.content_changed.connect(self._on_content)
         # Both panes show the same media item (set_media_index ignores the echo).
         sa, sb = self.states["a"], self.states["b"]
-        sa.media_index_changed.connect(lambda i: (sb.set_media_index(i), self._update_diff()))
-        sb.media_index_changed.connect(lambda i: (sa.set_media_index(i), self._update_diff()))
+        sa.media_index_changed.connect(lambda i: self._on_media_index(sb, i))
+        sb.media_index_changed.connect(lambda i: self._on_media_index(sa, i))
         self.link.changed.connect(self._update_diff)
         self.link.changed.connect(self._update_alignment_label)
-        self.cursor.frame_changed.connect(lambda _f: self._update_diff())
+        self.frame_cursor.frame_changed.connect(lambda _f: self._update_diff())
         self.display.changed.connect(lambda name: self._update_diff() if name == "combine"
                                      else None)
         self.exports.finished.connect(self._on_exported)
@@ -230,7 +225,7 @@ class CompareWindow(QMainWindow):
             m = [st.current_media for st in self.states.values() if st.current_media]
             if m:
                 longest = max(m, key=lambda x: x.n_frames)
-                self.cursor.set_length(longest.n_frames, longest.fps)
+                self.frame_cursor.set_length(longest.n_frames, longest.fps)
             if not cmp.same_media():
                 self._status("A and B explain different media: their maps do not compare.")
         self.link.set_comparison(cmp)
@@ -239,55 +234,31 @@ class CompareWindow(QMainWindow):
         self._update_diff()
         self.comparison_changed.emit()
 
+    def _on_media_index(self, other: PlaybackState, index: int) -> None:
+        other.set_media_index(index)
+        self._update_diff()
+
     def show_explanations(self, a: Explanation | None, b: Explanation | None) -> None:
         """Show finished explanations (no model needed); None leaves that side as it is."""
-        for side, ex in (("a", a), ("b", b)):
+        for side, ex in zip(SIDES, (a, b)):
             if ex is not None:
-                self.models[side] = str(ex.meta.get("model") or "")  # type: ignore[index]
-                self.states[side].set_content(ex.media, ex)  # type: ignore[index]
+                self.models[side] = str(ex.meta.get("model") or "")
+                self.states[side].set_content(ex.media, ex)
 
     def _update_headers(self) -> None:
-        for side in ("a", "b"):
-            ex = self.states[side].explanation  # type: ignore[index]
-            name = _short(self.models[side]) or "(no model yet)"  # type: ignore[index]
+        for side in SIDES:
+            ex = self.states[side].explanation
+            name = _short(self.models[side]) or "(no model yet)"
             bits = [f"<b style='color:{SIDE_COLOURS[side]}'>{side.upper()}</b> · "
                     f"{html.escape(name)}"]
             if ex is not None:
                 bits.append(f"<span style='color:#5f6368'>{ex.n_answer} tokens</span>")
-            self.headers[side].setText(" &nbsp; ".join(bits))  # type: ignore[index]
+            self.headers[side].setText(" &nbsp; ".join(bits))
 
     def _update_alignment_label(self) -> None:
-        cmp = self.comparison
-        if cmp is None:
-            self.alignment_label.setText(
-                "<b>Word alignment</b><br>Run both models (Ctrl+R) or open two saved "
-                "explanations (File menu). Words both answers share are linked: click one "
-                "in either pane and the other pane shows its counterpart.")
-            return
-        al = cmp.alignment
-        sel = {"a": set(), "b": set()}
-        for side in ("a", "b"):
-            st = self.states[side]  # type: ignore[index]
-            if st.kind == "answer":
-                sel[side] = {al.word_of_token(side, k) for k in st.selection}  # type: ignore
-        rows = []
-        for side in ("a", "b"):
-            words = al.words(side)  # type: ignore[arg-type]
-            parts = []
-            for i, w in enumerate(words):
-                linked = al.aligned_word(side, i) is not None  # type: ignore[arg-type]
-                style = "color:#202124;" if linked else "color:#9aa0a6;"
-                if i in sel[side]:
-                    style += f"background:{SIDE_COLOURS[side]}; color:white;"
-                elif linked:
-                    style += "text-decoration: underline;"
-                parts.append(f"<span style='{style}'>{html.escape(w.text)}</span>")
-            rows.append(f"<b style='color:{SIDE_COLOURS[side]}'>{side.upper()}</b>: "
-                        + " ".join(parts))
-        n_a = len(al.words_a)
-        rows.append(f"<span style='color:#5f6368'>{al.n_aligned} of {n_a} words of A have "
-                    "a counterpart in B (underlined); grey words have none.</span>")
-        self.alignment_label.setText("<b>Word alignment</b><br>" + "<br>".join(rows))
+        sel = {side: st.selection if st.kind == "answer" else ()
+               for side, st in self.states.items()}
+        self.alignment_label.show_alignment(self.comparison, sel)
 
     def _update_diff(self) -> None:
         a, b = self.states["a"], self.states["b"]
@@ -295,7 +266,7 @@ class CompareWindow(QMainWindow):
         tb = b.selection if b.kind == "answer" else ()
         try:
             self.diff_view.show_difference(self.comparison, ta, tb, a.media_index,
-                                           self.cursor.frame, self.display.combine,
+                                           self.frame_cursor.frame, self.display.combine,
                                            self.link.aligned)
         except (TamError, KeyError, ValueError, IndexError) as exc:
             # e.g. B has no grid for the media item A shows: say so instead of a stale map.
@@ -483,8 +454,8 @@ class CompareWindow(QMainWindow):
         if not self._can_export():
             return
         args = self._export_args()
-        self.exports.start(f"Writing {Path(path).name} …", _png_job, self.comparison, path,
-                           frame=self.cursor.frame, panel_width=panel_width, **args)
+        self.exports.start(f"Writing {Path(path).name} …", png_job, self.comparison, path,
+                           frame=self.frame_cursor.frame, panel_width=panel_width, **args)
 
     def export_mp4(self, path: str, panel_width: int = 400, fps: float = 2.0) -> None:
         """A video plays with the shown words; an image steps through A's words."""
@@ -494,7 +465,7 @@ class CompareWindow(QMainWindow):
 
         args = self._export_args()
         self.exports.start(f"Writing {Path(path).name} …", export_compare_mp4,
-                           self.comparison, path, frame=self.cursor.frame, fps=fps,
+                           self.comparison, path, frame=self.frame_cursor.frame, fps=fps,
                            panel_width=panel_width, **args)
 
     def _on_exported(self, path: object) -> None:
@@ -510,23 +481,11 @@ class CompareWindow(QMainWindow):
         show_error(self, title, exc)
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
-        self.cursor.set_playing(False)
+        self.frame_cursor.set_playing(False)
         self.controller.shutdown()
         self.exports.cancel()
         QThreadPool.globalInstance().waitForDone(3000)
         super().closeEvent(ev)
-
-
-def _png_job(cmp: Comparison, path: str, *, progress=None, should_stop=None, **render
-             ) -> Path:
-    from tam_engine.compare import export_compare_png
-
-    if progress is not None:
-        progress(0, 1)
-    out = export_compare_png(cmp, path, **render)
-    if progress is not None:
-        progress(1, 1)
-    return out
 
 
 class _CloseWithOwner(QObject):

@@ -21,6 +21,7 @@ class TokenTimeline(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.hideButtons()
         self.setLabel("left", "activation")
+        self.getAxis("left").enableAutoSIPrefix(False)
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#8ab4f8", pen=None)
