@@ -137,7 +137,7 @@ def test_frame_is_shared_and_the_colour_scale_too(qtbot, compare_window):
     w.show_explanations(a, b)
     click_token(qtbot, w.pane_a.answer_strip, 2)
     w.pane_a.frame_controls.slider.setValue(3)      # move the frame in A ...
-    assert w.cursor.frame == 3
+    assert w.frame_cursor.frame == 3
     assert w.pane_b.frame_controls.slider.value() == 3     # ... B follows
     assert np.array_equal(w.pane_b.media_view.heat_image(),
                           resize_map(b.frame_map(2, 0, 3), (96, 72)))
@@ -157,7 +157,7 @@ def test_exports_of_the_side_by_side_view(qtbot, compare_window, tmp_path, error
     a, b = two_synthetic("video")
     w.show_explanations(a, b)
     click_token(qtbot, w.pane_a.answer_strip, 2)
-    w.cursor.set_frame(1)
+    w.frame_cursor.set_frame(1)
     png = tmp_path / "side.png"
     with qtbot.waitSignal(w.exported, timeout=30_000):
         w.export_png(str(png), panel_width=200)
@@ -359,8 +359,8 @@ def test_panes_keep_the_longer_video_reachable(qtbot, compare_window):
     a = synthetic_explanation("video", n_frames=8, width=96, height=72, seed=0)
     b = synthetic_explanation("video", n_frames=4, width=96, height=72, seed=1)
     w.show_explanations(a, b)                      # B (shorter) is set last
-    assert w.cursor.n_frames == 8
-    w.cursor.set_frame(7)
+    assert w.frame_cursor.n_frames == 8
+    w.frame_cursor.set_frame(7)
     assert w.pane_a.media_view._displayed_frame() == 7
     assert w.pane_b.media_view._displayed_frame() == 3   # B holds its last frame
     assert w.diff_view.diff is not None
