@@ -65,6 +65,7 @@ def test_click_tokens_phrases_and_keys(qtbot, main_window):
     QApplication.sendEvent(strip.canvas, QHelpEvent(QEvent.Type.ToolTip, pos,
                                                     strip.canvas.mapToGlobal(pos)))
     assert "top candidates" in QToolTip.text() and "answer token 2" in QToolTip.text()
+    assert "top candidates" in main_window.pane.text_map.toHtml()
     click_token(qtbot, strip, 5, Qt.KeyboardModifier.ShiftModifier)
     assert st.selection == (3, 4, 5)
     phrase = ex.combined_grid_maps([3, 4, 5], "mean")[0][0]

@@ -37,26 +37,26 @@ def text_map_html(state: PlaybackState) -> str:
         return (f'<span style="background:{bg};color:{text_color_on(bg)};" '
                 f'title="relevance {value:.2f}">{shown}</span>')
 
+    own_text = html.escape(repr(tm.texts[k]))
+    head = f"<b>{'Answer' if kind == 'answer' else 'Prompt'} token {k}</b> <code>{own_text}</code>"
+    if kind == "answer":
+        cands = candidates_line(ex, k)
+        if cands:
+            head += " &nbsp;·&nbsp; top candidates: " + ", ".join(
+                f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''}"
+                f" {100.0 * p:.1f}%" for t, p, chosen in cands)
+    parts.append(f'<p style="margin:0 0 4px 0;">{head}</p>')
+    legend = " ".join(
+        f'<span style="background:{css_color(cmap, v)};">&nbsp;&nbsp;&nbsp;</span>'
+        for v in np.linspace(0, 1, 8))
+    parts.append(f'<p style="color:#5f6368;margin:0 0 6px 0;">relevance 0 {legend} 1 '
+                 "&nbsp; (grey: outside this token's context)</p>")
     parts.append('<p style="color:#5f6368;margin:0 0 2px 0;">Prompt</p><p style="margin:0;">')
     parts.append(" ".join(chip(i, columns[i]) for i in range(n_prompt)))
     parts.append('</p><p style="color:#5f6368;margin:8px 0 2px 0;">Answer</p>'
                  '<p style="margin:0;">')
     parts.append(" ".join(chip(n_prompt + j, columns[n_prompt + j]) for j in range(ex.n_answer)))
     parts.append("</p>")
-    if kind == "answer":
-        cands = candidates_line(ex, k)
-        if cands:
-            rows = "".join(
-                f"<tr><td><code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''}</td>"
-                f'<td align="right">&nbsp;&nbsp;{100.0 * p:.1f}%</td></tr>'
-                for t, p, chosen in cands)
-            parts.append('<p style="color:#5f6368;margin:8px 0 2px 0;">'
-                         f"Top candidates for token {k}</p><table>{rows}</table>")
-    legend = " ".join(
-        f'<span style="background:{css_color(cmap, v)};">&nbsp;&nbsp;&nbsp;</span>'
-        for v in np.linspace(0, 1, 8))
-    parts.append(f'<p style="color:#5f6368;margin-top:8px;">relevance 0 {legend} 1 '
-                 "&nbsp; (grey: not yet generated)</p>")
     return "".join(parts)
 
 
