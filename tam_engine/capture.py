@@ -123,35 +123,46 @@ def token_texts(tokenizer: Any, ids: np.ndarray | list[int]) -> list[str]:
 
 
 def candidates_from_states(states: Any, weight: Any, bias: Any, k: int, tokenizer: Any,
-                           chunk: int = 16) -> Candidates:
+                           max_block_elems: int = 1 << 20) -> Candidates:
     """Top-k candidates of each answer step from its predicting hidden state.
 
     ``lm_head`` of the captured states is exactly the model's logits (the tests check this), so
-    the candidates are computed after generation in a few batched products, ``chunk`` rows at a
-    time: no work is added to the generation loop and no full-vocabulary row is kept. The
-    probabilities are the full-vocabulary softmax.
+    the candidates are computed after generation, with no work added to the generation loop.
+    The vocabulary is walked in blocks against all steps at once, keeping a running top-k and a
+    running log-sum-exp: ``lm_head`` is read once and no full-vocabulary row is ever held
+    (at most ``max_block_elems`` logits at a time). The probabilities are the full-vocabulary
+    softmax.
     """
     import torch
     import torch.nn.functional as F
 
-    ids, logits, probs = [], [], []
+    n_steps, vocab = int(states.shape[0]), int(weight.shape[0])
+    k = max(1, min(int(k), vocab))
+    block = max(1024, min(vocab, max_block_elems // max(n_steps, 1)))
+    h = states.to(device=weight.device, dtype=weight.dtype)
+
+    def scan(start: int) -> tuple[Any, Any, Any]:
+        b = None if bias is None else bias[start:start + block]
+        row = F.linear(h, weight[start:start + block], b).float()
+        vals, idx = torch.topk(row, min(k, row.shape[1]), dim=1)
+        # log-sum-exp of the block, shifted by its maximum (the first top-k value), in place
+        top = vals[:, :1]
+        z = row.sub_(top).exp_().sum(dim=1, keepdim=True).log_().add_(top)
+        return vals, idx + start, z
+
     with torch.no_grad():
-        for start in range(0, int(states.shape[0]), chunk):
-            h = states[start:start + chunk].to(device=weight.device, dtype=weight.dtype)
-            row = F.linear(h, weight, bias).float()
-            vals, idx = torch.topk(row, min(k, row.shape[1]), dim=1)
-            # log-sum-exp shifted by the row maximum (the first top-k value), computed in place.
-            top = vals[:, :1]
-            log_z = row.sub_(top).exp_().sum(dim=1, keepdim=True).log_()
-            ids.append(idx)
-            logits.append(vals)
-            probs.append(torch.exp(vals - top - log_z))
-            del row
-    ids_np = torch.cat(ids).cpu().numpy().astype(np.int64)
+        best_v, best_i, log_z = scan(0)
+        for start in range(block, vocab, block):
+            vals, idx, z = scan(start)
+            cand_v, cand_i = torch.cat([best_v, vals], 1), torch.cat([best_i, idx], 1)
+            best_v, pick = torch.topk(cand_v, k, dim=1)
+            best_i = cand_i.gather(1, pick)
+            log_z = torch.logaddexp(log_z, z)
+    ids_np = best_i.cpu().numpy().astype(np.int64)
     decode = _decoder(tokenizer)
     uniq = {int(i): decode([int(i)]) for i in np.unique(ids_np)}
-    return Candidates(ids=ids_np, logits=torch.cat(logits).cpu().numpy(),
-                      probs=torch.cat(probs).cpu().numpy(),
+    return Candidates(ids=ids_np, logits=best_v.cpu().numpy(),
+                      probs=torch.exp(best_v - log_z).cpu().numpy(),
                       texts=[[uniq[int(i)] for i in row] for row in ids_np])
 
 

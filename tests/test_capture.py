@@ -137,3 +137,21 @@ def test_hook_records_until_released():
         lin(torch.zeros(1, 1, 3))
         assert hook.take().shape == (3, 3)
     assert len(lin._forward_hooks) == 0
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_candidates_in_vocabulary_blocks_equal_the_full_softmax(tiny_loaded, with_bias):
+    from tam_engine.capture import candidates_from_states
+
+    tok = tiny_loaded("qwen2_vl").adapter.tokenizer
+    gen = torch.Generator().manual_seed(0)
+    states = torch.randn(7, 16, generator=gen)
+    weight = torch.randn(5000, 16, generator=gen) * 3
+    bias = torch.randn(5000, generator=gen) if with_bias else None
+    c = candidates_from_states(states, weight, bias, 4, tok, max_block_elems=7 * 1024)
+    full = torch.nn.functional.linear(states, weight, bias)
+    vals, ids = torch.topk(full, 4, dim=1)
+    np.testing.assert_array_equal(c.ids, ids.numpy())
+    np.testing.assert_allclose(c.logits, vals.numpy(), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(c.probs, torch.softmax(full, 1).gather(1, ids).numpy(),
+                               rtol=1e-5, atol=1e-7)
