@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -426,7 +427,8 @@ class MainWindow(QMainWindow):
         n = len(ex.tokens(kind))  # type: ignore[arg-type]
         self._status(f"{kind} token {k + 1}/{n}: {text!r}")
 
-    def _persist(self) -> None:
+    def _persist(self, background: bool = True) -> None:
+        """Write the settings; in the background (a copy) unless the window is closing."""
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
         s.overlay_visible, s.combine = d.overlay_visible, d.combine
@@ -435,6 +437,11 @@ class MainWindow(QMainWindow):
         prompt = self.run_panel.prompt_text()
         if prompt:
             s.prompt = prompt
+        if background:
+            self.tasks.submit("settings", save_settings, copy.deepcopy(s), self._settings_path,
+                              on_result=lambda _p: None,
+                              on_error=lambda exc: self._status(f"Settings not saved: {exc}"))
+            return
         try:
             save_settings(s, self._settings_path)
         except OSError as exc:
@@ -443,10 +450,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
         self.state.cursor.set_playing(False)
         self.controller.shutdown()
-        if self._save_on_close:
-            self._persist()
-        # Give cooperative workers a moment to stop; a model load cannot be interrupted.
+        # Give cooperative workers a moment to stop (a model load cannot be interrupted) and a
+        # background settings write the time to finish before the final one.
         QThreadPool.globalInstance().waitForDone(3000)
+        if self._save_on_close:
+            self._persist(background=False)
         super().closeEvent(ev)
 
 

@@ -79,7 +79,11 @@ class CompareWindow(QMainWindow):
             st.set_content(self.media, None)
         self._show_media_name()
         self.setWindowTitle("Compare models — tam-desktop")
-        self.resize(1500, 900)
+        room = self.screen().availableGeometry() if self.screen() is not None else None
+        self.resize(min(1500, room.width()) if room else 1500,
+                    min(920, room.height()) if room else 920)
+        if self.media_paths and not self.media:
+            self.open_media(self.media_paths)   # paths only: read the frames to show them
 
     @property
     def pane_a(self) -> ExplanationPane:
@@ -302,9 +306,13 @@ class CompareWindow(QMainWindow):
                           on_error=lambda exc: self._error("Cannot open the media", exc))
 
     def _on_media(self, paths: list[str], media: list[MediaItem]) -> None:
+        new = paths != self.media_paths
         self.media_paths, self.media = paths, media
-        for st in self.states.values():
-            st.set_content(media, None)
+        for side, st in self.states.items():
+            # New media make both explanations stale; the frames of the media already chosen
+            # (read after the window opened) only fill panes that show nothing yet.
+            if new or (st.explanation is None and not self.controller.runs[side].running):
+                st.set_content(media, None)
         self._show_media_name()
         self._status("Media chosen. Run A then B (Ctrl+R).")
 
@@ -384,6 +392,12 @@ class CompareWindow(QMainWindow):
 
     def side_finished(self, side: Side, explanation: Explanation) -> None:
         self.settings.add_recent_model(self.models[side])
+        if not self.media:
+            # The media as the model read them: show them in the other pane while it waits.
+            self.media = list(explanation.media)
+            other = self.states["b" if side == "a" else "a"]
+            if other.explanation is None and not other.media:
+                other.set_content(self.media, None)
         self._update_headers()
 
     def all_finished(self) -> None:
@@ -409,7 +423,7 @@ class CompareWindow(QMainWindow):
     def side_cancelled(self, side: Side) -> None:
         self.run_bar.set_running(False)
         self.run_bar.set_phase("")
-        self.states[side].set_content(self.states[side].media, None)
+        self.states[side].set_content(self.states[side].media or self.media, None)
         self._update_headers()
         self._status("Cancelled. Ready.")
 
