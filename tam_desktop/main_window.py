@@ -418,6 +418,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} — tam-desktop" if name else "tam-desktop")
         has = self.state.explanation is not None
         self.act_save_expl.setEnabled(has)
+        self.run_panel.set_has_media(bool(self.media_paths))
 
     def _on_token(self, kind: str, k: int) -> None:
         ex = self.state.explanation

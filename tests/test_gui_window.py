@@ -29,7 +29,9 @@ def open_and_wait(qtbot, window, paths):
 
 
 def test_open_image_shows_it_without_a_map(qtbot, main_window, sample_media):
+    assert not main_window.run_panel.run_button.isEnabled()  # nothing to explain yet
     open_and_wait(qtbot, main_window, [sample_media["image"]])
+    assert main_window.run_panel.run_button.isEnabled()
     mv = main_window.pane.media_view
     assert mv.image_item.image.shape == (112, 112, 3)
     assert mv.heat_image() is None

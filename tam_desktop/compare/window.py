@@ -82,6 +82,10 @@ class CompareWindow(QMainWindow):
         room = self.screen().availableGeometry() if self.screen() is not None else None
         self.resize(min(1500, room.width()) if room else 1500,
                     min(920, room.height()) if room else 920)
+        # A wider difference column than the stretch factors alone give; sizes that fit the
+        # window, or showing it would widen the window past the screen.
+        inner = self.width() - 40
+        self.splitter.setSizes([int(inner * 0.37), int(inner * 0.37), int(inner * 0.26)])
         if self.media_paths and not self.media:
             self.open_media(self.media_paths)   # paths only: read the frames to show them
 
@@ -105,6 +109,9 @@ class CompareWindow(QMainWindow):
         split = QSplitter(Qt.Orientation.Horizontal, self)
         for side in SIDES:
             box = QWidget(split)
+            # An explicit minimum: before the first show Qt sizes the boxes by the (moved)
+            # display bar and the window would open wider than a laptop screen.
+            box.setMinimumWidth(360)
             col = QVBoxLayout(box)
             col.setContentsMargins(2, 2, 2, 2)
             col.setSpacing(2)
@@ -135,7 +142,6 @@ class CompareWindow(QMainWindow):
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 5)
         split.setStretchFactor(2, 4)
-        split.setSizes([600, 600, 420])
         self.splitter = split
         central = QWidget(self)
         col = QVBoxLayout(central)

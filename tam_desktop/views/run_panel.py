@@ -84,7 +84,9 @@ class RunPanel(QWidget):
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
+        self._has_media = False
         self.set_running(False)
+        self.set_has_media(False)
 
     # ------------------------------------------------------------------ models
     def set_models(self, recent: list[str], current: str) -> None:
@@ -134,8 +136,16 @@ class RunPanel(QWidget):
         self.prompt.setCurrentText(text)
 
     # ------------------------------------------------------------------ progress
+    def set_has_media(self, has_media: bool) -> None:
+        """Run needs something to explain: it is enabled once media are open."""
+        self._has_media = has_media
+        self.run_button.setEnabled(has_media and not self.cancel_button.isEnabled())
+        self.run_button.setToolTip(
+            "Generate an answer and explain every token (Ctrl+R)" if has_media
+            else "Open an image or a video first (File > Open)")
+
     def set_running(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
+        self.run_button.setEnabled(not running and self._has_media)
         self.cancel_button.setEnabled(running)
         for w in (self.model, self.browse, self.prompt, self.settings_button):
             w.setEnabled(not running)
