@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
             self.settings.add_recent_file(str(Path(p).resolve()))
         self.settings.last_dir = str(Path(paths[0]).resolve().parent)
         self.state.set_content(media, None)
+        self.pane.media_view.graphics.setFocus()
         names = ", ".join(m.name for m in media)
         self._status(f"Opened {names}. Choose a model and a prompt, then Run (Ctrl+R).")
 
@@ -262,6 +263,7 @@ class MainWindow(QMainWindow):
         self.current_file = path
         self.media_paths = [m.path for m in expl.media if m.path and Path(m.path).is_file()]
         self.show_explanation(expl)
+        self.pane.media_view.graphics.setFocus()
         self._status(f"Opened {Path(path).name}: {self._describe(expl)}")
 
     def show_explanation(self, expl: Explanation) -> None:
@@ -377,6 +379,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_model(model)
         self.run_panel.set_models(self.settings.recent_models, model)
         self._status(f"Done: {self._describe(explanation)}")
+        self.pane.media_view.graphics.setFocus()  # arrows now walk the tokens
         self._persist()
 
     def run_failed(self, error: BaseException) -> None:

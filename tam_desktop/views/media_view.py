@@ -30,6 +30,8 @@ class MediaView(QWidget):
         self.state = state
         self.graphics = _PaintNotifyingLayout(self)
         self.graphics.setBackground("#202124")
+        # Clicking the picture takes the keyboard from text fields: arrows then scrub.
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view_box = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
