@@ -180,6 +180,11 @@ def test_save_and_reopen_explanation(qtbot, main_window, tmp_path, error_boxes):
     assert np.array_equal(back.answer.maps, ex.answer.maps) and back.answer_texts == ex.answer_texts
     assert main_window.pane.answer_strip.count == ex.n_answer
     assert main_window.pane.frame_controls.isVisible()
+    # The keyboard lands on the picture (not in a text field): arrows walk the tokens.
+    graphics = main_window.pane.media_view.graphics
+    assert graphics.hasFocus() or main_window.focusWidget() is graphics
+    qtbot.keyClick(graphics, Qt.Key.Key_Right)
+    assert main_window.state.token == 1
     assert not error_boxes
 
 
