@@ -234,3 +234,34 @@ def test_command_line_version_and_help():
     out = subprocess.run([sys.executable, "-m", "tam_desktop", "--help"],
                          capture_output=True, text=True, check=True)
     assert "media" in out.stdout and "--self-test" in out.stdout
+
+
+def test_command_line_paths_open_after_start(qtbot, main_window, sample_media):
+    from tam_desktop.main_window import schedule_open
+
+    schedule_open(main_window, [str(sample_media["video"])])
+    qtbot.waitUntil(lambda: main_window.media_paths == [str(sample_media["video"])],
+                    timeout=20_000)
+    assert main_window.state.current_media.kind == "video"
+
+
+def test_generation_settings_dialog_round_trip(qtbot, main_window, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+
+    from tam_desktop.dialogs import GenerationDialog
+    from tam_desktop.settings import GenerationPrefs
+
+    want = GenerationPrefs(max_new_tokens=33, video_fps=1.5, max_frames=9, min_pixels=None,
+                           max_pixels=401_408, device="cpu", dtype="bfloat16")
+
+    def accept_with_changes(dlg):
+        dlg.set_prefs(want)
+        return int(QDialog.DialogCode.Accepted)
+
+    monkeypatch.setattr(GenerationDialog, "exec", accept_with_changes)
+    main_window.run_panel.settings_button.click()
+    assert main_window.settings.generation == want
+    qtbot.waitUntil(lambda: main_window.tasks.busy is False, timeout=10_000)
+    from tam_desktop.settings import load_settings
+
+    assert load_settings(main_window._settings_path).generation == want
