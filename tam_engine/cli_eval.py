@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption prompt (default: 'Describe this image in one sentence.')")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    p.add_argument("--min-pixels", type=int, metavar="N",
+                   help="smallest resized image area (Qwen2-VL family; default: the model's)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="largest resized image area (Qwen2-VL family; default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -77,13 +81,14 @@ def _run(args: argparse.Namespace) -> int:
     variants = variants_for(args.no_eci, args.no_filter, args.ablation)
     device = layout.device if layout.world_size > 1 and args.device == "auto" else args.device
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, device=device,
-                                  dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+                                  dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                                  min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     loaded = load_model(args.model, device=device, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     explain_fn = model_explain_fn(loaded, settings, args.prompt)
     # What makes two runs' records comparable (--limit is not: raising it resumes a run).
     config = {"model": args.model, "prompt": args.prompt, "max_new_tokens": args.max_new_tokens,
-              "dtype": args.dtype}
+              "dtype": args.dtype, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels}
     if layout.rank == 0 and dataset.skipped:
         print(f"tam eval: {dataset.skipped} annotated image(s) were not found and are skipped",
               file=sys.stderr)

@@ -24,6 +24,7 @@ def test_tam_eval_with_a_tiny_model_and_resume(synth_dir, tiny_model_dir, tmp_pa
     out = tmp_path / "res" / "r.json"
     args = ["eval", str(synth_dir), "--model", str(model), "--out", str(out),
             "--max-new-tokens", "4", "--ablation", "--no-progress", "--device", "cpu",
+            "--min-pixels", "3136", "--max-pixels", "3136",
             "--prompt", "What is in the picture?"]
     assert main(args + ["--limit", "2"]) == 0
     printed = capsys.readouterr().out
@@ -35,6 +36,8 @@ def test_tam_eval_with_a_tiny_model_and_resume(synth_dir, tiny_model_dir, tmp_pa
     rec = doc["items"][0]
     assert set(rec["variants"]) == {"neither", "eci", "filter", "both"}
     assert 1 <= rec["n_tokens"] <= 4 and rec["rouge_l"] is not None
+    # 56 x 56 pixels in 28-pixel merged cells: a 2 x 2 map, as --max-pixels asked.
+    assert rec["grids"] == [[1, 2, 2]] and doc["config"]["max_pixels"] == 3136
     # Another prompt is another evaluation: refused, with a hint.
     assert main(args[:-1] + ["Describe it."]) == 1
     assert "different evaluation" in capsys.readouterr().err

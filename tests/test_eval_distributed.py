@@ -29,7 +29,7 @@ def test_two_processes_match_one(tmp_path):
     from tam_engine.synth import write_dataset
 
     data = tmp_path / "ds"
-    write_dataset(data, n_images=5, n_videos=1, seed=5, size=48, n_frames=4)
+    write_dataset(data, n_images=5, n_videos=1, seed=5, size=96, n_frames=4)
     out = tmp_path / "two" / "r.json"
     # accelerate forms a CPU process group for `--multi_gpu` when ACCELERATE_USE_CPU is set
     # (its `--cpu` flag alone runs a single process unless MPI is installed).

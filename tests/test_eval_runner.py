@@ -28,7 +28,7 @@ def synth_dir(tmp_path_factory):
     from tam_engine.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth")
-    write_dataset(root, n_images=5, n_videos=1, seed=11, size=48, n_frames=4)
+    write_dataset(root, n_images=5, n_videos=1, seed=11, size=96, n_frames=4)
     return root
 
 
@@ -67,8 +67,9 @@ def test_results_file_and_summary(synth_dir, tmp_path):
     assert s["n_obj"] > 0 and s["n_func"] > 0 and 0 <= s["obj_iou"] <= 1
     # The fake captions with the reference itself.
     assert summary["rouge_l"] == pytest.approx(1.0)
-    # The fake model's noun maps sit on their objects: far better than chance.
-    assert s["obj_iou"] > 0.3 and s["recall"] > 0.7
+    # The fake model's noun maps sit on their objects: far better than chance (each object
+    # covers a few percent of its image, so a foreground placed at random scores below 0.1).
+    assert s["obj_iou"] > 0.25 and s["recall"] > 0.7
     text = format_summary(summary)
     assert "both" in text and "Obj-IoU" in text and "METEOR" in text
 

@@ -144,6 +144,7 @@ def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, Tam
     caption = clean_caption(answer)
     rec: dict = {"id": item.id, "media": item.media, "caption": caption, "answer": answer,
                  "references": item.references, "n_tokens": expls[0].n_answer,
+                 "grids": [[g.t, g.h, g.w] for g in expls[0].grids],
                  "rouge_l": rouge_l(caption, item.references) if item.references else None,
                  "meteor": meteor(caption, item.references) if item.references else None,
                  "variants": {name: score_explanation(e, item, masks)

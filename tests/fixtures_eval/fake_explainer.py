@@ -43,8 +43,9 @@ def caption_tokens(caption: str) -> list[str]:
 def _cells(mask: np.ndarray) -> np.ndarray:
     import cv2
 
-    m = mask.astype(np.float32)
-    return cv2.resize(m, (GRID, GRID), interpolation=cv2.INTER_AREA) > 0.3
+    cover = cv2.resize(mask.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    # A small object covers no cell by a third: it still owns the cell it covers most.
+    return cover > min(0.3, 0.999 * cover.max()) if cover.max() > 0 else cover > 0
 
 
 def fake_explain(item, options: Sequence[TamOptions]) -> list[Explanation]:
