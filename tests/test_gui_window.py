@@ -265,3 +265,17 @@ def test_generation_settings_dialog_round_trip(qtbot, main_window, monkeypatch):
     from tam_desktop.settings import load_settings
 
     assert load_settings(main_window._settings_path).generation == want
+
+
+def test_several_images_are_picked_from_the_media_box(qtbot, main_window, sample_media,
+                                                      tmp_path):
+    from tam_engine import synth
+
+    second = tmp_path / "second.png"
+    second.write_bytes(synth.encode_png(synth.make_image_scene(9, size=96).image))
+    open_and_wait(qtbot, main_window, [sample_media["image"], second])
+    box = main_window.pane.display_bar.media
+    assert box.isVisible() and box.count() == 2
+    box.setCurrentIndex(1)
+    assert main_window.state.media_index == 1
+    assert main_window.pane.media_view.image_item.image.shape == (96, 96, 3)
