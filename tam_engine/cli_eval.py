@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption prompt (default: 'Describe this image in one sentence.')")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (default: 2)")
+    p.add_argument("--max-frames", type=int, default=16, metavar="N",
+                   help="at most N frames per video, spread over the clip (default: 16)")
     p.add_argument("--min-pixels", type=int, metavar="N",
                    help="smallest resized image area (Qwen2-VL family; default: the model's)")
     p.add_argument("--max-pixels", type=int, metavar="N",
@@ -72,6 +75,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print("tam eval: --limit must be at least 1", file=sys.stderr)
         return 2
+    if args.fps <= 0 or args.max_frames < 1:
+        print("tam eval: --fps must be positive and --max-frames at least 1", file=sys.stderr)
+        return 2
     if args.ablation and (args.no_eci or args.no_filter):
         print("tam eval: --ablation already reports the runs without ECI and without the "
               "filter; drop --no-eci/--no-filter", file=sys.stderr)
@@ -82,13 +88,15 @@ def _run(args: argparse.Namespace) -> int:
     device = layout.device if layout.world_size > 1 and args.device == "auto" else args.device
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, device=device,
                                   dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                                  min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+                                  min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+                                  video_fps=args.fps, max_frames=args.max_frames)
     loaded = load_model(args.model, device=device, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     explain_fn = model_explain_fn(loaded, settings, args.prompt)
     # What makes two runs' records comparable (--limit is not: raising it resumes a run).
     config = {"model": args.model, "prompt": args.prompt, "max_new_tokens": args.max_new_tokens,
-              "dtype": args.dtype, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels}
+              "dtype": args.dtype, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
+              "fps": args.fps, "max_frames": args.max_frames}
     if layout.rank == 0 and dataset.skipped:
         print(f"tam eval: {dataset.skipped} annotated image(s) were not found and are skipped",
               file=sys.stderr)

@@ -24,7 +24,7 @@ def test_tam_eval_with_a_tiny_model_and_resume(synth_dir, tiny_model_dir, tmp_pa
     out = tmp_path / "res" / "r.json"
     args = ["eval", str(synth_dir), "--model", str(model), "--out", str(out),
             "--max-new-tokens", "4", "--ablation", "--no-progress", "--device", "cpu",
-            "--min-pixels", "3136", "--max-pixels", "3136",
+            "--min-pixels", "3136", "--max-pixels", "3136", "--max-frames", "3",
             "--prompt", "What is in the picture?"]
     assert main(args + ["--limit", "2"]) == 0
     printed = capsys.readouterr().out
@@ -49,6 +49,9 @@ def test_tam_eval_with_a_tiny_model_and_resume(synth_dir, tiny_model_dir, tmp_pa
                                                 "vid_00000"]
     assert doc2["items"][0] == before["img_00000"]            # not recomputed
     assert doc2["summary"]["n_items"] == 4
+    # The video was sampled at --fps 2 within --max-frames 3: three frames, two per map slot.
+    vid = doc2["items"][3]
+    assert vid["id"] == "vid_00000" and vid["grids"][0][0] == 2
 
 
 def test_tam_eval_errors(tmp_path, capsys):
@@ -57,6 +60,7 @@ def test_tam_eval_errors(tmp_path, capsys):
     assert "Dataset folder not found" in err
     assert main(["eval", str(tmp_path), "--model", "x", "--ablation", "--no-eci"]) == 2
     assert main(["eval", str(tmp_path), "--model", "x", "--limit", "0"]) == 2
+    assert main(["eval", str(tmp_path), "--model", "x", "--fps", "0"]) == 2
 
 
 def test_tam_eval_interrupted_says_how_to_resume(tmp_path, capsys, monkeypatch):
