@@ -44,3 +44,20 @@ def test_missing_media_gives_a_clear_error(tmp_path, capsys, tiny_model_dir):
                  str(tiny_model_dir("qwen2_vl")), "--prompt", "Hi", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code != 0 and "missing.png" in err and "Traceback" not in err
+
+
+def test_explain_a_video_and_an_image(tiny_model_dir, png, tmp_path):
+    from tam_engine import synth
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(synth.encode_mp4(synth.make_video_scene(1, size=112, n_frames=8).frames))
+    out = tmp_path / "out"
+    code = main(["explain", str(video), str(png), "--model", str(tiny_model_dir("qwen2_vl")),
+                 "--prompt", "What moves?", "--out", str(out), "--max-new-tokens", "2",
+                 "--fps", "2", "--max-frames", "4", "--device", "cpu"])
+    assert code == 0
+    expl = Explanation.load(out / "explanation.tam.npz")
+    assert [g.kind for g in expl.grids] == ["video", "image"]
+    vid = expl.media[0]
+    assert vid.n_frames <= 4 and expl.grids[0].t == (vid.n_frames + 1) // 2
+    assert vid.frame_slot.tolist() == [i // 2 for i in range(vid.n_frames)]
