@@ -136,7 +136,8 @@ class MainWindow(QMainWindow):
         self.act_run = self._action("&Run", self.run, "Ctrl+R")
         self.act_cancel = self._action("&Cancel Run", self.cancel_run, "Esc")
         self.act_gen = self._action("&Generation Settings…", self.edit_generation_settings)
-        self.act_choose_model = self._action("Choose Model &Folder…", self.run_panel._on_browse)
+        self.act_choose_model = self._action("Choose Model &Folder…",
+                                             self.run_panel.browse_model_folder)
         self.act_compare = self._action("Co&mpare Two Models…", self.open_compare,
                                         "Ctrl+Shift+M")
         self.act_prev_token = self._action("Previous Token", lambda: st.step_token(-1), "Left")

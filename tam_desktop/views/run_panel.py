@@ -80,7 +80,7 @@ class RunPanel(QWidget):
         row.addWidget(self.cancel_button)
         row.addWidget(self.progress)
         row.addWidget(self.phase)
-        self.browse.clicked.connect(self._on_browse)
+        self.browse.clicked.connect(self.browse_model_folder)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
@@ -123,7 +123,7 @@ class RunPanel(QWidget):
             return str(self.model.itemData(i))
         return text
 
-    def _on_browse(self) -> None:
+    def browse_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
         if folder:
             self.model.setCurrentText(folder)
