@@ -113,3 +113,26 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path, tiny_model_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=300)
     assert "LOADED qwen2_vl tamtest/tiny-qwen" in out.stdout, out.stderr[-2000:]
+
+
+def test_out_of_memory_while_loading_names_the_fixes(tiny_model_dir, monkeypatch):
+    import transformers
+
+    from tam_engine.errors import ModelMemoryError
+
+    def boom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", boom)
+    with pytest.raises(ModelMemoryError) as info:
+        load_model(tiny_model_dir("qwen2_vl"))
+    assert "dtype" in info.value.hint and "device" in info.value.hint
+
+
+def test_model_folder_without_processor_files(tmp_path, tiny_model_dir):
+    for f in tiny_model_dir("qwen2_vl").iterdir():
+        if f.name in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path)
+    assert "processor" in str(info.value)
