@@ -24,9 +24,13 @@ class TokenTimeline(pg.PlotWidget):
         self.getAxis("left").enableAutoSIPrefix(False)
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#8ab4f8", pen=None)
-        self.selection_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1a73e8",
-                                              pen=None)
+        # One filled step curve draws all bars as a single path (a bar item per token is slow
+        # to paint on long answers); the phrase is a second curve over it.
+        empty = (np.array([-0.5, 0.5]), np.zeros(1))
+        self.bars = pg.PlotCurveItem(*empty, stepMode="center", fillLevel=0.0, brush="#8ab4f8",
+                                     pen=pg.mkPen("#8ab4f8"))
+        self.selection_bars = pg.PlotCurveItem(*empty, stepMode="center", fillLevel=0.0,
+                                               brush="#1a73e8", pen=None)
         self.addItem(self.bars)
         self.addItem(self.selection_bars)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,
@@ -45,8 +49,7 @@ class TokenTimeline(pg.PlotWidget):
         ex = self.state.explanation
         n = ex.n_answer if ex is not None else 0
         self._strength = ex.answer.visual_strength() if ex is not None else np.zeros(0)
-        x = np.arange(n, dtype=float)
-        self.bars.setOpts(x=x, height=self._strength)
+        self.bars.setData(np.arange(n + 1) - 0.5, self._strength.astype(float))
         self.setXRange(-0.5, max(n, 1) - 0.5, padding=0.01)
         # Maps are sparse, so strengths are small: scale to the largest, not to 1.
         top = float(self._strength.max()) if n else 1.0
@@ -63,8 +66,11 @@ class TokenTimeline(pg.PlotWidget):
     def _sync(self, *_args: object) -> None:
         st = self.state
         mine = st.kind == "answer" and st.explanation is not None
-        sel = np.array([i for i in st.selection if i < self._strength.size] if mine else [], int)
-        self.selection_bars.setOpts(x=sel.astype(float), height=self._strength[sel])
+        phrase = np.zeros_like(self._strength, dtype=float)
+        if mine:
+            sel = [i for i in st.selection if i < self._strength.size]
+            phrase[sel] = self._strength[sel]
+        self.selection_bars.setData(np.arange(phrase.size + 1) - 0.5, phrase)
         # A prompt token is current: the answer timeline has no position for it.
         self.cursor.setVisible(mine and self._strength.size > 0)
         if mine:
