@@ -214,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_engine ({'quick' if args.quick else 'full'}): {platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.2f}")
+    load, ncpu = os.getloadavg()[0], os.cpu_count() or 1
+    if load > ncpu and torch.get_num_threads() > 1:
+        print(f"NOTE: the machine is busy (load {load:.1f} on {ncpu} CPUs): multi-threaded "
+              "BLAS/OpenMP calls then spin-wait for descheduled threads and wall times swell; "
+              "rerun with --threads 1 for steady numbers.")
     t0 = time.perf_counter()
     weight = torch.randn(VOCAB, HIDDEN)
     weight *= 0.02
