@@ -11,6 +11,16 @@ from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import display_token
 
 
+def _bar_path(heights: np.ndarray, width: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of one outline through bars of ``width`` centred on 0, 1, 2, ... (0 between)."""
+    i = np.arange(heights.size, dtype=float)
+    half = width / 2.0
+    x = np.stack([i - half, i - half, i + half, i + half], axis=1).reshape(-1)
+    h = np.asarray(heights, dtype=float)
+    y = np.stack([np.zeros_like(h), h, h, np.zeros_like(h)], axis=1).reshape(-1)
+    return x, y
+
+
 class TokenTimeline(pg.PlotWidget):
     """``TokenMaps.visual_strength()`` per answer token; the ``InfiniteLine`` is the token."""
 
@@ -24,13 +34,10 @@ class TokenTimeline(pg.PlotWidget):
         self.getAxis("left").enableAutoSIPrefix(False)
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
-        # One filled step curve draws all bars as a single path (a bar item per token is slow
-        # to paint on long answers); the phrase is a second curve over it.
-        empty = (np.array([-0.5, 0.5]), np.zeros(1))
-        self.bars = pg.PlotCurveItem(*empty, stepMode="center", fillLevel=0.0, brush="#8ab4f8",
-                                     pen=pg.mkPen("#8ab4f8"))
-        self.selection_bars = pg.PlotCurveItem(*empty, stepMode="center", fillLevel=0.0,
-                                               brush="#1a73e8", pen=None)
+        # All bars are one filled path (a bar item per token is slow to paint on long
+        # answers); the phrase is a second path over it.
+        self.bars = pg.PlotCurveItem(fillLevel=0.0, brush="#8ab4f8", pen=None)
+        self.selection_bars = pg.PlotCurveItem(fillLevel=0.0, brush="#1a73e8", pen=None)
         self.addItem(self.bars)
         self.addItem(self.selection_bars)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,
@@ -49,7 +56,7 @@ class TokenTimeline(pg.PlotWidget):
         ex = self.state.explanation
         n = ex.n_answer if ex is not None else 0
         self._strength = ex.answer.visual_strength() if ex is not None else np.zeros(0)
-        self.bars.setData(np.arange(n + 1) - 0.5, self._strength.astype(float))
+        self.bars.setData(*_bar_path(self._strength))
         self.setXRange(-0.5, max(n, 1) - 0.5, padding=0.01)
         # Maps are sparse, so strengths are small: scale to the largest, not to 1.
         top = float(self._strength.max()) if n else 1.0
@@ -70,7 +77,7 @@ class TokenTimeline(pg.PlotWidget):
         if mine:
             sel = [i for i in st.selection if i < self._strength.size]
             phrase[sel] = self._strength[sel]
-        self.selection_bars.setData(np.arange(phrase.size + 1) - 0.5, phrase)
+        self.selection_bars.setData(*_bar_path(phrase))
         # A prompt token is current: the answer timeline has no position for it.
         self.cursor.setVisible(mine and self._strength.size > 0)
         if mine:
