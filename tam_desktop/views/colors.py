@@ -8,26 +8,19 @@ from functools import cache
 import numpy as np
 import pyqtgraph as pg
 
-from tam_engine.render.colormaps import colormap_lut
+from tam_engine.render.colormaps import colormap_lut, colour_of
 
-
-@cache
-def lut(name: str) -> np.ndarray:
-    """``(256, 3)`` uint8 RGB table of colour map ``name`` (read-only)."""
-    table = np.ascontiguousarray(colormap_lut(name), dtype=np.uint8)
-    table.setflags(write=False)
-    return table
+lut = colormap_lut  # (256, 3) uint8 RGB table of a colour map
 
 
 @cache
 def pg_colormap(name: str) -> pg.ColorMap:
-    return pg.ColorMap(pos=np.linspace(0.0, 1.0, 256), color=lut(name), name=name)
+    return pg.ColorMap(pos=np.linspace(0.0, 1.0, 256), color=colormap_lut(name), name=name)
 
 
 def css_color(name: str, value: float) -> str:
-    """``#rrggbb`` of ``value`` in [0, 1] on colour map ``name``."""
-    r, g, b = lut(name)[int(np.clip(value, 0.0, 1.0) * 255.0)]
-    return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
+    """``#rrggbb`` of ``value`` in [0, 1] on colour map ``name`` (as the exported text map)."""
+    return "#{:02x}{:02x}{:02x}".format(*colour_of(value, name))
 
 
 def text_color_on(rgb_hex: str) -> str:
