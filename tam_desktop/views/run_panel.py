@@ -41,7 +41,7 @@ class RunPanel(QWidget):
         self.model = QComboBox(self)
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(24)
+        self.model.setMinimumContentsLength(16)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model.setToolTip("A Hugging Face model id (e.g. Qwen/Qwen2-VL-2B-Instruct) or a "
                               "local model folder")
@@ -53,6 +53,10 @@ class RunPanel(QWidget):
         self.prompt.setEditable(True)
         self.prompt.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.prompt.addItems(PROMPT_PRESETS)
+        # Long presets must not widen the window (laptop screens): the box grows with the row.
+        self.prompt.setMinimumContentsLength(16)
+        self.prompt.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.prompt.setToolTip("What to ask the model (type your own or pick a preset)")
         self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.settings_button = QPushButton("Settings…", self)
@@ -64,7 +68,7 @@ class RunPanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the run (Esc)")
         self.progress = QProgressBar(self)
-        self.progress.setFixedWidth(170)
+        self.progress.setFixedWidth(150)
         self.phase = QLabel(self)
         self.phase.setStyleSheet("color: #5f6368;")
         row = QHBoxLayout(self)
