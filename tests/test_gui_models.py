@@ -155,3 +155,22 @@ def test_generation_prefs_become_engine_settings():
     gs = GenerationPrefs(max_new_tokens=5, video_fps=1.0, max_frames=4, dtype="float32"
                          ).to_generation_settings()
     assert (gs.max_new_tokens, gs.video_fps, gs.max_frames, gs.dtype) == (5, 1.0, 4, "float32")
+
+
+def test_model_cache_keeps_one_model_per_key():
+    from tam_desktop.worker import ModelCache
+
+    loads = []
+
+    def loader(name, device, dtype):
+        loads.append((name, device, dtype))
+        return object()
+
+    cache = ModelCache(loader)
+    a = cache.get("m", "cpu", "auto")
+    assert cache.get("m", "cpu", "auto") is a and cache.holds("m", "cpu", "auto")
+    b = cache.get("m", "cpu", "float32")  # another dtype is another model
+    assert b is not a and not cache.holds("m", "cpu", "auto")
+    assert loads == [("m", "cpu", "auto"), ("m", "cpu", "float32")]
+    cache.clear()
+    assert not cache.holds("m", "cpu", "float32")
