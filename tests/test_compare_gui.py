@@ -319,6 +319,9 @@ def test_a_bad_model_b_shows_what_to_do(qtbot, compare_window, two_models, sampl
     assert len(error_boxes) == 1
     title, message, hint = error_boxes[0]
     assert title == "Cannot load model B" and "not_a_model" in message and hint
+    # B's pane still shows the media (not an empty "open a file" view).
+    assert w.states["b"].media and w.states["b"].media[0].n_frames == 1
+    assert w.pane_b.media_view.image_item.image is not None
     assert w.run_bar.run_button.isEnabled()
 
 
