@@ -392,3 +392,18 @@ def test_export_menu_actions_add_the_extension(qtbot, compare_window, tmp_path, 
         w.export_png(str(blocker / "x.png"))
     assert error_boxes and error_boxes[-1][0] == "Cannot export"
     assert "x.png" in error_boxes[-1][1] and "folder you can write to" in error_boxes[-1][2]
+
+
+def test_big_frames_are_drawn_at_view_resolution(qtbot, compare_window):
+    from tam_desktop.compare.diff_view import MAX_SIDE
+
+    w = compare_window()
+    a = synthetic_explanation("image", width=1600, height=900, seed=0)
+    b = synthetic_explanation("image", width=1600, height=900, grid_hw=(3, 4), seed=1)
+    w.show_explanations(a, b)
+    d = w.diff_view.diff
+    assert d.shape == (405, MAX_SIDE)               # aspect kept, long side capped
+    cmp = w.comparison
+    full = cmp.difference(w.states["a"].selection, w.states["b"].selection)
+    assert full.shape == (900, 1600)
+    assert abs(float(full.mean()) - float(d.mean())) < 0.01
