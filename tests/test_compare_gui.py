@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from gui_factories import synthetic_explanation
 from PySide6.QtCore import Qt, QThreadPool
+from PySide6.QtWidgets import QPushButton
 
 from tam_desktop.compare import CompareWindow, SelectionLink, select_tokens
 from tam_desktop.models import PlaybackState
@@ -178,8 +179,9 @@ def test_exports_of_the_side_by_side_view(qtbot, compare_window, tmp_path, error
     assert not error_boxes
     # Cancelling an export leaves no file.
     w.exports.start("x", _slow_export, str(tmp_path / "never.mp4"))
+    qtbot.waitUntil(lambda: w.exports.dialog.value() > 0, timeout=10_000)  # progress shows
     with qtbot.waitSignal(w.exports.cancelled, timeout=30_000):
-        w.exports.cancel()
+        w.exports.dialog.findChild(QPushButton).click()   # the progress dialog's Cancel
     assert not (tmp_path / "never.mp4").exists() and not w.exports.busy
 
 
