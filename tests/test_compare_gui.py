@@ -145,6 +145,19 @@ def test_frame_is_shared_and_the_colour_scale_too(qtbot, compare_window):
     np.testing.assert_allclose(
         w.diff_view.diff, expected_diff(a, b, a.frame_map(2, 0, 3), b.frame_map(2, 0, 3)),
         atol=1e-5)
+    # Playing from A's controls plays both panes, one frame per tick (one clock per cursor).
+    a.media[0].fps = b.media[0].fps = 25.0
+    w.show_explanations(a, b)
+    seen = []
+    w.frame_cursor.frame_changed.connect(seen.append)
+    w.pane_a.frame_controls.play_button.click()
+    assert w.frame_cursor.playing and w.pane_b.frame_controls.play_button.isChecked()
+    qtbot.waitUntil(lambda: len(seen) >= 4, timeout=5000)
+    w.pane_b.frame_controls.play_button.click()     # and B's button pauses both
+    assert not w.frame_cursor.playing
+    steps = {(y - x) % 6 for x, y in zip(seen, seen[1:])}
+    assert steps == {1}
+    assert w.pane_b.frame_controls.slider.value() == w.frame_cursor.frame
     w.display_bar.colormap.setCurrentText("viridis")
     assert w.states["b"].display.colormap == "viridis"
     assert not w.pane_b.display_bar.isVisible()
