@@ -279,3 +279,13 @@ def test_several_images_are_picked_from_the_media_box(qtbot, main_window, sample
     box.setCurrentIndex(1)
     assert main_window.state.media_index == 1
     assert main_window.pane.media_view.image_item.image.shape == (96, 96, 3)
+
+
+def test_recent_files_menu_reopens(qtbot, main_window, sample_media):
+    open_and_wait(qtbot, main_window, [sample_media["video"]])
+    open_and_wait(qtbot, main_window, [sample_media["image"]])
+    main_window.recent_menu.aboutToShow.emit()
+    actions = [a for a in main_window.recent_menu.actions() if a.text().endswith(".mp4")]
+    assert actions
+    actions[0].trigger()
+    qtbot.waitUntil(lambda: main_window.state.current_media.kind == "video", timeout=20_000)
