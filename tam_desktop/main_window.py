@@ -66,7 +66,8 @@ class MainWindow(QMainWindow):
         self._save_on_close = save_on_close
         s = self.settings
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
-                                 overlay_visible=s.overlay_visible, combine=s.combine)
+                                 overlay_visible=s.overlay_visible, combine=s.combine,
+                                 stretch=s.stretch)
         self.state = PlaybackState(display=display)
         self.pane = ExplanationPane(self.state, parent=self)
         self.run_panel = RunPanel(self)
@@ -436,7 +437,7 @@ class MainWindow(QMainWindow):
         """Write the settings; in the background (a copy) unless the window is closing."""
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
-        s.overlay_visible, s.combine = d.overlay_visible, d.combine
+        s.overlay_visible, s.combine, s.stretch = d.overlay_visible, d.combine, d.stretch
         s.geometry = bytes(self.saveGeometry().toBase64()).decode()
         s.splitter_state = bytes(self.pane.h_split.saveState().toBase64()).decode()
         prompt = self.run_panel.prompt_text()

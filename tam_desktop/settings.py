@@ -65,6 +65,7 @@ class AppSettings:
     colormap: str = "jet"
     opacity: float = 0.5
     overlay_visible: bool = True
+    stretch: bool = False
     combine: str = "mean"
     generation: GenerationPrefs = field(default_factory=GenerationPrefs)
 

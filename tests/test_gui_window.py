@@ -118,6 +118,12 @@ def test_display_controls_change_the_overlay(qtbot, main_window):
     assert mv.heat_image() is None and not bar.overlay.isChecked()
     bar.overlay.setChecked(True)
     assert mv.heat_image() is not None and main_window.act_overlay.isChecked()
+    top = int(main_window.state.current_grid().max())
+    bar.stretch.setChecked(True)  # colours over 0 .. the strongest cell; the bar says so
+    assert list(mv.heat_item.levels) == [0, top]
+    assert mv.colorbar.levels() == pytest.approx((0.0, top / 255.0))
+    bar.stretch.setChecked(False)
+    assert list(mv.heat_item.levels) == [0, 255] and mv.colorbar.levels() == (0.0, 1.0)
 
 
 def test_video_scrub_and_play(qtbot, main_window):
@@ -213,6 +219,7 @@ def test_settings_persist_between_sessions(qtbot, no_gui_leaks, gui_settings_pat
     w.show_explanation(synthetic_explanation("image"))
     w.pane.display_bar.colormap.setCurrentText("magma")
     w.pane.display_bar.opacity.setValue(70)
+    w.pane.display_bar.stretch.setChecked(True)
     w.run_panel.set_prompt("What colour is the circle?")
     w.settings.generation.max_new_tokens = 21
     w.resize(700, 500)  # the offscreen screen is 800 x 600
@@ -221,6 +228,7 @@ def test_settings_persist_between_sessions(qtbot, no_gui_leaks, gui_settings_pat
     w2 = MainWindow(settings_path=gui_settings_path)
     qtbot.addWidget(w2)
     assert w2.state.display.colormap == "magma" and w2.state.display.opacity == pytest.approx(0.7)
+    assert w2.state.display.stretch and w2.pane.display_bar.stretch.isChecked()
     assert w2.run_panel.prompt_text() == "What colour is the circle?"
     assert w2.settings.generation.max_new_tokens == 21
     assert w2.size() == size and w2.settings.geometry

@@ -2,7 +2,8 @@
 
 ``PlaybackState`` is composed of two parts that can be shared between panes: a ``FrameCursor``
 (frame index and play/pause, so two panes showing the same video stay on the same frame) and
-``DisplayOptions`` (colour map, opacity, overlay on/off, how a phrase is combined). Token index
+``DisplayOptions`` (colour map, opacity, overlay on/off, contrast stretch, how a phrase is
+combined). Token index
 and selection belong to one pane, because two explanations have different tokens.
 """
 
@@ -81,13 +82,15 @@ class DisplayOptions:
     """How maps are drawn; shareable so compared panes look alike."""
 
     def __init__(self, colormap: str = "jet", opacity: float = 0.5,
-                 overlay_visible: bool = True, combine: CombineHow = "mean") -> None:
+                 overlay_visible: bool = True, combine: CombineHow = "mean",
+                 stretch: bool = False) -> None:
         self.changed = Event("display_changed")  # (name: str)
         self._values: dict[str, object] = {}
         self.colormap = colormap
         self.opacity = opacity
         self.overlay_visible = overlay_visible
         self.combine = combine
+        self.stretch = stretch
 
     def _set(self, name: str, value: object) -> None:
         if self._values.get(name) != value:
@@ -119,6 +122,16 @@ class DisplayOptions:
     @overlay_visible.setter
     def overlay_visible(self, value: bool) -> None:
         self._set("overlay_visible", bool(value))
+
+    @property
+    def stretch(self) -> bool:
+        """Spread the colour map over 0 .. the current map's maximum (display only; files keep
+        the fixed 0 .. 1 scale)."""
+        return bool(self._values["stretch"])
+
+    @stretch.setter
+    def stretch(self, value: bool) -> None:
+        self._set("stretch", bool(value))
 
     @property
     def combine(self) -> CombineHow:

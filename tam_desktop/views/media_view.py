@@ -106,7 +106,7 @@ class MediaView(QWidget):
             self.heat_item.setOpacity(d.opacity)
         elif name == "overlay_visible":
             self._update_heat()
-        elif name == "combine":
+        elif name in ("combine", "stretch"):
             self._update_heat()
 
     def _on_view_changed(self, *_args: object) -> None:
@@ -157,7 +157,7 @@ class MediaView(QWidget):
         slot = st.slot_index(grid)
         h, w = self._frame_shape
         key = (id(st.explanation), st.kind, st.selection, st.display.combine, st.media_index,
-               slot, h, w, self._heat_side)
+               slot, h, w, self._heat_side, st.display.stretch)
         if key != self._heat_key:
             self._heat_key = key
             # The exporter's own bilinear resize, so screen and files agree. The map is made
@@ -165,9 +165,13 @@ class MediaView(QWidget):
             # keeps resizing and drawing it cheap on big frames.
             scale = min(1.0, self._heat_side / max(h, w))
             hw = (max(1, round(w * scale)), max(1, round(h * scale)))
+            # Stretch: the colours span 0 .. the token's strongest cell on any frame (one scale
+            # for the whole clip, so playback does not flicker).
+            top = max(int(grid.max()), 1) if st.display.stretch else 255
             self.heat_item.setImage(resize_map(grid[slot], hw), autoLevels=False,
-                                    levels=(0, 255))
+                                    levels=(0, top))
             self.heat_item.setRect(QRectF(0, 0, w, h))
+            self.colorbar.setLevels((0.0, top / 255.0), update_items=False)
         self.heat_item.setVisible(m is not None)
         self.colorbar.setVisible(True)
 

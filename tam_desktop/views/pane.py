@@ -49,13 +49,18 @@ class DisplayBar(QWidget):
         self.opacity.setToolTip("Opacity of the heat map over the image")
         self.overlay = QCheckBox("Overlay", self)
         self.overlay.setToolTip("Show the heat map over the image (O)")
+        self.stretch = QCheckBox("Stretch", self)
+        self.stretch.setToolTip("Spread the colours over 0 .. this token's strongest activation "
+                                "(the colour bar shows the range); off: the fixed 0 .. 1 scale "
+                                "of exported images")
         self.combine = QComboBox(self)
         self.combine.addItems(["mean", "max"])
         self.combine.setToolTip("How the maps of a phrase (Shift/Ctrl+click several tokens) "
                                 "are combined")
         self.media = QComboBox(self)
         self.media.setToolTip("Which image or video of this run is shown")
-        for w in (self.colormap, self.opacity, self.overlay, self.combine, self.media):
+        for w in (self.colormap, self.opacity, self.overlay, self.stretch, self.combine,
+                  self.media):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 2, 4, 2)
@@ -66,6 +71,7 @@ class DisplayBar(QWidget):
         row.addWidget(self.opacity)
         row.addSpacing(12)
         row.addWidget(self.overlay)
+        row.addWidget(self.stretch)
         row.addSpacing(12)
         row.addWidget(QLabel("Phrase"))
         row.addWidget(self.combine)
@@ -77,6 +83,7 @@ class DisplayBar(QWidget):
         self.colormap.currentTextChanged.connect(lambda n: setattr(d, "colormap", n))
         self.opacity.valueChanged.connect(lambda v: setattr(d, "opacity", v / 100.0))
         self.overlay.toggled.connect(lambda on: setattr(d, "overlay_visible", on))
+        self.stretch.toggled.connect(lambda on: setattr(d, "stretch", on))
         self.combine.currentTextChanged.connect(lambda h: setattr(d, "combine", h))
         self.media.currentIndexChanged.connect(state.set_media_index)
         d.changed.connect(self._sync)
@@ -88,10 +95,12 @@ class DisplayBar(QWidget):
     def _sync(self, *_args: object) -> None:
         d = self.state.display
         with signals_blocked(self.colormap), signals_blocked(self.opacity), \
-                signals_blocked(self.overlay), signals_blocked(self.combine):
+                signals_blocked(self.overlay), signals_blocked(self.stretch), \
+                signals_blocked(self.combine):
             self.colormap.setCurrentText(d.colormap)
             self.opacity.setValue(round(d.opacity * 100))
             self.overlay.setChecked(d.overlay_visible)
+            self.stretch.setChecked(d.stretch)
             self.combine.setCurrentText(d.combine)
 
     def _on_content(self) -> None:
@@ -106,7 +115,7 @@ class DisplayBar(QWidget):
         self.media.setVisible(many)
         self.media_label.setVisible(many)
         has_maps = self.state.explanation is not None
-        for w in (self.colormap, self.opacity, self.overlay, self.combine):
+        for w in (self.colormap, self.opacity, self.overlay, self.stretch, self.combine):
             w.setEnabled(has_maps)
 
     def _on_media_index(self, index: int) -> None:
