@@ -127,11 +127,13 @@ class Filmstrip(QWidget):
             p.drawPixmap(r.topLeft(), pm)
             if self._strengths is not None:
                 v = float(self._strengths[i])
-                # Bars relative to the strongest frame, coloured on the absolute scale.
+                # Bar lengths are relative to the strongest frame.
                 frac = v / top if top > 0 else 0.0
                 bar = QRect(r.left(), r.bottom() + 3, max(1, round(r.width() * frac)), BAR_H)
                 p.fillRect(QRect(r.left(), r.bottom() + 3, r.width(), BAR_H), QColor("#e8eaed"))
-                p.fillRect(bar, QColor(css_color(self.state.display.colormap, v)))
+                # Coloured on the map's scale, stretched like the overlay when asked to.
+                shade = frac if self.state.display.stretch else v
+                p.fillRect(bar, QColor(css_color(self.state.display.colormap, shade)))
             if i == current:
                 p.setPen(QPen(QColor("#1a73e8"), 3))
                 p.drawRect(r.adjusted(-1, -1, 1, 1))
