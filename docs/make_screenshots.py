@@ -1,0 +1,86 @@
+"""Regenerate docs/screenshot-image.png and docs/screenshot-video.png from the real app.
+
+Needs an X server (the screenshots are of real windows, not offscreen renders) and ImageMagick's
+``import``::
+
+    Xvfb :99 -screen 0 1600x1000x24 &
+    DISPLAY=:99 QT_QPA_PLATFORM=xcb python docs/make_screenshots.py [--model DIR]
+
+The model defaults to the bundled demo model. For each sample, the app opens the media, runs the
+model through its own worker, shows the colour/shape word with the strongest map (on the frame
+where it is strongest) with Stretch on, and ImageMagick grabs the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "circle", "square", "triangle"}
+DOCS = Path(__file__).resolve().parent
+
+
+def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
+    from tam_desktop.main_window import MainWindow
+    from tam_desktop.settings import AppSettings, GenerationPrefs
+
+    w = MainWindow(AppSettings(), save_on_close=False)
+    w.resize(1500, 900)
+    w.move(0, 0)
+    w.show()
+
+    def wait(cond, timeout: float = 300.0) -> None:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    w.open_paths([str(media)])
+    wait(lambda: bool(w.media_paths))
+    w.run_panel.set_model(model)
+    w.run_panel.set_prompt(prompt)
+    w.settings.generation = GenerationPrefs(max_new_tokens=32)
+    w.run()
+    wait(lambda: not w.controller.running)
+    ex = w.state.explanation
+    if ex is None:
+        raise SystemExit(f"the run on {media.name} did not finish: {w.status_label.text()}")
+    strength = ex.answer.visual_strength()
+    words = [i for i, t in enumerate(ex.answer_texts) if t.strip() in WORDS]
+    k = max(words or range(ex.n_answer), key=lambda i: strength[i])
+    w.state.display.stretch = True
+    w.state.set_token(k)
+    frames = w.state.frame_strengths()
+    if frames is not None and frames.size > 1:
+        w.state.cursor.set_frame(int(frames.argmax()))
+    wait(lambda: False, 0.3)  # let everything paint
+    subprocess.run(["import", "-window", str(int(w.winId())), str(out)], check=True)
+    w.close()
+    return f"{out.name}: {ex.answer_text!r}, token {k} {ex.answer_texts[k]!r}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="model folder or Hub id (default: the demo model)")
+    args = parser.parse_args()
+    os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-shots-"))
+    from PySide6.QtWidgets import QApplication
+
+    from tam_engine.resources import demo_model_path, sample_image_path, sample_video_path
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    model = args.model or str(demo_model_path())
+    print(shoot(app, sample_image_path(), model, "Describe this image.",
+                DOCS / "screenshot-image.png"))
+    print(shoot(app, sample_video_path(), model, "What is happening in this video?",
+                DOCS / "screenshot-video.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
