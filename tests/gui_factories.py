@@ -7,13 +7,14 @@ candidate comes out of ``tam_engine.engine.explain`` exactly as it would after a
 from __future__ import annotations
 
 import numpy as np
+from reference_tam import synthetic_inputs
 
-from tam_engine.capture_types import Candidates, TamInputs
+from tam_engine.capture_types import Candidates
 from tam_engine.engine import explain
 from tam_engine.explanation import Explanation
 from tam_engine.media import MediaItem
-from tam_engine.spans import Spans, VisionGrid
 
+PROMPT_WORDS = ["Describe", " this", " image", "."]
 WORDS = ["a", " red", " circle", " and", " a", " blue", " square", " moves", " left", "."]
 
 
@@ -28,35 +29,27 @@ def synthetic_explanation(kind: str = "image", *, width: int = 64, height: int =
     rng = np.random.default_rng(seed)
     gh, gw = grid_hw
     t = 1 if kind == "image" else (n_frames + 1) // 2
-    n_vis = t * gh * gw
-    # Sequence: [bos] vision... prompt... [assistant] answer...
-    vis_pos = np.arange(1, 1 + n_vis)
-    prm_pos = np.arange(1 + n_vis, 1 + n_vis + n_prompt)
-    input_len = int(prm_pos[-1]) + 2
-    vocab, d = 40, 16
-    answer_ids = rng.integers(10, vocab, size=n_answer)
-    ids = np.concatenate([
-        rng.integers(0, 10, size=input_len), answer_ids]).astype(np.int64)
-    ids[prm_pos] = rng.integers(10, vocab, size=n_prompt)
-    texts = [f"<{i}>" for i in ids]
-    for j, p in enumerate(prm_pos):
-        texts[p] = ["Describe", " this", " image", "."][j % 4]
+    vocab = 40
+    # The engine tests' generator of well-formed inputs, with readable words and candidates.
+    inputs = synthetic_inputs(rng, d=16, vocab=vocab, grids=((t, gh, gw),), n_prompt=n_prompt,
+                              n_answer=n_answer, values="gaussian")
+    L = inputs.input_len
+    texts = list(inputs.token_texts)
+    for j, p in enumerate(inputs.spans.prompt_positions):
+        texts[p] = PROMPT_WORDS[j % len(PROMPT_WORDS)]
     for k in range(n_answer):
-        texts[input_len + k] = WORDS[k % len(WORDS)]
-    hidden = rng.normal(size=(ids.size - 1, d)).astype(np.float32)
-    weight = rng.normal(size=(vocab, d)).astype(np.float32)
+        texts[L + k] = WORDS[k % len(WORDS)]
+    inputs.token_texts = texts
+    answer_ids = inputs.ids[L:]
     top = 5
     cand_ids = np.stack([np.r_[answer_ids[k], rng.choice(
         [c for c in range(vocab) if c != answer_ids[k]], top - 1, replace=False)]
         for k in range(n_answer)])
     logits = np.sort(rng.normal(size=(n_answer, top)).astype(np.float32), axis=1)[:, ::-1]
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True) * 0.9
-    cands = Candidates(ids=cand_ids, logits=logits.copy(), probs=probs.astype(np.float32),
-                       texts=[[f" w{c}" for c in row] for row in cand_ids])
-    grid = VisionGrid(kind=kind, media_index=0, t=t, h=gh, w=gw, positions=vis_pos)
-    inputs = TamInputs(ids=ids, input_len=input_len, hidden=hidden, lm_weight=weight,
-                       lm_bias=None, spans=Spans(grids=(grid,), prompt_positions=prm_pos),
-                       token_texts=texts, candidates=cands)
+    inputs.candidates = Candidates(ids=cand_ids, logits=logits.copy(),
+                                   probs=probs.astype(np.float32),
+                                   texts=[[f" w{c}" for c in row] for row in cand_ids])
     n = 1 if kind == "image" else n_frames
     yy, xx = np.mgrid[0:height, 0:width]
     frames = np.stack([
