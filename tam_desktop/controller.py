@@ -56,11 +56,6 @@ class RunController:
     def running(self) -> bool:
         return self._worker is not None
 
-    @property
-    def winding_down(self) -> bool:
-        """Cancelled workers that have not returned yet (they hold no UI)."""
-        return bool(self._live - {self._worker})
-
     def start(self, request: RunRequest) -> None:
         if self._worker is not None:
             raise RuntimeError("a run is already in progress; cancel it first")

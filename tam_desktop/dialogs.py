@@ -54,14 +54,6 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessa
     return box
 
 
-def show_notice(parent: QWidget | None, title: str, message: str, hint: str = "") -> None:
-    box = QMessageBox(QMessageBox.Icon.Information, title, message,
-                      QMessageBox.StandardButton.Ok, parent)
-    if hint:
-        box.setInformativeText(hint)
-    box.exec()
-
-
 class GenerationDialog(QDialog):
     """Max new tokens, video sampling, image resolution limits, device and dtype."""
 
