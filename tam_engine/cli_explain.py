@@ -10,6 +10,7 @@ from pathlib import Path
 from tam_engine.errors import TamError
 
 EXPLANATION_FILE = "explanation.tam.npz"
+DEMO_MODEL = "demo"
 
 #: Extra outputs written after the explanation is saved: ``hook(expl, out_dir, args)``.
 #: The export helper registers per-token PNGs etc. here (and its options in
@@ -25,10 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate an answer to PROMPT about the given images/videos with a Hugging "
         "Face vision-language model, and write the Token Activation Maps of every token to "
         f"OUT_DIR/{EXPLANATION_FILE}.")
-    p.add_argument("media", nargs="+", metavar="MEDIA", help="image or video files, in order")
-    p.add_argument("--model", required=True, metavar="ID_OR_PATH",
-                   help="Hugging Face model id (cache/offline aware) or local model folder")
-    p.add_argument("--prompt", required=True, metavar="TEXT", help="question or instruction")
+    p.add_argument("media", nargs="*", metavar="MEDIA",
+                   help="image or video files, in order (default: the bundled sample image)")
+    p.add_argument("--model", default=DEMO_MODEL, metavar="ID_OR_PATH",
+                   help="Hugging Face model id (cache/offline aware) or local model folder "
+                   "(default: the bundled demo model)")
+    p.add_argument("--prompt", default=None, metavar="TEXT",
+                   help="question or instruction (default: 'Describe this image.', or "
+                   "'What is happening in this video?' for a video)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per token")
@@ -65,6 +70,20 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """Fill in the bundled demo model, sample image and a default prompt where not given."""
+    from tam_engine import resources
+    from tam_engine.media_io import VIDEO_EXTENSIONS
+
+    if not args.media:
+        args.media = [str(resources.sample_image_path())]
+    if args.model == DEMO_MODEL:
+        args.model = str(resources.demo_model_path())
+    if args.prompt is None:
+        video = any(Path(m).suffix.lower() in VIDEO_EXTENSIONS for m in args.media)
+        args.prompt = "What is happening in this video?" if video else "Describe this image."
+
+
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -74,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     from tam_engine.media_io import load_media
     from tam_engine.pipeline import run_and_explain
 
+    _resolve_defaults(args)
     if args.max_new_tokens < 1 or args.max_frames < 1 or args.fps <= 0:
         raise TamError("--max-new-tokens and --max-frames must be >= 1 and --fps > 0.")
     media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
