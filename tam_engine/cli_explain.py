@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=None, metavar="TEXT",
                    help="question or instruction (default: 'Describe this image.', or "
                    "'What is happening in this video?' for a video)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--out", default="tam-out", metavar="DIR",
+                   help="output folder (created; default: ./tam-out)")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per token")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
