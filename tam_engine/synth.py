@@ -47,9 +47,10 @@ CAPTION_WORDS: tuple[str, ...] = (
 VIDEO_FPS = 2.0
 _MAX_TRIES = 200
 #: Object centres lie on the centres of a ``LATTICE x LATTICE`` grid of cells (0: anywhere).
-#: A lattice of 4 matches the 4 x 4 merged-token grid of the demo model (112 px input), which
-#: lets a tiny model learn shapes in minutes; sizes, colours and backgrounds still vary.
-LATTICE = 4
+#: A lattice of 8 matches the 8 x 8 merged-token grid of the demo model (224 px input, 28 px
+#: cells), which lets a tiny model learn shapes in minutes; sizes, colours and backgrounds
+#: still vary, and objects span 2-3 cells so their maps survive the 3 x 3 rank filter.
+LATTICE = 8
 
 
 @dataclass
@@ -168,6 +169,20 @@ def _join(phrases: list[str]) -> str:
     return ", ".join(phrases[:-1]) + " and " + phrases[-1] + "."
 
 
+def _lattice_point(rng: np.random.Generator, lattice: int, size: int, r: float
+                   ) -> tuple[float, float]:
+    """A cell centre of the lattice; on fine lattices (>= 6) only cells the object fits in."""
+    cell = size / lattice
+    if lattice < 6:
+        i, j = rng.integers(0, lattice, size=2)
+    else:
+        idx = np.arange(lattice)
+        centres = (idx + 0.5) * cell
+        fits = idx[(centres - r >= 3) & (centres + r <= size - 3)]
+        i, j = rng.choice(fits if fits.size else idx, size=2)
+    return float((i + 0.5) * cell), float((j + 0.5) * cell)
+
+
 def _boxes_apart(a: tuple[float, float, float, float], b: tuple[float, float, float, float],
                  gap: float) -> bool:
     return (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1]
@@ -191,7 +206,7 @@ def make_image_scene(seed: int, size: int = 224, n_objects: int | None = None,
         for _ in range(_MAX_TRIES):
             r = rng.uniform(22, 42) * scale
             if lattice:
-                cx, cy = (rng.integers(0, lattice, size=2) + 0.5) * (size / lattice)
+                cx, cy = _lattice_point(rng, lattice, size, r)
                 r = min(r, cx - 3, cy - 3, size - cx - 3, size - cy - 3)  # inside the frame
             else:
                 cx, cy = rng.uniform(r + 3, size - r - 3, size=2)
@@ -230,7 +245,7 @@ def make_video_scene(seed: int, size: int = 224, n_frames: int = 8,
             ux, uy = _DIR_VEC[direction]
             if lattice:
                 speed = size / lattice / max(1, n_frames - 1)
-                x0, y0 = (rng.integers(0, lattice, size=2) + 0.5) * (size / lattice)
+                x0, y0 = _lattice_point(rng, lattice, size, r)
             else:
                 x0, y0 = rng.uniform(r + 3, size - r - 3, size=2)
             travel = speed * (n_frames - 1)

@@ -1,24 +1,31 @@
 """Train the bundled demo model: a tiny Qwen2-VL that captions synthetic shapes scenes.
 
-Run from the repository root (CPU, about 10-15 minutes on 2 cores)::
+Run from the repository root (CPU only; about 10 minutes on 2 cores)::
 
     python training/train_demo_model.py --out tam_engine/resources/demo_model
 
 Everything is deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)``, a fixed
-thread count, and scenes drawn from :mod:`tam_engine.synth` by seed (training seeds never
-overlap the held-out seeds used by :mod:`tam_engine.demo_quality`).
+thread count (``--threads``, default 1), and scenes drawn from :mod:`tam_engine.synth` by seed
+(training seeds never overlap the held-out seeds of :mod:`tam_engine.demo_quality`).
+
+Model: ``Qwen2VLForConditionalGeneration`` (vision tower 2 blocks x 64, LM 2 layers x 128,
+about 0.64 M parameters) with its own 402-token byte-level BPE and the real
+``Qwen2VLProcessor`` (image and video processor, chat template) sized to 224 x 224 pixels:
+8 x 8 merged vision tokens per image or per temporal slot of a video.
 
 Objectives
 ----------
-1. Captioning: next-token cross-entropy on the answer (caption + ``<|im_end|>``), as usual.
-2. Auxiliary grounding: at every vision token, the ``lm_head`` scores of each colour, shape and
-   motion word (computed on the final normed hidden state, i.e. exactly the scores TAM reads)
-   are pushed by binary cross-entropy towards the fraction of that merged 28x28 cell covered
-   by an object of that colour/shape/motion (per temporal slot for videos), and every other
-   vocabulary entry towards "absent". A tiny language model trained for minutes does not learn
-   to ground words in patches by itself; this objective teaches it directly. It therefore
-   trains the very signal that TAM visualises: the demo model shows how the tool works, it is
-   no evidence about how real multimodal LLMs behave.
+1. Captioning: next-token cross-entropy on the answer (caption + ``<|im_end|>``).
+2. Grounding (auxiliary): at every vision token, the ``lm_head`` scores of each colour, shape
+   and motion word on the final normed hidden state -- exactly the scores TAM reads -- are
+   pushed by binary cross-entropy towards "present" where at least a quarter of that merged
+   cell is covered by an object of that colour/shape/motion (per temporal slot for videos)
+   and towards "absent" elsewhere; every other vocabulary entry is pushed towards "absent"
+   there. The same word scores are also trained on the
+   residual stream entering each decoder layer (``--inner-weight``), so text positions can
+   read the words from the vision tokens early; without it the tiny LM ignored the image.
+   This objective trains the very signal TAM visualises: the demo model shows how the tool
+   works; it is no evidence about how real multimodal LLMs behave.
 """
 
 from __future__ import annotations
@@ -71,11 +78,19 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
+# Qwen2-VL's ChatML layout without the default system message: ten fewer tokens for the tiny
+# LM's attention to spread over before it finds the image.
+CHAT_TEMPLATE = tm.QWEN2_VL_CHAT_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}", "")
+
+
 def build_processor(input_size: int):
     """The processor resizes any image (and video frame) to about ``input_size`` squared."""
     tokenizer = tm.qwen_tokenizer(tokenizer_corpus(), vocab_size=420)
     return tm.build_qwen2_vl_processor(tokenizer, min_pixels=MIN_PIXELS,
-                                       max_pixels=input_size * input_size)
+                                       max_pixels=input_size * input_size,
+                                       chat_template=CHAT_TEMPLATE)
 
 
 def build_model(tokenizer, seed: int, hidden: int, layers: int, vdepth: int, vdim: int):
@@ -147,8 +162,9 @@ def coverage(mask: np.ndarray, grid: int) -> np.ndarray:
 class Batcher:
     """Builds model inputs for scenes without running the (slow) processor each step."""
 
-    def __init__(self, processor, size: int) -> None:
+    def __init__(self, processor, size: int, hard: float = 0.0) -> None:
         self.proc = processor
+        self.hard = hard
         self.size = size
         self.grid = size // CELL
         self.tok = processor.tokenizer
@@ -220,6 +236,11 @@ class Batcher:
         cells = None
         for o in scene.objects:
             cov = coverage(o.mask, self.grid).reshape(-1)
+            if self.hard > 0:
+                # Binary targets: the whole footprint of the object counts, evenly, so its
+                # map is a plateau rather than a peak on one cell (the 3 x 3 rank filter keeps
+                # a plateau in place; it can move an isolated cell on the border).
+                cov = (cov >= self.hard).astype(np.float32)
             cells = cov.size
             for w in (o.color, o.shape, o.direction):
                 if w is not None:
@@ -262,9 +283,10 @@ def check_against_processor(batcher: Batcher) -> None:
 
 def losses(model, batch: dict, word_cols: torch.Tensor, aux_weight: float,
            other_weight: float, pos_weight: torch.Tensor | None = None,
-           lm_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+           lm_weight: float = 1.0, inner_weight: float = 0.0
+           ) -> tuple[torch.Tensor, dict]:
     kw = {k: v for k, v in batch.items() if k not in ("labels", "targets")}
-    out = model.model(**kw, use_cache=False)
+    out = model.model(**kw, use_cache=False, output_hidden_states=inner_weight > 0)
     h = out.last_hidden_state  # final normed hidden states, what lm_head reads
     labels = batch["labels"]
     # Position p predicts token p+1.
@@ -284,7 +306,22 @@ def losses(model, batch: dict, word_cols: torch.Tensor, aux_weight: float,
     aux_other = F.binary_cross_entropy_with_logits(sv[:, others],
                                                    torch.zeros_like(sv[:, others]))
     total = lm_weight * lm + aux_weight * aux_words + other_weight * aux_other
-    return total, {"lm": lm.item(), "aux": aux_words.item(), "other": aux_other.item()}
+    parts = {"lm": lm.item(), "aux": aux_words.item(), "other": aux_other.item()}
+    if inner_weight > 0:
+        # The same word scores on the residual stream entering each decoder layer: vision
+        # tokens then carry their words in lm_head's space at every depth, so a text position
+        # that attends to them can read them out from the first layer on. Without it the tiny
+        # LM ignored the image for hundreds of steps.
+        n_layers = model.config.text_config.num_hidden_layers
+        norm = model.model.language_model.norm
+        inner = 0.0
+        for hid in out.hidden_states[:n_layers]:
+            si = model.lm_head(norm(hid[vis]))[:, word_cols].float()
+            inner = inner + F.binary_cross_entropy_with_logits(si, tgt, pos_weight=pos_weight)
+        inner = inner / n_layers
+        total = total + inner_weight * inner
+        parts["inner"] = float(inner.detach())
+    return total, parts
 
 
 def _phrases(caption: str) -> list[str]:
@@ -293,7 +330,7 @@ def _phrases(caption: str) -> list[str]:
 
 @torch.no_grad()
 def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
-               base_seed: int = 7) -> dict:
+               base_seed: int = 7, lattice: int = synth.LATTICE) -> dict:
     """Greedy caption accuracy and a raw-score grounding proxy on held-out scenes.
 
     The proxy: for each colour/shape word of the true caption, is the vision cell with the
@@ -306,7 +343,7 @@ def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
         if n == 0:
             continue
         make = synth.make_image_scene if kind == "image" else synth.make_video_scene
-        scenes = [make(synth.item_seed(base_seed, kind, i)) for i in range(n)]
+        scenes = [make(synth.item_seed(base_seed, kind, i), lattice=lattice) for i in range(n)]
         prompt = (IMAGE_PROMPTS if kind == "image" else VIDEO_PROMPTS)[0]
         correct = 0
         errs: dict[str, int] = {}
@@ -354,32 +391,42 @@ def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
     return res
 
 
-def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE) -> list:
+def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE,
+                    lattice: int = synth.LATTICE) -> list:
     make = synth.make_image_scene if kind == "image" else synth.make_video_scene
-    return [make(synth.item_seed(TRAIN_SEED, kind, step * n + i), size) for i in range(n)]
+    return [make(synth.item_seed(TRAIN_SEED, kind, step * n + i), size, lattice=lattice)
+            for i in range(n)]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tam_engine/resources/demo_model")
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--batch", type=int, default=16, help="images per image step")
     ap.add_argument("--video-batch", type=int, default=4, help="videos per video step")
-    ap.add_argument("--video-every", type=int, default=3, help="every k-th step is videos")
+    ap.add_argument("--video-every", type=int, default=4, help="every k-th step is videos")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--vision-depth", type=int, default=3)
-    ap.add_argument("--vision-dim", type=int, default=96)
+    ap.add_argument("--vision-depth", type=int, default=2)
+    ap.add_argument("--vision-dim", type=int, default=64)
     ap.add_argument("--aux-weight", type=float, default=1.0)
     ap.add_argument("--lm-weight", type=float, default=1.0)
+    ap.add_argument("--inner-weight", type=float, default=0.5,
+                    help="grounding loss on the inputs of the decoder layers too")
     ap.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
     ap.add_argument("--other-weight", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=112, help="model input size in pixels")
+    ap.add_argument("--size", type=int, default=224, help="model input size in pixels")
+    ap.add_argument("--lattice", type=int, default=synth.LATTICE,
+                    help="object centres on this lattice (see tam_engine.synth)")
+    ap.add_argument("--hard-targets", type=float, default=0.25, metavar="COVER",
+                    help="binary grounding targets: 1 where a cell is covered >= COVER (0: soft)")
     ap.add_argument("--pos-weight", type=float, default=4.0,
                     help="weight of the present class in the grounding loss")
-    ap.add_argument("--threads", type=int, default=2)
+    # One thread: on a shared 2-core machine two OpenMP threads fighting other processes ran
+    # ten times slower than one.
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=0, help="checkpoint every k steps")
@@ -395,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     processor = build_processor(args.size)
-    batcher = Batcher(processor, args.size)
+    batcher = Batcher(processor, args.size, args.hard_targets)
     check_against_processor(batcher)
     model = build_model(processor.tokenizer, args.seed, args.hidden, args.layers,
                         args.vision_depth, args.vision_dim).to(device)
@@ -420,14 +467,14 @@ def main(argv: list[str] | None = None) -> int:
         kind = "video" if args.video_every and step % args.video_every == args.video_every - 1 \
             else "image"
         n = args.batch if kind == "image" else args.video_batch
-        scenes = scenes_for_step(kind, step, n)
+        scenes = scenes_for_step(kind, step, n, lattice=args.lattice)
         pool = IMAGE_PROMPTS if kind == "image" else VIDEO_PROMPTS
         prompts = [pool[int(i)] for i in prompt_rng.integers(0, len(pool), size=n)]
         batch = {k: v.to(device) for k, v in batcher.build(kind, scenes, prompts).items()}
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         loss, parts = losses(model, batch, word_cols, args.aux_weight, args.other_weight,
-                             pos_weight, args.lm_weight)
+                             pos_weight, args.lm_weight, args.inner_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -438,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             msg = " ".join(f"{k} {np.mean(v[-20:]):.3f}" for k, v in sorted(hist.items()))
             print(f"step {step + 1}/{args.steps} {time.time() - t0:.0f}s {msg}", flush=True)
         if args.eval_every and ((step + 1) % args.eval_every == 0 or step == args.steps - 1):
-            print(f"eval step {step + 1}: {quick_eval(model, batcher)}", flush=True)
+            print(f"eval step {step + 1}: {quick_eval(model, batcher, lattice=args.lattice)}",
+                  flush=True)
 
         if args.save_every and (step + 1) % args.save_every == 0:
             model.save_pretrained(Path(args.out) / f"step{step + 1}", safe_serialization=True)
