@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QVBoxLayo
 
 from tam_desktop.controller import RunController
 from tam_desktop.dialogs import GenerationDialog, show_about, show_error, show_shortcuts
+from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.settings import AppSettings, load_settings, save_settings
 from tam_desktop.views.pane import ExplanationPane
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("tam-desktop")
         self._set_icon()
         self._build_actions()
+        self.export = ExportMenu(self)  # File > Export and the exports it runs
         self._build_menus()
 
         self.run_panel.set_models(s.recent_models, s.last_model)
@@ -169,6 +171,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(self.act_open_expl)
         file.addAction(self.act_save_expl)
+        file.addMenu(self.export.menu)
         file.addSeparator()
         file.addAction(self.act_quit)
         model = bar.addMenu("&Model")
@@ -423,6 +426,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} — tam-desktop" if name else "tam-desktop")
         has = self.state.explanation is not None
         self.act_save_expl.setEnabled(has)
+        self.export.refresh()
         self.run_panel.set_has_media(bool(self.media_paths))
 
     def _on_token(self, kind: str, k: int) -> None:
@@ -456,6 +460,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
         self.state.cursor.set_playing(False)
         self.controller.shutdown()
+        self.export.runner.cancel()
         # Give cooperative workers a moment to stop (a model load cannot be interrupted) and a
         # background settings write the time to finish before the final one.
         QThreadPool.globalInstance().waitForDone(3000)

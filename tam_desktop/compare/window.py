@@ -20,10 +20,11 @@ from PySide6.QtWidgets import (
 from tam_desktop.compare.alignment_view import SIDE_COLOURS, AlignmentView
 from tam_desktop.compare.controller import CompareController
 from tam_desktop.compare.diff_view import DiffView
-from tam_desktop.compare.exporting import ExportRunner, png_job
+from tam_desktop.compare.exporting import png_job
 from tam_desktop.compare.link import SIDES, SelectionLink
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.dialogs import GenerationDialog, show_error
+from tam_desktop.exporting import ExportRunner
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
 from tam_desktop.settings import AppSettings
 from tam_desktop.views.pane import ExplanationPane
