@@ -39,7 +39,7 @@ KINDS = [
     ExportKind("sweep_mp4", "Token &Sweep MP4…", ".mp4", "MP4 videos (*.mp4)", "image"),
     ExportKind("follow_mp4", "Video MP4 (&follow the answer)…", ".mp4", "MP4 videos (*.mp4)",
                "video"),
-    ExportKind("token_mp4", "Video MP4 (current &token)…", ".mp4", "MP4 videos (*.mp4)",
+    ExportKind("token_mp4", "Video MP4 (current to&ken)…", ".mp4", "MP4 videos (*.mp4)",
                "video"),
     ExportKind("html", "&HTML Page…", ".html", "HTML pages (*.html)"),
     ExportKind("json", "&JSON…", ".json", "JSON files (*.json)"),
@@ -77,7 +77,7 @@ class ExportMenu(QObject):
         super().__init__(window)
         self.window = window
         self.runner = ExportRunner(window)
-        self.menu = QMenu("&Export", window)
+        self.menu = QMenu("E&xport", window)
         self.actions: dict[str, QAction] = {}
         for kind in KINDS:
             act = self.menu.addAction(kind.label)
