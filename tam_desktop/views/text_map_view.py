@@ -38,7 +38,7 @@ def text_map_html(state: PlaybackState) -> str:
                 f'title="relevance {value:.2f}">{shown}</span>')
 
     own_text = html.escape(repr(tm.texts[k]))
-    head = f"<b>{'Answer' if kind == 'answer' else 'Prompt'} token {k}</b> <code>{own_text}</code>"
+    head = f"<b>{'Answer' if kind == 'answer' else 'Prompt'} token {k + 1}</b> <code>{own_text}</code>"
     if kind == "answer":
         cands = candidates_line(ex, k)
         if cands:
