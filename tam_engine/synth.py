@@ -45,6 +45,10 @@ CAPTION_WORDS: tuple[str, ...] = (
     *FUNCTION_WORDS, *COLORS, *SHAPES, "moves", *DIRECTIONS)
 
 VIDEO_FPS = 2.0
+#: Object radius range in pixels at 224 px (scaled with the frame size). Objects of 2-3 map
+#: cells keep their peak under TAM's 3 x 3 rank filter; single-cell objects often do not.
+IMAGE_RADIUS = (30.0, 46.0)
+VIDEO_RADIUS = (26.0, 38.0)
 _MAX_TRIES = 200
 #: Object centres lie on the centres of a ``LATTICE x LATTICE`` grid of cells (0: anywhere).
 #: A lattice of 8 matches the 8 x 8 merged-token grid of the demo model (224 px input, 28 px
@@ -204,7 +208,7 @@ def make_image_scene(seed: int, size: int = 224, n_objects: int | None = None,
     objs: list[SynthObject] = []
     for color, shape in _pick_pairs(rng, n):
         for _ in range(_MAX_TRIES):
-            r = rng.uniform(22, 42) * scale
+            r = rng.uniform(*IMAGE_RADIUS) * scale
             if lattice:
                 cx, cy = _lattice_point(rng, lattice, size, r)
                 r = min(r, cx - 3, cy - 3, size - cx - 3, size - cy - 3)  # inside the frame
@@ -239,7 +243,7 @@ def make_video_scene(seed: int, size: int = 224, n_frames: int = 8,
     objs: list[SynthObject] = []
     for color, shape in _pick_pairs(rng, n):
         for _ in range(_MAX_TRIES):
-            r = rng.uniform(20, 34) * scale
+            r = rng.uniform(*VIDEO_RADIUS) * scale
             direction = DIRECTIONS[int(rng.integers(0, 4))]
             speed = rng.uniform(6, 9) * scale  # pixels per frame
             ux, uy = _DIR_VEC[direction]
