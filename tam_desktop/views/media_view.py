@@ -43,6 +43,7 @@ class MediaView(QWidget):
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), width=14, interactive=False,
                                         colorMap=pg_colormap(state.display.colormap),
                                         label="activation")
+        self.colorbar.axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.graphics.addItem(self.colorbar)
         self.empty_label = QLabel(
             "Open an image or a video (File > Open, or drop it here),\n"
@@ -171,7 +172,8 @@ class MediaView(QWidget):
             self.heat_item.setImage(resize_map(grid[slot], hw), autoLevels=False,
                                     levels=(0, top))
             self.heat_item.setRect(QRectF(0, 0, w, h))
-            self.colorbar.setLevels((0.0, top / 255.0), update_items=False)
+            if tuple(self.colorbar.levels()) != (0.0, top / 255.0):
+                self.colorbar.setLevels((0.0, top / 255.0), update_items=False)
         self.heat_item.setVisible(m is not None)
         self.colorbar.setVisible(True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import display_token
@@ -34,6 +34,10 @@ class TokenTimeline(pg.PlotWidget):
         self.getAxis("left").enableAutoSIPrefix(False)
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
+        # Moving the cursor repaints the plot; the axes (one label per token) do not change,
+        # so keep them as pixmaps instead of redrawing their text on every token switch.
+        for name in ("left", "bottom"):
+            self.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # All bars are one filled path (a bar item per token is slow to paint on long
         # answers); the phrase is a second path over it.
         self.bars = pg.PlotCurveItem(fillLevel=0.0, brush="#8ab4f8", pen=None)
