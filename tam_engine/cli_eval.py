@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
     p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the model's own code (InternVL checkpoints need it)")
+                   help="run the model repository's own code (only if you trust it)")
     p.add_argument("--retry-errors", action="store_true",
                    help="when resuming, run again the items that failed (e.g. unreadable media)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
