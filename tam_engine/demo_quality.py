@@ -44,7 +44,7 @@ class QualityReport:
     video_peak_hits: int = 0
     video_peak_total: int = 0
     # The same peaks on the map after ECI but before the rank Gaussian filter (a diagnostic:
-    # on a grid as coarse as the demo model's 4 x 4 the 3 x 3 filter moves border peaks).
+    # on a grid as coarse as the demo model's 8 x 8 the 3 x 3 filter moves border peaks).
     image_peak_hits_unfiltered: int = 0
     video_peak_hits_unfiltered: int = 0
     # Peaks inside any object the word describes (the union of, say, both circles), as the

@@ -257,28 +257,21 @@ class Batcher:
 # ---------------------------------------------------------------------------------- training
 def check_against_processor(batcher: Batcher) -> None:
     """Our fast inputs must equal the real processor's, or training would not match use."""
-    scene = synth.make_image_scene(1)
-    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text",
-                                                             "text": IMAGE_PROMPTS[0]}]}]
-    text = batcher.proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    ref = batcher.proc(text=[text], images=[scene.image], return_tensors="pt")
-    ours = batcher.build("image", [scene], [IMAGE_PROMPTS[0]])
-    n = ref["input_ids"].shape[1]
-    assert torch.equal(ref["input_ids"][0], ours["input_ids"][0, :n]), "input ids differ"
-    assert torch.equal(ref["image_grid_thw"], ours["image_grid_thw"]), "grid differs"
-    err = (ref["pixel_values"] - ours["pixel_values"]).abs().max().item()
-    assert err < 0.05, f"pixel values differ by {err}"
-    vs = synth.make_video_scene(1)
-    msgs = [{"role": "user", "content": [{"type": "video"}, {"type": "text",
-                                                             "text": VIDEO_PROMPTS[0]}]}]
-    text = batcher.proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-    ref = batcher.proc(text=[text], videos=[vs.frames], return_tensors="pt")
-    ours = batcher.build("video", [vs], [VIDEO_PROMPTS[0]])
-    n = ref["input_ids"].shape[1]
-    assert torch.equal(ref["input_ids"][0], ours["input_ids"][0, :n]), "video ids differ"
-    assert torch.equal(ref["video_grid_thw"], ours["video_grid_thw"]), "video grid differs"
-    err = (ref["pixel_values_videos"] - ours["pixel_values_videos"]).abs().max().item()
-    assert err < 0.05, f"video pixel values differ by {err}"
+    cases = [("image", synth.make_image_scene(1), IMAGE_PROMPTS[0]),
+             ("video", synth.make_video_scene(1), VIDEO_PROMPTS[0])]
+    for kind, scene, prompt in cases:
+        msgs = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": prompt}]}]
+        text = batcher.proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        media = {"images": [scene.image]} if kind == "image" else {"videos": [scene.frames]}
+        ref = batcher.proc(text=[text], return_tensors="pt", **media)
+        ours = batcher.build(kind, [scene], [prompt])
+        grid, pixels = (("image_grid_thw", "pixel_values") if kind == "image"
+                        else ("video_grid_thw", "pixel_values_videos"))
+        n = ref["input_ids"].shape[1]
+        assert torch.equal(ref["input_ids"][0], ours["input_ids"][0, :n]), f"{kind} ids differ"
+        assert torch.equal(ref[grid], ours[grid]), f"{kind} grid differs"
+        err = (ref[pixels] - ours[pixels]).abs().max().item()
+        assert err < 0.05, f"{kind} pixel values differ by {err}"
 
 
 def losses(model, batch: dict, word_cols: torch.Tensor, aux_weight: float,
