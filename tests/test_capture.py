@@ -155,3 +155,64 @@ def test_candidates_in_vocabulary_blocks_equal_the_full_softmax(tiny_loaded, wit
     np.testing.assert_allclose(c.logits, vals.numpy(), rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(c.probs, torch.softmax(full, 1).gather(1, ids).numpy(),
                                rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("vocab", [7, 128 * 40, 128 * 40 + 57, 151_936])
+def test_piecewise_topk_equals_torch_topk(vocab):
+    from tam_engine.capture import _topk_exact
+
+    gen = torch.Generator().manual_seed(vocab)
+    x = torch.randn(3, vocab, generator=gen)
+    x[1, -1] = 50.0  # a winner in the short tail
+    x[2, :5] = 40.0 + torch.arange(5.0)  # several winners in one piece
+    vals, ids = _topk_exact(x, 5)
+    ref_v, ref_i = torch.topk(x, min(5, vocab), dim=1)
+    torch.testing.assert_close(vals, ref_v)
+    np.testing.assert_array_equal(ids.numpy(), ref_i.numpy())
+
+
+def test_exp2_log_sum_exp_matches_float64():
+    from tam_engine.capture import _log_sum_exp
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 151_936, generator=gen) * torch.tensor([[1.0], [5.0], [20.0], [0.01]])
+    z = _log_sum_exp(x, x.amax(dim=1, keepdim=True))
+    ref = torch.logsumexp(x.double(), dim=1, keepdim=True)
+    torch.testing.assert_close(z.double(), ref, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
+def test_candidates_recorded_per_step_equal_those_from_the_states(tiny_loaded, family, monkeypatch):
+    """On CPU the candidates come from lm_head's own rows during generation; they must equal the
+    post-hoc computation from the captured states, and the lm_head hook must be gone after."""
+    import tam_engine.capture as cap
+
+    loaded = tiny_loaded(family)
+    settings = GenerationSettings(max_new_tokens=6, top_k=5)
+    prepared = loaded.adapter.prepare([_image(2)], PROMPT, settings)
+    calls = []
+    real = cap.candidates_from_states
+    monkeypatch.setattr(cap, "candidates_from_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ti = capture(loaded, prepared, settings, min_new_tokens=6)
+    assert not calls, "CPU run fell back to the post-hoc scan"
+    head = loaded.adapter.lm_head(loaded.model)
+    assert len(head._forward_hooks) == 0
+    post = real(ti.hidden[ti.input_len - 1:], head.weight, getattr(head, "bias", None), 5,
+                loaded.adapter.tokenizer)
+    np.testing.assert_array_equal(ti.candidates.ids, post.ids)
+    np.testing.assert_allclose(ti.candidates.logits, post.logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ti.candidates.probs, post.probs, rtol=1e-4, atol=1e-6)
+    assert ti.candidates.texts == post.texts
+
+
+def test_step_candidates_fall_back_when_lm_head_is_bypassed(tiny_loaded, monkeypatch):
+    """A model whose forward does not call the lm_head module gives no per-step rows: the
+    candidates then come from the states, and are still right."""
+    import tam_engine.capture as cap
+
+    loaded = tiny_loaded("qwen2_vl")
+    settings = GenerationSettings(max_new_tokens=4, top_k=3)
+    prepared = loaded.adapter.prepare([_image(3)], PROMPT, settings)
+    monkeypatch.setattr(cap.StepCandidates, "_on_forward", lambda self, *a: None)
+    ti = capture(loaded, prepared, settings, min_new_tokens=4)
+    np.testing.assert_array_equal(ti.candidates.ids[:, 0], ti.ids[ti.input_len:])
