@@ -6,6 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from tam_engine.cli_options import (
+    add_media_options,
+    add_model_options,
+    check_media_options,
+    load_kwargs,
+    settings_kwargs,
+)
+from tam_engine.errors import TamError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -32,17 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", metavar="TEXT",
                    help="caption prompt (default: 'Describe this image in one sentence.')")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
-    p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (default: 2)")
-    p.add_argument("--max-frames", type=int, default=16, metavar="N",
-                   help="at most N frames per video, spread over the clip (default: 16)")
-    p.add_argument("--min-pixels", type=int, metavar="N",
-                   help="smallest resized image area (Qwen2-VL family; default: the model's)")
-    p.add_argument("--max-pixels", type=int, metavar="N",
-                   help="largest resized image area (Qwen2-VL family; default: the model's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="run the model repository's own code (only if you trust it)")
+    add_media_options(p)
+    add_model_options(p)
     p.add_argument("--retry-errors", action="store_true",
                    help="when resuming, run again the items that failed (e.g. unreadable media)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -50,8 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tam_engine.errors import TamError
-
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -75,8 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print("tam eval: --limit must be at least 1", file=sys.stderr)
         return 2
-    if args.fps <= 0 or args.max_frames < 1:
-        print("tam eval: --fps must be positive and --max-frames at least 1", file=sys.stderr)
+    try:
+        check_media_options(args)
+    except TamError as exc:
+        print(f"tam eval: {exc.message}", file=sys.stderr)
         return 2
     if args.ablation and (args.no_eci or args.no_filter):
         print("tam eval: --ablation already reports the runs without ECI and without the "
@@ -86,12 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.format)
     variants = variants_for(args.no_eci, args.no_filter, args.ablation)
     device = layout.device if layout.world_size > 1 and args.device == "auto" else args.device
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, device=device,
-                                  dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                                  min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-                                  video_fps=args.fps, max_frames=args.max_frames)
-    loaded = load_model(args.model, device=device, dtype=args.dtype,
-                        trust_remote_code=args.trust_remote_code)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens,
+                                  **settings_kwargs(args, device))
+    loaded = load_model(args.model, **load_kwargs(args, device))
     explain_fn = model_explain_fn(loaded, settings, args.prompt)
     # What makes two runs' records comparable (--limit is not: raising it resumes a run).
     config = {"model": args.model, "prompt": args.prompt, "max_new_tokens": args.max_new_tokens,

@@ -7,6 +7,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tam_engine.cli_options import (
+    add_media_options,
+    add_model_options,
+    check_media_options,
+    load_kwargs,
+    settings_kwargs,
+)
 from tam_engine.errors import TamError
 
 EXPLANATION_FILE = "explanation.tam.npz"
@@ -38,18 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (created; default: ./tam-out)")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per token")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (frames/s)")
-    p.add_argument("--max-frames", type=int, default=16, help="most frames sampled per video")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="cap on the resized image area (Qwen2-VL family)")
     p.add_argument("--no-eci", action="store_true", help="skip estimated causal inference")
     p.add_argument("--no-filter", action="store_true", help="skip the rank Gaussian filter")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="run the model repository's own code (only if you trust it)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="accept pickled .bin weights when no safetensors exist")
+    add_media_options(p)
+    add_model_options(p)
     for hook in ARGUMENT_HOOKS:
         hook(p)
     p.set_defaults(func=run)
@@ -95,18 +94,15 @@ def _run(args: argparse.Namespace) -> int:
     from tam_engine.pipeline import run_and_explain
 
     _resolve_defaults(args)
-    if args.max_new_tokens < 1 or args.max_frames < 1 or args.fps <= 0:
-        raise TamError("--max-new-tokens and --max-frames must be >= 1 and --fps > 0.")
+    if args.max_new_tokens < 1:
+        raise TamError("--max-new-tokens must be at least 1.")
+    check_media_options(args)
     media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens, top_k=args.top_k, video_fps=args.fps,
-        max_frames=args.max_frames, max_pixels=args.max_pixels, device=args.device,
-        dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_k=args.top_k,
+                                  **settings_kwargs(args))
     options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
     print(f"loading {args.model} ...", file=sys.stderr)
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype,
-                        trust_remote_code=args.trust_remote_code,
-                        allow_pickle=args.allow_pickle)
+    loaded = load_model(args.model, **load_kwargs(args))
     with tqdm(total=args.max_new_tokens, unit="tok", desc="generating", file=sys.stderr,
               dynamic_ncols=True) as bar:
         def on_token(step: int, text: str) -> None:
