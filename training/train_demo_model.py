@@ -59,7 +59,6 @@ IMAGE_PROMPTS = ("Describe this image.", "Describe this image in one sentence.",
                  "Describe the scene in one sentence.", "What is in the picture?")
 VIDEO_PROMPTS = ("Describe this video.", "What is happening in this video?",
                  "Describe the video.", "Describe the scene in one sentence.")
-MIN_PIXELS = 28 * 28 * 4
 TRAIN_SEED = 20251125  # scene seeds for training come from this base (held-out: other bases)
 
 
@@ -88,7 +87,8 @@ CHAT_TEMPLATE = tm.QWEN2_VL_CHAT_TEMPLATE.replace(
 def build_processor(input_size: int):
     """The processor resizes any image (and video frame) to about ``input_size`` squared."""
     tokenizer = tm.qwen_tokenizer(tokenizer_corpus(), vocab_size=420)
-    return tm.build_qwen2_vl_processor(tokenizer, min_pixels=MIN_PIXELS,
+    # min = max: smaller frames are scaled up too, so the 224-px scenes fill a larger grid.
+    return tm.build_qwen2_vl_processor(tokenizer, min_pixels=input_size * input_size,
                                        max_pixels=input_size * input_size,
                                        chat_template=CHAT_TEMPLATE)
 
@@ -156,7 +156,21 @@ def coverage(mask: np.ndarray, grid: int) -> np.ndarray:
     n, h, w = m.shape
     if n > 1:
         m = m.reshape(n // TPS, TPS, h, w).mean(axis=1)
-    return m.reshape(-1, grid, h // grid, grid, w // grid).mean(axis=(2, 4))
+    if h % grid == 0 and w % grid == 0:
+        return m.reshape(-1, grid, h // grid, grid, w // grid).mean(axis=(2, 4))
+    # Cells that do not align with pixels (e.g. 224-px scenes on a 12 x 12 grid): each pixel
+    # counts with the fraction of it that lies inside the cell.
+    ay, ax = _cell_weights(h, grid), _cell_weights(w, grid)
+    return np.einsum("iy,nyx,jx->nij", ay, m, ax).astype(np.float32)
+
+
+def _cell_weights(n_px: int, grid: int) -> np.ndarray:
+    """(grid, n_px): overlap of pixel y with cell i, divided by the cell's length."""
+    edges = np.arange(grid + 1) * (n_px / grid)
+    px = np.arange(n_px)
+    lo = np.maximum(edges[:-1, None], px[None, :])
+    hi = np.minimum(edges[1:, None], px[None, :] + 1)
+    return np.clip(hi - lo, 0, None) / (n_px / grid)
 
 
 class Batcher:
