@@ -10,6 +10,8 @@ of the step time on CPU and would dilute the ratios. Three ways, interleaved, me
 (a) ``generate`` alone;
 (b) :func:`tam_engine.capture.capture` as the app runs it (final-norm hook, streamed tokens,
     a cancel check per step, top-k candidates, token texts);
+(b2) the same with the candidates taken the other way (``candidates="states"`` on a CPU,
+    ``"steps"`` on a GPU), to show why ``"auto"`` picks what it does;
 (c) ``generate(output_hidden_states=True, output_logits=True, return_dict_in_generate=True)``:
     every layer's hidden states and the full-vocabulary logits of every step.
 
@@ -152,8 +154,19 @@ def main(argv: list[str] | None = None) -> int:
         ti = capture(loaded, prepared, settings, on_token=lambda i, s: streamed.append(s),
                      should_stop=lambda: False)
         assert ti.n_answer == T
+        return kept_bytes(ti)
+
+    def kept_bytes(ti) -> int:
         c = ti.candidates
         return _nbytes(ti.hidden) + ti.ids.nbytes + c.ids.nbytes + c.logits.nbytes + c.probs.nbytes
+
+    other = "states" if loaded.device.type == "cpu" else "steps"
+
+    def ours_other():
+        ti = capture(loaded, prepared, settings, on_token=lambda i, s: streamed.append(s),
+                     should_stop=lambda: False, candidates=other)
+        assert ti.n_answer == T
+        return kept_bytes(ti)
 
     def everything():
         with torch.no_grad():
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return _nbytes(list(out.hidden_states)) + _nbytes(list(out.logits))
 
     ways = {"(a) plain generate": plain, "(b) tam capture (ours)": ours,
+            f"(b2) ours, candidates from {other}": ours_other,
             "(c) all hidden states + full logits": everything}
     for fn in ways.values():  # warm-up
         fn()

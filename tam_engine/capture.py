@@ -149,7 +149,7 @@ def candidates_from_states(states: Any, weight: Any, bias: Any, k: int, tokenize
     def scan(start: int) -> tuple[Any, Any, Any]:
         b = None if bias is None else bias[start:start + block]
         row = F.linear(h, weight[start:start + block], b).float()
-        vals, idx = torch.topk(row, min(k, row.shape[1]), dim=1)
+        vals, idx = _topk_exact(row, min(k, row.shape[1]))
         return vals, idx + start, _log_sum_exp(row, vals[:, :1])
 
     with torch.no_grad():
@@ -217,47 +217,88 @@ def _decode_candidates(ids: Any, logits: Any, log_z: Any, tokenizer: Any) -> Can
 
 
 class StepCandidates:
-    """Forward hook on ``lm_head``: keeps the top-k and the log-sum-exp of the last logits row
-    of every call (one call per generated token), and nothing else.
+    """Forward hook on ``lm_head``: keeps, for the last logits row of every call (one call per
+    generated token), what its top-k and log-sum-exp need, and nothing else.
 
     The row is the model's own logits before any logits processor, so the candidates are exactly
-    what the model scored. Use as a context manager; :meth:`result` returns ``None`` when the
-    module did not run once per expected step (a model that bypasses ``lm_head``), in which case
-    the caller computes the candidates from the states instead.
+    what the model scored. Per step it keeps the k pieces of the row (see :func:`_topk_exact`)
+    that can hold the top k, the row's maximum and its sum of exponentials; :meth:`result`
+    finishes the top-k of all steps in one batched call. The per-step work is a dozen small
+    operations on a row that is still in cache (an extra product or a full sort would cost more).
+    Use as a context manager; :meth:`result` returns ``None`` when the module did not run once
+    per expected step (a model that bypasses ``lm_head``), and the caller then computes the
+    candidates from the states instead.
     """
 
     def __init__(self, module: Any, k: int) -> None:
         self.k = max(1, int(k))
-        self.vals: list[Any] = []
-        self.ids: list[Any] = []
-        self.log_z: list[Any] = []
+        self._buf: Any = None
+        self._reset()
         self._handle = module.register_forward_hook(self._on_forward)
+
+    def _reset(self) -> None:
+        self.pieces: list[Any] = []  # (k, _ROW) pieces, or the whole row for a tiny vocabulary
+        self.rows: list[Any] = []  # the pieces' indices
+        self.tails: list[Any] = []  # the last V % _ROW logits
+        self.maxes: list[Any] = []
+        self.sums: list[Any] = []  # sum of 2^((x - max) log2 e) = sum of exp(x - max)
 
     def _on_forward(self, module: Any, args: Any, output: Any) -> None:
         import torch
 
         logits = output[0] if isinstance(output, tuple) else output
         with torch.no_grad():
-            row = logits.detach()[0, -1:].float()  # (1, V), the row that picks the next token
-            k = min(self.k, int(row.shape[1]))
-            vals, ids = _topk_exact(row, k)
-            self.vals.append(vals)
-            self.ids.append(ids)
-            self.log_z.append(_log_sum_exp(row, vals[:, :1]))
+            row = logits.detach()[0, -1]  # (V,), the row that picks the next token
+            if row.dtype != torch.float32:
+                row = row.float()
+            V = int(row.shape[0])
+            n_pieces = V // _ROW
+            if n_pieces <= 4 * self.k:  # tiny vocabulary: keep the row itself
+                self.pieces.append(row.clone())
+                top = row.max()
+            else:
+                body = row[:n_pieces * _ROW].view(n_pieces, _ROW)
+                best, rows = torch.topk(body.amax(dim=1), self.k)
+                self.pieces.append(body.index_select(0, rows))
+                self.rows.append(rows)
+                if n_pieces * _ROW < V:
+                    self._tail_start = n_pieces * _ROW
+                    self.tails.append(row[self._tail_start:].clone())
+                top = best[0]
+            if self._buf is None or self._buf.shape != row.shape or self._buf.device != row.device:
+                self._buf = torch.empty_like(row)
+            e = torch.sub(row, top, out=self._buf).mul_(_LOG2E).exp2_()
+            self.maxes.append(top)
+            self.sums.append(e.sum())
 
     def result(self, n_steps: int, tokenizer: Any) -> Candidates | None:
         import torch
 
-        if len(self.vals) != n_steps or n_steps == 0:
+        if len(self.maxes) != n_steps or n_steps == 0:
             return None
-        return _decode_candidates(torch.cat(self.ids), torch.cat(self.vals),
-                                  torch.cat(self.log_z), tokenizer)
+        vals = torch.stack(self.pieces).reshape(n_steps, -1)
+        if self.rows:
+            offsets = torch.arange(_ROW, device=vals.device)
+            idx = (torch.stack(self.rows)[:, :, None] * _ROW + offsets).reshape(n_steps, -1)
+            if self.tails:
+                tail = torch.stack(self.tails)
+                tail_idx = torch.arange(self._tail_start, self._tail_start + tail.shape[1],
+                                        device=vals.device)
+                idx = torch.cat([idx, tail_idx.expand(n_steps, -1)], 1)
+                vals = torch.cat([vals, tail], 1)
+        else:
+            idx = torch.arange(vals.shape[1], device=vals.device).expand(n_steps, -1)
+        k = min(self.k, int(vals.shape[1]))
+        best, pick = torch.topk(vals, k, dim=1)
+        log_z = torch.stack(self.sums).log_().add_(torch.stack(self.maxes))[:, None]
+        return _decode_candidates(idx.gather(1, pick), best, log_z, tokenizer)
 
     def release(self) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-        self.vals, self.ids, self.log_z = [], [], []
+        self._reset()
+        self._buf = None
 
     def __enter__(self) -> StepCandidates:
         return self
@@ -343,12 +384,17 @@ def greedy_config(model: Any, max_new_tokens: int, min_new_tokens: int = 0) -> A
 
 def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettings | None = None,
             on_token: OnToken | None = None, should_stop: ShouldStop | None = None,
-            *, min_new_tokens: int = 0) -> TamInputs:
+            *, min_new_tokens: int = 0, candidates: str = "auto") -> TamInputs:
     """Generate greedily and return the :class:`TamInputs` of the run.
 
     ``on_token(step, text)`` is called as each token is generated; ``should_stop()`` is checked
     between steps and a ``True`` raises :class:`~tam_engine.errors.Cancelled` after releasing
     everything recorded. The model stays usable after a cancel or a failure.
+
+    ``candidates`` picks where the top-k candidates come from: ``"steps"`` (the logits rows of
+    the generation, hooked on ``lm_head``), ``"states"`` (afterwards, from the recorded states)
+    or ``"auto"`` (steps on a CPU, states on a GPU; the cheaper way on each, see the module
+    notes). All give the same candidates.
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -366,7 +412,10 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
     hidden = step_cands = None
     head = adapter.lm_head(model)
     k = max(1, int(settings.top_k))
-    per_step = _per_step_candidates(loaded.device)
+    if candidates not in ("auto", "steps", "states"):
+        raise ValueError(f"candidates must be 'auto', 'steps' or 'states', not {candidates!r}")
+    per_step = candidates == "steps" or (
+        candidates == "auto" and _per_step_candidates(loaded.device))
     t0 = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack, torch.no_grad():

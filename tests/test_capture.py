@@ -216,3 +216,42 @@ def test_step_candidates_fall_back_when_lm_head_is_bypassed(tiny_loaded, monkeyp
     monkeypatch.setattr(cap.StepCandidates, "_on_forward", lambda self, *a: None)
     ti = capture(loaded, prepared, settings, min_new_tokens=4)
     np.testing.assert_array_equal(ti.candidates.ids[:, 0], ti.ids[ti.input_len:])
+
+
+@pytest.mark.parametrize("vocab", [300, 128 * 40, 128 * 40 + 57])
+def test_step_candidates_equal_the_post_hoc_scan(tiny_loaded, vocab):
+    """Per-step pieces, tails and sums, finished in one batch, give the same top-k and
+    probabilities as the batched scan over the states (whole-row, piece and tail paths)."""
+    from tam_engine.capture import StepCandidates, candidates_from_states
+
+    tok = tiny_loaded("qwen2_vl").adapter.tokenizer
+    gen = torch.Generator().manual_seed(vocab)
+    head = torch.nn.Linear(16, vocab)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(vocab, 16, generator=gen) * 3)
+        head.bias[-1] = 40.0  # the tail holds a winner at every step
+    states = torch.randn(6, 16, generator=gen)
+    with StepCandidates(head, 4) as steps, torch.no_grad():
+        head(states[:1].unsqueeze(0))  # a prefill-like call of one row
+        for i in range(1, 6):
+            head(states[i:i + 1].unsqueeze(0))
+        got = steps.result(6, tok)
+        assert steps.result(5, tok) is None  # a count that does not match: no answer
+    assert len(head._forward_hooks) == 0
+    want = candidates_from_states(states, head.weight, head.bias, 4, tok)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_allclose(got.logits, want.logits, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(got.probs, want.probs, rtol=1e-5, atol=1e-7)
+    assert got.texts == want.texts
+
+
+def test_candidates_source_can_be_chosen(tiny_loaded):
+    loaded = tiny_loaded("qwen2_vl")
+    settings = GenerationSettings(max_new_tokens=3, top_k=3)
+    prepared = loaded.adapter.prepare([_image(4)], PROMPT, settings)
+    a = capture(loaded, prepared, settings, min_new_tokens=3, candidates="steps")
+    b = capture(loaded, prepared, settings, min_new_tokens=3, candidates="states")
+    np.testing.assert_array_equal(a.candidates.ids, b.candidates.ids)
+    np.testing.assert_allclose(a.candidates.probs, b.candidates.probs, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="candidates"):
+        capture(loaded, prepared, settings, candidates="logits")
