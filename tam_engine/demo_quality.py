@@ -44,7 +44,7 @@ class QualityReport:
     video_peak_hits: int = 0
     video_peak_total: int = 0
     # The same peaks on the map after ECI but before the rank Gaussian filter (a diagnostic:
-    # on a grid as coarse as the demo model's 8 x 8 the 3 x 3 filter moves border peaks).
+    # on coarse grids such as 8 x 8 the 3 x 3 filter moves peaks next to the border).
     image_peak_hits_unfiltered: int = 0
     video_peak_hits_unfiltered: int = 0
     # Peaks inside any object the word describes (the union of, say, both circles), as the

@@ -51,9 +51,9 @@ IMAGE_RADIUS = (30.0, 46.0)
 VIDEO_RADIUS = (26.0, 38.0)
 _MAX_TRIES = 200
 #: Object centres lie on the centres of a ``LATTICE x LATTICE`` grid of cells (0: anywhere).
-#: A lattice of 8 matches the 8 x 8 merged-token grid of the demo model (224 px input, 28 px
-#: cells), which lets a tiny model learn shapes in minutes; sizes, colours and backgrounds
-#: still vary, and objects span 2-3 cells so their maps survive the 3 x 3 rank filter.
+#: A lattice of 8 (28-px cells at 224 px) lets a tiny model learn shapes in minutes; sizes,
+#: colours and backgrounds still vary. The demo model sees these scenes scaled to 336 px, on a
+#: 12 x 12 map grid, where objects span 3-5 cells and their maps survive the 3 x 3 rank filter.
 LATTICE = 8
 
 

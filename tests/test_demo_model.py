@@ -58,7 +58,7 @@ def test_demo_model_quality_small():
     print(rep.summary())
     assert rep.image_caption_acc >= 0.8, rep.failures
     assert rep.image_peak_total >= 20
-    assert rep.image_peak_rate >= 0.45
+    assert rep.image_peak_rate >= 0.6
     assert rep.image_peak_hits_unfiltered / rep.image_peak_total >= 0.6
     assert rep.video_peak_total >= 8
-    assert rep.video_peak_rate >= 0.45
+    assert rep.video_peak_rate >= 0.6
