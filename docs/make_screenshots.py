@@ -1,14 +1,17 @@
-"""Regenerate docs/screenshot-image.png and docs/screenshot-video.png from the real app.
+"""Regenerate docs/screenshot-image.png, -video.png and -compare.png from the real app.
 
 Needs an X server (the screenshots are of real windows, not offscreen renders) and ImageMagick's
 ``import``::
 
     Xvfb :99 -screen 0 1600x1000x24 &
-    DISPLAY=:99 QT_QPA_PLATFORM=xcb python docs/make_screenshots.py [--model DIR]
+    DISPLAY=:99 QT_QPA_PLATFORM=xcb python docs/make_screenshots.py [--model DIR] \
+        [--compare-with DIR]
 
 The model defaults to the bundled demo model. For each sample, the app opens the media, runs the
 model through its own worker, shows the colour/shape word with the strongest map (on the frame
-where it is strongest) with Stretch on, and ImageMagick grabs the window.
+where it is strongest) with Stretch on, and ImageMagick grabs the window. With
+``--compare-with``, the compare window runs the model (A) against that one (B) on the sample
+image and shows A's strongest colour/shape word beside its counterpart in B.
 """
 
 from __future__ import annotations
@@ -35,10 +38,7 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
     w.show()
 
     def wait(cond, timeout: float = 300.0) -> None:
-        end = time.monotonic() + timeout
-        while not cond() and time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        _wait(app, cond, timeout)
 
     w.open_paths([str(media)])
     wait(lambda: bool(w.media_paths))
@@ -64,9 +64,45 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
     return f"{out.name}: {ex.answer_text!r}, token {k} {ex.answer_texts[k]!r}"
 
 
+def _wait(app, cond, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def shoot_compare(app, media: Path, model_a: str, model_b: str, prompt: str, out: Path) -> str:
+    from tam_desktop.compare.window import CompareWindow
+    from tam_desktop.settings import AppSettings, GenerationPrefs
+
+    settings = AppSettings()
+    settings.generation = GenerationPrefs(max_new_tokens=32)
+    w = CompareWindow(settings, media_paths=[str(media)], prompt=prompt, model_a=model_a,
+                      model_b=model_b)
+    w.move(0, 0)
+    w.show()
+    _wait(app, lambda: bool(w.media))
+    w.run()
+    _wait(app, lambda: not w.controller.running)
+    a = w.states["a"].explanation
+    if a is None or w.states["b"].explanation is None:
+        raise SystemExit("the compare run did not finish")
+    strength = a.answer.visual_strength()
+    words = [i for i, t in enumerate(a.answer_texts) if t.strip() in WORDS]
+    k = max(words or range(a.n_answer), key=lambda i: strength[i])
+    w.display.stretch = True
+    w.states["a"].set_token(k)
+    _wait(app, lambda: False, 0.3)
+    subprocess.run(["import", "-window", str(int(w.winId())), str(out)], check=True)
+    w.close()
+    return f"{out.name}: A {a.answer_text!r}, token {k} {a.answer_texts[k]!r}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model folder or Hub id (default: the demo model)")
+    parser.add_argument("--compare-with", metavar="MODEL",
+                        help="also shoot the compare window: --model (A) against MODEL (B)")
     args = parser.parse_args()
     os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-shots-"))
     from PySide6.QtWidgets import QApplication
@@ -79,6 +115,9 @@ def main() -> int:
                 DOCS / "screenshot-image.png"))
     print(shoot(app, sample_video_path(), model, "What is happening in this video?",
                 DOCS / "screenshot-video.png"))
+    if args.compare_with:
+        print(shoot_compare(app, sample_image_path(), model, args.compare_with,
+                            "Describe this image.", DOCS / "screenshot-compare.png"))
     return 0
 
 
