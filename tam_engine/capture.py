@@ -185,14 +185,26 @@ def _topk_exact(x: Any, k: int) -> tuple[Any, Any]:
         return torch.topk(x, k, dim=1)
     main = x[:, :pieces * _ROW].reshape(n, pieces, _ROW)
     _, rows = torch.topk(main.amax(dim=2), k, dim=1)  # (n, k)
-    offsets = torch.arange(_ROW, device=x.device)
-    idx = (rows[:, :, None] * _ROW + offsets).reshape(n, k * _ROW)
-    vals = main.gather(1, rows[:, :, None].expand(n, k, _ROW)).reshape(n, k * _ROW)
-    if pieces * _ROW < V:
-        tail = torch.arange(pieces * _ROW, V, device=x.device).expand(n, -1)
-        idx = torch.cat([idx, tail], 1)
-        vals = torch.cat([vals, x[:, pieces * _ROW:]], 1)
-    best, pick = torch.topk(vals, k, dim=1)
+    kept = main.gather(1, rows[:, :, None].expand(n, k, _ROW))
+    tail = x[:, pieces * _ROW:] if pieces * _ROW < V else None
+    return _topk_of_pieces(kept, rows, tail, pieces * _ROW, k)
+
+
+def _topk_of_pieces(kept: Any, rows: Any, tail: Any, tail_start: int, k: int
+                    ) -> tuple[Any, Any]:
+    """Top-k of each row from its kept pieces ``(n, k, _ROW)`` with their piece numbers
+    ``(n, k)``, plus the short ``tail`` ``(n, t)`` starting at ``tail_start`` (or ``None``)."""
+    import torch
+
+    n = int(kept.shape[0])
+    offsets = torch.arange(_ROW, device=kept.device)
+    idx = (rows[:, :, None] * _ROW + offsets).reshape(n, -1)
+    vals = kept.reshape(n, -1)
+    if tail is not None:
+        tail_idx = torch.arange(tail_start, tail_start + tail.shape[1], device=kept.device)
+        idx = torch.cat([idx, tail_idx.expand(n, -1)], 1)
+        vals = torch.cat([vals, tail], 1)
+    best, pick = torch.topk(vals, min(k, int(vals.shape[1])), dim=1)
     return best, idx.gather(1, pick)
 
 
@@ -202,10 +214,15 @@ def _log_sum_exp(x: Any, top: Any) -> Any:
     Written with ``exp2``, which torch evaluates about 4x faster than ``exp`` on CPU at the same
     float32 accuracy; the scaled exponent costs a relative error of about 1e-7 per term.
     """
+    return _exp_sum(x, top).log_().add_(top)
+
+
+def _exp_sum(x: Any, top: Any, out: Any = None) -> Any:
+    """Sum over the last dimension of ``exp(x - top)``, as ``2 ** ((x - top) * log2 e)``
+    (``out``: an optional buffer shaped like ``x`` to compute in)."""
     import torch
 
-    e = torch.sub(x, top).mul_(_LOG2E).exp2_()
-    return e.sum(dim=1, keepdim=True).log_().add_(top)
+    return torch.sub(x, top, out=out).mul_(_LOG2E).exp2_().sum(dim=-1, keepdim=True)
 
 
 def _decode_candidates(ids: Any, logits: Any, log_z: Any, tokenizer: Any) -> Candidates:
@@ -264,37 +281,29 @@ class StepCandidates:
                 best, rows = torch.topk(body.amax(dim=1), self.k)
                 self.pieces.append(body.index_select(0, rows))
                 self.rows.append(rows)
-                if n_pieces * _ROW < V:
-                    self._tail_start = n_pieces * _ROW
+                self._tail_start = n_pieces * _ROW
+                if self._tail_start < V:
                     self.tails.append(row[self._tail_start:].clone())
                 top = best[0]
             if self._buf is None or self._buf.shape != row.shape or self._buf.device != row.device:
                 self._buf = torch.empty_like(row)
-            e = torch.sub(row, top, out=self._buf).mul_(_LOG2E).exp2_()
             self.maxes.append(top)
-            self.sums.append(e.sum())
+            self.sums.append(_exp_sum(row, top, out=self._buf))  # shape (1,)
 
     def result(self, n_steps: int, tokenizer: Any) -> Candidates | None:
         import torch
 
         if len(self.maxes) != n_steps or n_steps == 0:
             return None
-        vals = torch.stack(self.pieces).reshape(n_steps, -1)
+        kept = torch.stack(self.pieces)
         if self.rows:
-            offsets = torch.arange(_ROW, device=vals.device)
-            idx = (torch.stack(self.rows)[:, :, None] * _ROW + offsets).reshape(n_steps, -1)
-            if self.tails:
-                tail = torch.stack(self.tails)
-                tail_idx = torch.arange(self._tail_start, self._tail_start + tail.shape[1],
-                                        device=vals.device)
-                idx = torch.cat([idx, tail_idx.expand(n_steps, -1)], 1)
-                vals = torch.cat([vals, tail], 1)
-        else:
-            idx = torch.arange(vals.shape[1], device=vals.device).expand(n_steps, -1)
-        k = min(self.k, int(vals.shape[1]))
-        best, pick = torch.topk(vals, k, dim=1)
-        log_z = torch.stack(self.sums).log_().add_(torch.stack(self.maxes))[:, None]
-        return _decode_candidates(idx.gather(1, pick), best, log_z, tokenizer)
+            tail = torch.stack(self.tails) if self.tails else None
+            best, ids = _topk_of_pieces(kept, torch.stack(self.rows), tail, self._tail_start,
+                                        self.k)
+        else:  # whole rows were kept
+            best, ids = torch.topk(kept, min(self.k, int(kept.shape[1])), dim=1)
+        log_z = torch.cat(self.sums).log_().add_(torch.stack(self.maxes))[:, None]
+        return _decode_candidates(ids, best, log_z, tokenizer)
 
     def release(self) -> None:
         if self._handle is not None:
