@@ -1,14 +1,14 @@
 """Capture cost: plain generate vs our one-hook capture vs keeping everything (the TAM authors' way).
 
 A tiny random Qwen2-VL (hidden 64, 2 layers) with a realistic 151,936-row ``lm_head`` is built in
-a temporary folder and loaded through :func:`tam_engine.loading.load_model`. One image gives
+a temporary folder and loaded through :func:`tam_engine.inference.loading.load_model`. One image gives
 1,024 vision tokens; the seeded random model never picks its end token, so every way generates
 exactly 128 new tokens (checked). No ``min_new_tokens``: its logits processors cost about a quarter
 of the step time on CPU and would dilute the ratios. Three ways, interleaved, median of
 ``--repeats`` runs each:
 
 (a) ``generate`` alone;
-(b) :func:`tam_engine.capture.capture` as the app runs it (final-norm hook, streamed tokens,
+(b) :func:`tam_engine.inference.capture.capture` as the app runs it (final-norm hook, streamed tokens,
     a cancel check per step, top-k candidates, token texts);
 (b2) the same with the candidates taken the other way (``candidates="states"`` on a CPU,
     ``"steps"`` on a GPU), to show why ``"auto"`` picks what it does;
@@ -38,15 +38,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tam_engine.adapters import GenerationSettings  # noqa: E402
-from tam_engine.capture import capture, greedy_config  # noqa: E402
-from tam_engine.loading import load_model  # noqa: E402
-from tam_engine.media import MediaItem  # noqa: E402
-from tam_engine.tiny_models import (  # noqa: E402
+from tam_engine.demo.tiny_models import (  # noqa: E402
     build_qwen2_vl_processor,
     qwen2_vl_model,
     qwen_tokenizer,
 )
+from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
+from tam_engine.inference.capture import capture, greedy_config  # noqa: E402
+from tam_engine.inference.loading import load_model  # noqa: E402
+from tam_engine.media.item import MediaItem  # noqa: E402
 
 VOCAB = 151_936
 

@@ -53,8 +53,8 @@ def make_inputs(weight, case: Case, seed: int = 0):
     import numpy as np
     import torch
 
-    from tam_engine.capture_types import TamInputs
-    from tam_engine.spans import Spans, VisionGrid
+    from tam_engine.core.inputs import TamInputs
+    from tam_engine.core.spans import Spans, VisionGrid
 
     rng = np.random.default_rng(seed)
     n_pre, n_post = 14, 5
@@ -119,7 +119,7 @@ def numpy_peak_mib(fn) -> float:
 def torch_buffers_mib(inputs) -> float:
     import numpy as np
 
-    from tam_engine.engine import needed_rows_and_classes
+    from tam_engine.core.engine import needed_rows_and_classes
 
     rows, classes = needed_rows_and_classes(inputs)
     nr, nc = np.unique(rows).size, np.unique(classes).size
@@ -131,13 +131,13 @@ def run_case(weight, case: Case, repeats: int) -> dict:
     import torch
     from reference_tam import reference_explain
 
-    from tam_engine.engine import (
+    from tam_engine.core.engine import (
         explain,
         explain_from_scores,
         needed_rows_and_classes,
         score_table,
     )
-    from tam_engine.explanation import TamOptions
+    from tam_engine.core.explanation import TamOptions
 
     inputs = make_inputs(weight, case)
     rows, classes = needed_rows_and_classes(inputs)

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tam_engine.capture_types import TamInputs  # noqa: E402
-from tam_engine.engine import explain  # noqa: E402
+from tam_engine.core.engine import explain  # noqa: E402
+from tam_engine.core.inputs import TamInputs  # noqa: E402
+from tam_engine.core.spans import Spans, VisionGrid  # noqa: E402
 from tam_engine.export import export_sweep_mp4, sweep_frames  # noqa: E402
-from tam_engine.media import MediaItem  # noqa: E402
+from tam_engine.media.item import MediaItem  # noqa: E402
 from tam_engine.render.mp4 import H264Writer  # noqa: E402
-from tam_engine.spans import Spans, VisionGrid  # noqa: E402
 
 
 def make_explanation(n_tokens: int, width: int, height: int, seed: int = 0):

@@ -80,7 +80,7 @@ def bench_run_stall(app, tokens: int) -> tuple[float, float, int]:
 
     from tam_desktop.main_window import MainWindow
     from tam_desktop.settings import GenerationPrefs
-    from tam_engine.tiny_models import build_tiny_model
+    from tam_engine.demo.tiny_models import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="tam-bench-gui-"))
     model = build_tiny_model("qwen2_vl", tmp / "model")

@@ -107,7 +107,7 @@ def main() -> int:
     os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-shots-"))
     from PySide6.QtWidgets import QApplication
 
-    from tam_engine.resources import demo_model_path, sample_image_path, sample_video_path
+    from tam_engine.core.resources import demo_model_path, sample_image_path, sample_video_path
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     model = args.model or str(demo_model_path())

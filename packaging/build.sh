@@ -36,7 +36,7 @@ share="$app/share"
 mkdir -p "$share/applications" "$share/metainfo"
 cp packaging/io.github.tam_desktop.TamDesktop.desktop "$share/applications/"
 cp packaging/io.github.tam_desktop.TamDesktop.metainfo.xml "$share/metainfo/"
-icons=tam_engine/resources/icons
+icons=resources/icons
 mkdir -p "$share/icons/hicolor/scalable/apps"
 cp "$icons/tam-desktop.svg" "$share/icons/hicolor/scalable/apps/tam-desktop.svg"
 for png in "$icons"/tam-desktop-*.png; do

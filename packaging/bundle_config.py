@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESOURCES = REPO / "tam_engine" / "resources"
-#: Where the resources land inside the bundle (tam_engine.resources looks there via sys._MEIPASS).
-RESOURCES_DEST = "tam_engine/resources"
+RESOURCES = REPO / "resources"
+#: Where the resources land inside the bundle (tam_engine.core.resources looks there via sys._MEIPASS).
+RESOURCES_DEST = "resources"
 
 #: The demo model is tiny; anything this large means real weights slipped into the resources.
 MAX_RESOURCE_BYTES = 150 * 1024 * 1024
@@ -52,7 +52,7 @@ QT_EXCLUDES = tuple(
 
 
 def resource_files() -> list[tuple[Path, str]]:
-    """Every file under ``tam_engine/resources`` as ``(source, destination folder)``.
+    """Every file under the top-level ``resources/`` as ``(source, destination folder)``.
 
     Raises
     ------
@@ -71,7 +71,7 @@ def resource_files() -> list[tuple[Path, str]]:
     if total > MAX_RESOURCE_BYTES:
         big = sorted(out, key=lambda item: item[0].stat().st_size, reverse=True)[:3]
         raise SystemExit(
-            f"tam_engine/resources holds {total / 2**20:.0f} MiB (largest: "
+            f"resources/ holds {total / 2**20:.0f} MiB (largest: "
             + ", ".join(str(p.relative_to(REPO)) for p, _ in big)
             + "): real model weights must not be bundled; users download them from the Hub."
         )

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication, QImage, QPainter  # noqa: E402
 from PySide6.QtSvg import QSvgRenderer  # noqa: E402
 
-from tam_engine.resources import ICON_SIZES, icon_path  # noqa: E402
+from tam_engine.core.resources import ICON_SIZES, icon_path  # noqa: E402
 
 
 def render_icons(svg: Path, out_dir: Path, sizes: tuple[int, ...] = ICON_SIZES) -> list[Path]:

@@ -20,7 +20,7 @@ from tam_desktop.worker import (
     is_cancellation,
     start_run_worker,
 )
-from tam_engine.explanation import Explanation
+from tam_engine.core.explanation import Explanation
 
 
 class RunView(Protocol):

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from tam_desktop import __version__
 from tam_desktop.settings import GenerationPrefs
-from tam_engine.errors import TamError
+from tam_engine.core.errors import TamError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -19,15 +19,15 @@ from tam_desktop.settings import AppSettings, load_settings, save_settings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
 from tam_desktop.worker import ModelCache, RunRequest, TaskRunner, warm_up_engine
-from tam_engine.errors import ExplanationFileError, MediaError, TamError
-from tam_engine.explanation import Explanation
-from tam_engine.media import MediaItem
+from tam_engine.core.errors import ExplanationFileError, MediaError, TamError
+from tam_engine.core.explanation import Explanation
+from tam_engine.media.item import MediaItem
 
 EXPLANATION_SUFFIX = ".tam.npz"
 
 
 def _media_filter() -> str:
-    from tam_engine.media_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from tam_engine.media.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     images = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
     videos = " ".join(f"*{e}" for e in VIDEO_EXTENSIONS)
@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ building
     def _set_icon(self) -> None:
         try:
-            from tam_engine.resources import icon_path
+            from tam_engine.core.resources import icon_path
 
             self.setWindowIcon(QIcon(str(icon_path(256))))
         except Exception:  # an icon is decoration: a missing one must not stop the app
@@ -223,7 +223,7 @@ class MainWindow(QMainWindow):
         self._status(f"Opening {', '.join(Path(p).name for p in paths)} …")
 
         def read(paths: list[str], fps: float, max_frames: int) -> list[MediaItem]:
-            from tam_engine.media_io import load_media
+            from tam_engine.media.io import load_media
 
             return load_media(paths, fps=fps, max_frames=max_frames)
 
@@ -470,7 +470,7 @@ class MainWindow(QMainWindow):
 
 
 def _is_model_error(exc: BaseException) -> bool:
-    from tam_engine.errors import ModelLoadError, ModelMemoryError
+    from tam_engine.core.errors import ModelLoadError, ModelMemoryError
 
     return isinstance(exc, (ModelLoadError, ModelMemoryError))
 

@@ -62,10 +62,10 @@ def _need_offscreen() -> bool:
 
 # --------------------------------------------------------------------------------- the steps
 def _step_resources(state: SelfTestState) -> str:
-    from tam_engine.resources import resources_dir, sample_image_path
+    from tam_engine.core.resources import resources_dir, sample_image_path
 
     if state.model_path is None:
-        from tam_engine.resources import demo_model_path
+        from tam_engine.core.resources import demo_model_path
 
         state.model_path = demo_model_path()
     if state.image_path is None:
@@ -74,7 +74,7 @@ def _step_resources(state: SelfTestState) -> str:
 
 
 def _step_load_model(state: SelfTestState) -> str:
-    from tam_engine.loading import load_model
+    from tam_engine.inference.loading import load_model
 
     try:  # the report is the output here, not transformers' progress bars
         from transformers.utils import logging as hf_logging
@@ -88,7 +88,7 @@ def _step_load_model(state: SelfTestState) -> str:
 
 
 def _step_load_image(state: SelfTestState) -> str:
-    from tam_engine.media_io import load_image
+    from tam_engine.media.io import load_image
 
     assert state.image_path is not None
     state.media = load_image(state.image_path)
@@ -97,8 +97,8 @@ def _step_load_image(state: SelfTestState) -> str:
 
 
 def _step_decode_video(state: SelfTestState) -> str:
-    from tam_engine.media_io import load_video
-    from tam_engine.resources import sample_video_path
+    from tam_engine.core.resources import sample_video_path
+    from tam_engine.media.io import load_video
 
     # Decoding only (explaining a clip takes longer): proves the video stack (PyAV) is complete.
     path = state.video_path or sample_video_path()
@@ -110,8 +110,8 @@ def _step_decode_video(state: SelfTestState) -> str:
 
 
 def _step_explain(state: SelfTestState) -> str:
-    from tam_engine.adapters.base import GenerationSettings
-    from tam_engine.pipeline import run_and_explain
+    from tam_engine.inference.adapters.base import GenerationSettings
+    from tam_engine.inference.pipeline import run_and_explain
 
     settings = GenerationSettings(max_new_tokens=SELF_TEST_MAX_NEW_TOKENS)
     state.explanation = run_and_explain(state.loaded, [state.media], SELF_TEST_PROMPT, settings)
@@ -296,7 +296,7 @@ def run(
 
 
 def _describe_failure(exc: BaseException) -> str:
-    from tam_engine.errors import TamError
+    from tam_engine.core.errors import TamError
 
     if isinstance(exc, (TamError, SelfTestFailure)):
         return str(exc).replace("\n", "\n" + " " * 8)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tam_engine.explanation import atomic_write_bytes
+from tam_engine.core.explanation import atomic_write_bytes
 
 SETTINGS_VERSION = 1
 CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"
@@ -42,8 +42,8 @@ class GenerationPrefs:
     dtype: str = "auto"
 
     def to_generation_settings(self) -> Any:
-        """A ``tam_engine.pipeline.GenerationSettings`` with these values."""
-        from tam_engine.pipeline import GenerationSettings
+        """A ``tam_engine.inference.pipeline.GenerationSettings`` with these values."""
+        from tam_engine.inference.pipeline import GenerationSettings
 
         known = {f.name for f in fields(GenerationSettings)}
         return GenerationSettings(**{k: v for k, v in asdict(self).items() if k in known})

@@ -17,8 +17,8 @@ from typing import Any
 from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_worker
 
 from tam_desktop.settings import GenerationPrefs
-from tam_engine.errors import Cancelled
-from tam_engine.explanation import Explanation
+from tam_engine.core.errors import Cancelled
+from tam_engine.core.explanation import Explanation
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ModelCache:
             self._key, self._model = None, None  # free the old model before loading the new
             loader = self._loader
             if loader is None:
-                from tam_engine.loading import load_model as loader
+                from tam_engine.inference.loading import load_model as loader
             model = loader(name, device=device, dtype=dtype)
             self._key, self._model = key, model
             return model
@@ -91,11 +91,11 @@ class ModelCache:
 def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], None],
             should_stop: Callable[[], bool]) -> Generator[RunEvent, None, Explanation]:
     """Load (or reuse) the model, read the media, generate and explain."""
-    from tam_engine.media_io import load_media
+    from tam_engine.media.io import load_media
 
     with ENGINE_LOCK:
         _import_engine()
-    from tam_engine.pipeline import run_and_explain
+    from tam_engine.inference.pipeline import run_and_explain
 
     gen = request.generation
     cached = cache.holds(request.model, gen.device, gen.dtype)
@@ -185,8 +185,8 @@ def _import_engine() -> None:
     import transformers.models.auto.modeling_auto  # noqa: F401
     import transformers.models.auto.processing_auto  # noqa: F401
 
-    import tam_engine.loading  # noqa: F401  (torch, the adapters)
-    import tam_engine.pipeline  # noqa: F401
+    import tam_engine.inference.loading  # noqa: F401  (torch, the adapters)
+    import tam_engine.inference.pipeline  # noqa: F401
 
 
 def is_cancellation(exc: BaseException) -> bool:

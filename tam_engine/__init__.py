@@ -5,12 +5,12 @@ The pipeline is ``media/prompt -> adapter -> capture -> engine -> Explanation ->
 
 from __future__ import annotations
 
-from tam_engine.capture_types import Candidates, TamInputs
-from tam_engine.engine import explain
-from tam_engine.explanation import Explanation, TamOptions, TokenMaps
-from tam_engine.filters import rank_gaussian_filter
-from tam_engine.media import MediaItem
-from tam_engine.spans import Spans, VisionGrid
+from tam_engine.core.engine import explain
+from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.filters import rank_gaussian_filter
+from tam_engine.core.inputs import Candidates, TamInputs
+from tam_engine.core.spans import Spans, VisionGrid
+from tam_engine.media.item import MediaItem
 
 __version__ = "0.1.0"
 

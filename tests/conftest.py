@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 def tiny_model_dir(tmp_path_factory):
     """``tiny_model_dir(family) -> Path``: a random tiny model with its real processor, built
     once per test session in a temporary folder (never in the repo)."""
-    from tam_engine.tiny_models import build_tiny_model
+    from tam_engine.demo.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny_models")
     built: dict[str, object] = {}
@@ -31,7 +31,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir):
     """``tiny_loaded(family) -> LoadedModel`` on the CPU, loaded once per session."""
-    from tam_engine.loading import load_model
+    from tam_engine.inference.loading import load_model
 
     loaded: dict[str, object] = {}
 
@@ -114,8 +114,8 @@ def error_boxes(monkeypatch):
 
 @pytest.fixture(scope="session")
 def sample_media(tmp_path_factory):
-    """A small PNG and a short MP4 made by tam_engine.synth: {"image": Path, "video": Path}."""
-    from tam_engine import synth
+    """A small PNG and a short MP4 made by tam_engine.demo.synth: {"image": Path, "video": Path}."""
+    from tam_engine.demo import synth
 
     root = tmp_path_factory.mktemp("gui_media")
     image = root / "shapes.png"

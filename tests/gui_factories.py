@@ -1,7 +1,7 @@
 """Explanations for GUI tests and benchmarks, made by the real engine from synthetic inputs.
 
 No model is involved: hidden states and the lm_head are random, but every map, relevance and
-candidate comes out of ``tam_engine.engine.explain`` exactly as it would after a capture.
+candidate comes out of ``tam_engine.core.engine.explain`` exactly as it would after a capture.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from reference_tam import synthetic_inputs
 
-from tam_engine.capture_types import Candidates
-from tam_engine.engine import explain
-from tam_engine.explanation import Explanation
-from tam_engine.media import MediaItem
+from tam_engine.core.engine import explain
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.inputs import Candidates
+from tam_engine.media.item import MediaItem
 
 PROMPT_WORDS = ["Describe", " this", " image", "."]
 WORDS = ["a", " red", " circle", " and", " a", " blue", " square", " moves", " left", "."]

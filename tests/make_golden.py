@@ -5,7 +5,7 @@ Regenerate the golden PNGs (after an intended change to the renderer or the font
     python tests/make_golden.py
 
 then look at the images in ``tests/golden/`` before committing them. The explanations are built
-by the real engine (``tam_engine.engine.explain``) from random hidden states and ``lm_head``
+by the real engine (``tam_engine.core.engine.explain``) from random hidden states and ``lm_head``
 weights with a planted signal, so no model is needed.
 """
 
@@ -45,10 +45,10 @@ def build_explanation(*, prompt: list[str] | None = None, answer: list[str] | No
     Sequence layout: ``[BOS] [vision tokens] [prompt tokens] [answer tokens]``. Each answer
     token's class is made to light up a blob of the grid so the maps have structure.
     """
-    from tam_engine.capture_types import Candidates, TamInputs
-    from tam_engine.engine import explain
-    from tam_engine.media import MediaItem
-    from tam_engine.spans import Spans, VisionGrid
+    from tam_engine.core.engine import explain
+    from tam_engine.core.inputs import Candidates, TamInputs
+    from tam_engine.core.spans import Spans, VisionGrid
+    from tam_engine.media.item import MediaItem
 
     prompt = PROMPT if prompt is None else prompt
     answer = ANSWER if answer is None else answer

@@ -1,6 +1,6 @@
 """A plain, loop-by-loop Token Activation Map, written from ``TAM-METHOD.md`` alone.
 
-This is the yardstick the fast engine (``tam_engine.engine``) is checked against. It shares no
+This is the yardstick the fast engine (``tam_engine.core.engine``) is checked against. It shares no
 code with the engine: only the input containers (``TamInputs``, ``VisionGrid``) are read. Every
 step is an explicit Python loop over tokens, context entries and cells; the only vectorised
 operation is the dot product of one hidden state with one ``lm_head`` row, done in float64.
@@ -29,7 +29,7 @@ EPS = 1e-8
 class RefTokens:
     """Reference outputs for one set of explained tokens (answer or prompt).
 
-    Shapes mirror ``tam_engine.explanation.TokenMaps``: vision arrays ``(N, n_vision)``,
+    Shapes mirror ``tam_engine.core.explanation.TokenMaps``: vision arrays ``(N, n_vision)``,
     ``relevance``/``context`` ``(N, n_prompt + n_answer)``; ``relevance`` is only meaningful
     where ``context`` is True (it is 0 elsewhere).
     """
@@ -209,7 +209,7 @@ def reference_explain(inputs, eci: bool = True, filter: bool = True, kernel_size
                       ) -> RefExplanation:
     """Explain every answer token (and every prompt token) the slow, obvious way.
 
-    ``inputs`` is a ``tam_engine.capture_types.TamInputs``. ``answer_limit`` explains only the
+    ``inputs`` is a ``tam_engine.core.inputs.TamInputs``. ``answer_limit`` explains only the
     first answer tokens (for timing the reference on a subset); the context is unchanged.
     """
     ids = [int(i) for i in np.asarray(inputs.ids).reshape(-1)]
@@ -298,8 +298,8 @@ def synthetic_inputs(rng: np.random.Generator, *, d: int = 8, vocab: int = 20,
     and sum is exact (d <= 16), so both implementations see the very same scores whatever the
     order of summation. ``flat_vision`` makes all vision hidden states equal (flat maps).
     """
-    from tam_engine.capture_types import TamInputs
-    from tam_engine.spans import Spans, VisionGrid
+    from tam_engine.core.inputs import TamInputs
+    from tam_engine.core.spans import Spans, VisionGrid
 
     sizes = [t * h * w for t, h, w in grids]
     nv = sum(sizes)

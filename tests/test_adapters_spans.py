@@ -7,8 +7,8 @@ import copy
 import numpy as np
 import pytest
 
-from tam_engine.adapters import GenerationSettings, adapter_class_for
-from tam_engine.media import MediaItem
+from tam_engine.inference.adapters import GenerationSettings, adapter_class_for
+from tam_engine.media.item import MediaItem
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 PROMPT = "What colour is the shape on the left?"
@@ -129,7 +129,7 @@ def test_adapter_choice_from_config(tiny_loaded):
 
 
 def test_empty_prompt_and_no_media_are_refused(tiny_loaded):
-    from tam_engine.errors import MediaError, TamError
+    from tam_engine.core.errors import MediaError, TamError
 
     adapter = tiny_loaded("qwen2_vl").adapter
     with pytest.raises(TamError):
@@ -139,7 +139,7 @@ def test_empty_prompt_and_no_media_are_refused(tiny_loaded):
 
 
 def test_generic_adapter_matches_the_llava_adapter(tiny_loaded):
-    from tam_engine.adapters import GenericAdapter
+    from tam_engine.inference.adapters import GenericAdapter
 
     loaded = tiny_loaded("llava")
     generic = GenericAdapter(loaded.processor, loaded.model.config)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tam_engine.cli import main
-from tam_engine.explanation import Explanation
+from tam_engine.core.explanation import Explanation
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_missing_media_gives_a_clear_error(tmp_path, capsys, tiny_model_dir):
 
 
 def test_explain_a_video_and_an_image(tiny_model_dir, png, tmp_path):
-    from tam_engine import synth
+    from tam_engine.demo import synth
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(synth.encode_mp4(synth.make_video_scene(1, size=112, n_frames=8).frames))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tam_engine.cli import build_parser, main
-from tam_engine.cli_options import load_kwargs, settings_kwargs
+from tam_engine.cli.options import load_kwargs, settings_kwargs
 
 SHARED = ["--fps", "4", "--max-frames", "8", "--min-pixels", "3136", "--max-pixels", "50176",
           "--device", "cpu", "--dtype", "float32", "--trust-remote-code", "--allow-pickle"]

@@ -16,9 +16,10 @@ from tam_engine.compare import (
     render_side_by_side,
     selection_frame_map,
 )
-from tam_engine.errors import Cancelled
-from tam_engine.explanation import Explanation, TamOptions, TokenMaps
-from tam_engine.media import MediaItem
+from tam_engine.core.errors import Cancelled
+from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.spans import VisionGrid
+from tam_engine.media.item import MediaItem
 from tam_engine.render.diff import (
     apply_diverging,
     diff_overlay,
@@ -26,7 +27,6 @@ from tam_engine.render.diff import (
     diverging_colorbar,
     diverging_lut,
 )
-from tam_engine.spans import VisionGrid
 
 
 def hand_built(texts: list[str], maps: np.ndarray, *, frames: np.ndarray | None = None,

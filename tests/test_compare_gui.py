@@ -201,7 +201,7 @@ def test_exports_of_the_side_by_side_view(qtbot, compare_window, tmp_path, error
 def _slow_export(path, progress=None, should_stop=None):
     import time
 
-    from tam_engine.errors import Cancelled
+    from tam_engine.core.errors import Cancelled
 
     for i in range(200):
         if should_stop():

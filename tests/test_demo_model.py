@@ -1,6 +1,6 @@
 """The bundled demo model, through the real loader, pipeline and engine (small held-out set).
 
-The full measurement (200 images, 20 videos) is ``python -m tam_engine.demo_quality``; its
+The full measurement (200 images, 20 videos) is ``python -m tam_engine.demo.quality``; its
 figures are in tam_engine/resources/demo_model/MODEL_CARD.md. This quick version uses a few
 scenes and thresholds a little below the full ones, so a broken model, processor, adapter or
 engine shows up in CI without training anything.
@@ -13,9 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from tam_engine import synth
-from tam_engine.demo_quality import clean_answer, measure, named_words, peak_inside
-from tam_engine.resources import demo_model_path, sample_image_path, sample_video_path
+from tam_engine.core.resources import demo_model_path, sample_image_path, sample_video_path
+from tam_engine.demo import synth
+from tam_engine.demo.quality import clean_answer, measure, named_words, peak_inside
 
 
 def test_bundled_files_are_small_and_complete():

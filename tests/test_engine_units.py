@@ -8,8 +8,8 @@ import torch
 from reference_tam import synthetic_inputs
 from test_engine_reference import run_both
 
-from tam_engine.engine import explain, explain_from_scores, score_table
-from tam_engine.explanation import TamOptions
+from tam_engine.core.engine import explain, explain_from_scores, score_table
+from tam_engine.core.explanation import TamOptions
 
 
 def _inputs(seed: int = 5, **kw):

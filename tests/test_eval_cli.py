@@ -11,7 +11,7 @@ from tam_engine.cli import main
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
-    from tam_engine.synth import write_dataset
+    from tam_engine.demo.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth_cli")
     write_dataset(root, n_images=3, n_videos=1, seed=2, size=56, n_frames=4)
@@ -64,7 +64,7 @@ def test_tam_eval_errors(tmp_path, capsys):
 
 
 def test_tam_eval_interrupted_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from tam_engine import cli_eval
+    from tam_engine.cli import eval as cli_eval
 
     def interrupted(args):
         raise KeyboardInterrupt

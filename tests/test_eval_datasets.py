@@ -85,7 +85,7 @@ def test_synthetic_layout(tmp_path):
 
 
 def test_synthetic_written_by_tam_synth(tmp_path):
-    from tam_engine.synth import write_dataset
+    from tam_engine.demo.synth import write_dataset
 
     write_dataset(tmp_path / "s", n_images=2, n_videos=1, seed=3, size=32, n_frames=4)
     ds = open_dataset(tmp_path / "s", "synthetic")

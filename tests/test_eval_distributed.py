@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    from tam_engine.synth import write_dataset
+    from tam_engine.demo.synth import write_dataset
 
     data = tmp_path / "ds"
     write_dataset(data, n_images=5, n_videos=1, seed=5, size=96, n_frames=4)

@@ -7,7 +7,8 @@ import json
 import pytest
 from fixtures_eval.fake_explainer import fake_explain
 
-from tam_engine.errors import MediaError
+from tam_engine.core.errors import MediaError
+from tam_engine.core.explanation import TamOptions
 from tam_engine.eval.datasets import open_dataset
 from tam_engine.eval.runner import (
     ABLATION_VARIANTS,
@@ -20,12 +21,11 @@ from tam_engine.eval.runner import (
     run_eval,
     variants_for,
 )
-from tam_engine.explanation import TamOptions
 
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
-    from tam_engine.synth import write_dataset
+    from tam_engine.demo.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth")
     write_dataset(root, n_images=5, n_videos=1, seed=11, size=96, n_frames=4)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from reference_tam import synthetic_inputs
 
-from tam_engine.capture_types import Candidates
-from tam_engine.engine import explain
-from tam_engine.errors import ExplanationFileError, TamError
-from tam_engine.explanation import FORMAT_VERSION, Explanation, TamOptions
-from tam_engine.media import MediaItem
+from tam_engine.core.engine import explain
+from tam_engine.core.errors import ExplanationFileError, TamError
+from tam_engine.core.explanation import FORMAT_VERSION, Explanation, TamOptions
+from tam_engine.core.inputs import Candidates
+from tam_engine.media.item import MediaItem
 
 TEXTS = ["猫", " 🐶", " naïve", "\n", " der Straße", " 日本語", "👩‍👩‍👧", " ok"]
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tam_engine import export as ex
 from tam_engine.cli import main as tam_main
-from tam_engine.errors import Cancelled
+from tam_engine.core.errors import Cancelled
 from tam_engine.render.mp4 import H264Writer
 
 
@@ -237,7 +237,7 @@ def test_cancelled_html_leaves_no_file(tmp_path, expl):
 
 # ------------------------------------------------------------------------------ saved + CLI
 def test_exports_from_a_saved_explanation_match(tmp_path, expl):
-    from tam_engine.explanation import Explanation
+    from tam_engine.core.explanation import Explanation
 
     loaded = Explanation.load(expl.save(tmp_path / "e.tam.npz"))
     np.testing.assert_array_equal(ex.render_token(loaded, 2), ex.render_token(expl, 2))
@@ -266,9 +266,9 @@ def test_cli_export_errors(tmp_path, expl, capsys):
 def test_explain_export_hook_writes_outputs(tmp_path, expl):
     import argparse
 
-    from tam_engine import cli_explain
     from tam_engine.cli import build_parser
-    from tam_engine.cli_export import _explain_outputs
+    from tam_engine.cli import explain as cli_explain
+    from tam_engine.cli.export import _explain_outputs
 
     build_parser()
     assert _explain_outputs in cli_explain.OUTPUT_HOOKS          # registered once
@@ -284,7 +284,7 @@ def test_video_from_source_plays_every_frame(tmp_path, video_expl):
 
     from test_media_io import write_video
 
-    from tam_engine.media_io import load_video
+    from tam_engine.media.io import load_video
 
     src = write_video(tmp_path / "src.mp4", n_frames=10, rate=10, size=(80, 48))  # 1 s
     item = load_video(src, fps=2.0)                   # sampled at 0.0 and 0.5 s

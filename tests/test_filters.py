@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from reference_tam import rank_gaussian_cell, rank_gaussian_map, reflect_index
 
-from tam_engine.filters import SORT9, rank_gaussian_filter
+from tam_engine.core.filters import SORT9, rank_gaussian_filter
 
 
 def _strict():
@@ -180,7 +180,7 @@ def test_matches_the_reference(m, k):
 @pytest.mark.parametrize("shape", [(2, 2), (3, 5), (6, 4), (1, 5), (5, 1), (1, 1)])
 @pytest.mark.parametrize("r", [1, 2])
 def test_padding_is_numpys_reflect(shape, r):
-    from tam_engine.filters import _reflect_pad
+    from tam_engine.core.filters import _reflect_pad
 
     x = np.random.default_rng(3).random((3,) + shape)
     want = np.pad(x, [(0, 0), (r, r), (r, r)], mode="reflect")

@@ -12,7 +12,7 @@ from gui_factories import synthetic_explanation
 from PIL import Image
 from PySide6.QtWidgets import QPushButton
 
-from tam_engine.explanation import Explanation
+from tam_engine.core.explanation import Explanation
 
 IMAGE_KEYS = ["token_png", "textmap_png", "sequence", "contact_sheet", "sweep_mp4", "html",
               "json", "npz"]

@@ -277,7 +277,7 @@ def test_generation_settings_dialog_round_trip(qtbot, main_window, monkeypatch):
 
 def test_several_images_are_picked_from_the_media_box(qtbot, main_window, sample_media,
                                                       tmp_path):
-    from tam_engine import synth
+    from tam_engine.demo import synth
 
     second = tmp_path / "second.png"
     second.write_bytes(synth.encode_png(synth.make_image_scene(9, size=96).image))

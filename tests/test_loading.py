@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from tam_engine.adapters import GenerationSettings
-from tam_engine.errors import ModelLoadError
-from tam_engine.loading import load_model, resolve_device, resolve_dtype
+from tam_engine.core.errors import ModelLoadError
+from tam_engine.inference.adapters import GenerationSettings
+from tam_engine.inference.loading import load_model, resolve_device, resolve_dtype
 
 
 def test_folder_that_is_not_a_model(tmp_path):
@@ -107,7 +107,7 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path, tiny_model_dir):
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123abcd")
     env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
-    code = ("from tam_engine.loading import load_model\n"
+    code = ("from tam_engine.inference.loading import load_model\n"
             "m = load_model('tamtest/tiny-qwen', device='cpu')\n"
             "print('LOADED', m.family, m.name)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -118,7 +118,7 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path, tiny_model_dir):
 def test_out_of_memory_while_loading_names_the_fixes(tiny_model_dir, monkeypatch):
     import transformers
 
-    from tam_engine.errors import ModelMemoryError
+    from tam_engine.core.errors import ModelMemoryError
 
     def boom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tam_engine.errors import MediaError
-from tam_engine.media_io import (
+from tam_engine.core.errors import MediaError
+from tam_engine.media.io import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     load_image,
@@ -223,7 +223,7 @@ def test_mixed_list_keeps_order(tmp_path):
 
 
 def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
-    import tam_engine.media_io as mio
+    import tam_engine.media.io as mio
 
     def refuse(path, fps, max_frames):
         raise MediaError(f"{path.name}: PyAV refused", "hint")
@@ -240,7 +240,7 @@ def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
 
 
 def test_iter_and_probe_video(tmp_path):
-    from tam_engine.media_io import iter_video_frames, probe_video
+    from tam_engine.media.io import iter_video_frames, probe_video
 
     p = write_video(tmp_path / "clip.mp4", n_frames=12, rate=6)
     duration, rate = probe_video(p)
@@ -297,7 +297,7 @@ def long_index(frame: np.ndarray) -> int:
 
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 def test_long_video_seeks_to_the_same_frames(tmp_path, monkeypatch, ext):
-    import tam_engine.media_io as mio
+    import tam_engine.media.io as mio
 
     p = write_long_video(tmp_path / f"long{ext}", n_frames=240, rate=4)       # 60 s
     seeking = load_video(p, fps=0.1, max_frames=4)                          # 0, 15, 30, 45 s

@@ -13,8 +13,8 @@ from PIL import Image
 
 import tam_desktop
 import tam_engine
-from tam_engine import resources
-from tam_engine.errors import TamError
+from tam_engine.core import resources
+from tam_engine.core.errors import TamError
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGING = REPO / "packaging"
@@ -33,12 +33,23 @@ def test_versions_agree():
     assert tam_engine.__version__ == version
 
 
-def test_resources_live_inside_the_engine_package():
-    root = resources.resources_dir()
-    assert root == Path(tam_engine.__file__).parent / "resources"
-    assert root.is_dir()
-    declared = _pyproject()["tool"]["setuptools"]["package-data"]["tam_engine"]
-    assert "resources/**/*" in declared
+def test_resources_are_found_in_the_top_level_folder_of_a_checkout():
+    assert resources.resources_dir() == REPO / "resources"
+    setuptools = _pyproject()["tool"]["setuptools"]
+    # The wheel carries the folder as the data-only package tam_engine._resources.
+    assert setuptools["package-dir"]["tam_engine._resources"] == "resources"
+    assert setuptools["package-data"]["tam_engine._resources"] == ["**/*"]
+
+
+def test_every_python_package_is_listed_for_the_wheel():
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("tam_engine", "tam_desktop")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"
+    assert listed - on_disk == {"tam_engine._resources"}
 
 
 @pytest.mark.parametrize("size", resources.ICON_SIZES)
@@ -77,15 +88,17 @@ def test_missing_resource_names_the_file_and_the_way_out():
 
 
 def test_frozen_bundle_lookup_uses_meipass(tmp_path, monkeypatch):
-    bundled = tmp_path / "tam_engine" / "resources" / "icons"
-    bundled.mkdir(parents=True)
-    (bundled / "tam-desktop.svg").write_text("<svg/>", encoding="utf-8")
+    bundled = tmp_path / "resources"
+    (bundled / "icons").mkdir(parents=True)
+    (bundled / "demo_model").mkdir()
+    (bundled / "demo_model" / "config.json").write_text("{}", encoding="utf-8")
+    (bundled / "icons" / "tam-desktop.svg").write_text("<svg/>", encoding="utf-8")
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert resources.resources_dir() == tmp_path / "tam_engine" / "resources"
-    assert resources.icon_path() == bundled / "tam-desktop.svg"
-    # A bundle without the resources folder falls back to the package, not to a dead path.
+    assert resources.resources_dir() == bundled
+    assert resources.icon_path() == bundled / "icons" / "tam-desktop.svg"
+    # A bundle without the resources folder falls back to the checkout, not to a dead path.
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "elsewhere"), raising=False)
-    assert resources.resources_dir() == Path(tam_engine.__file__).parent / "resources"
+    assert resources.resources_dir() == REPO / "resources"
 
 
 def test_desktop_entry():
@@ -152,9 +165,9 @@ def test_bundle_collects_every_resource_under_the_frozen_lookup_path():
     files = cfg.resource_files()
     root = resources.resources_dir()
     for src, dest in files:
-        # Where tam_engine.resources will look inside the bundle (sys._MEIPASS/...).
+        # Where tam_engine.core.resources will look inside the bundle (sys._MEIPASS/...).
         rel = src.relative_to(root)
-        assert f"{dest}/{rel.name}" == f"tam_engine/resources/{rel.as_posix()}"
+        assert f"{dest}/{rel.name}" == f"resources/{rel.as_posix()}"
         assert "__pycache__" not in src.parts and src.suffix not in (".py", ".pyc")
     collected = {src for src, _ in files}
     assert resources.icon_path() in collected

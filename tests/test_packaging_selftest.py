@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tam_desktop.self_test import STEPS, run
-from tam_engine.resources import icon_path
+from tam_engine.core.resources import icon_path
 
 
 def _tiny_video(path: Path) -> Path:

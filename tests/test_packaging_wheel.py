@@ -73,12 +73,11 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_the_resources(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "tam_engine/resources/__init__.py" in names
-    assert "tam_engine/resources/icons/tam-desktop.svg" in names
-    assert "tam_engine/resources/icons/tam-desktop-256.png" in names
-    assert "tam_engine/resources/sample_image.png" in names
-    assert "tam_engine/resources/sample_video.mp4" in names
-    assert any(n.startswith("tam_engine/resources/demo_model/") and n.endswith("config.json")
+    assert "tam_engine/_resources/icons/tam-desktop.svg" in names
+    assert "tam_engine/_resources/icons/tam-desktop-256.png" in names
+    assert "tam_engine/_resources/sample_image.png" in names
+    assert "tam_engine/_resources/sample_video.mp4" in names
+    assert any(n.startswith("tam_engine/_resources/demo_model/") and n.endswith("config.json")
                for n in names)
     assert not any("__pycache__" in n for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -114,7 +113,7 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
 
 def test_project_and_resources_come_from_the_wheel(fresh_venv, tmp_path):
     code = (
-        "import json, tam_desktop, tam_engine, tam_engine.resources as r\n"
+        "import json, tam_desktop, tam_engine, tam_engine.core.resources as r\n"
         "print(json.dumps({'desktop': tam_desktop.__file__, 'engine': tam_engine.__file__,\n"
         "  'resources': str(r.resources_dir()), 'demo': str(r.demo_model_path()),\n"
         "  'image': str(r.sample_image_path()), 'video': str(r.sample_video_path()),\n"

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from tam_engine import synth
 from tam_engine.cli import main as tam_main
+from tam_engine.demo import synth
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 123])

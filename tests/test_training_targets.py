@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 import train_demo_model as tdm  # noqa: E402
 
-from tam_engine import synth  # noqa: E402
+from tam_engine.demo import synth  # noqa: E402
 
 
 @pytest.mark.parametrize("grid", [8, 12])

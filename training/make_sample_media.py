@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tam_engine import synth
-from tam_engine.explanation import atomic_write_bytes
+from tam_engine.core.explanation import atomic_write_bytes
+from tam_engine.demo import synth
 
 #: Held-out scene seeds of the samples (training draws from synth.item_seed(20251125, ...)).
 SAMPLE_IMAGE_SEED = 34

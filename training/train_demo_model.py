@@ -5,8 +5,8 @@ Run from the repository root (CPU only; about 20-30 minutes on 2 cores)::
     python training/train_demo_model.py --out tam_engine/resources/demo_model
 
 Everything is deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)``, a fixed
-thread count (``--threads``, default 1), and scenes drawn from :mod:`tam_engine.synth` by seed
-(training seeds never overlap the held-out seeds of :mod:`tam_engine.demo_quality`).
+thread count (``--threads``, default 1), and scenes drawn from :mod:`tam_engine.demo.synth` by seed
+(training seeds never overlap the held-out seeds of :mod:`tam_engine.demo.quality`).
 
 Model: ``Qwen2VLForConditionalGeneration`` (vision tower 2 blocks x 64, LM 2 layers x 128,
 about 0.64 M parameters) with its own 402-token byte-level BPE and the real
@@ -50,8 +50,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tam_engine import synth  # noqa: E402
-from tam_engine import tiny_models as tm  # noqa: E402
+from tam_engine.demo import synth  # noqa: E402
+from tam_engine.demo import tiny_models as tm  # noqa: E402
 
 SIZE = 224  # scenes are drawn at this size
 PATCH, MERGE, TPS = 14, 2, 2
@@ -363,7 +363,7 @@ def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
 
     The proxy: for each colour/shape word of the true caption, is the vision cell with the
     highest score of that word covered by the named object (>= 25 %)? The full measurement
-    with TAM proper is :mod:`tam_engine.demo_quality`.
+    with TAM proper is :mod:`tam_engine.demo.quality`.
     """
     model.eval()
     res = {}
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=336, help="model input size in pixels")
     ap.add_argument("--lattice", type=int, default=synth.LATTICE,
-                    help="object centres on this lattice (see tam_engine.synth)")
+                    help="object centres on this lattice (see tam_engine.demo.synth)")
     ap.add_argument("--hard-targets", type=float, default=0.25, metavar="COVER",
                     help="binary grounding targets: 1 where a cell is covered >= COVER (0: soft)")
     ap.add_argument("--centre-targets", action="store_true",

@@ -14,7 +14,7 @@ from tam_desktop.controller import RunController
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.worker import ModelCache, RunRequest
 from tam_engine.compare import Side
-from tam_engine.explanation import Explanation
+from tam_engine.core.explanation import Explanation
 
 
 class CompareView(Protocol):

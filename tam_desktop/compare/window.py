@@ -30,9 +30,9 @@ from tam_desktop.settings import AppSettings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
 from tam_engine.compare import Comparison, Side
-from tam_engine.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
-from tam_engine.explanation import Explanation
-from tam_engine.media import MediaItem
+from tam_engine.core.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
+from tam_engine.core.explanation import Explanation
+from tam_engine.media.item import MediaItem
 
 
 def _short(model: str) -> str:
@@ -303,7 +303,7 @@ class CompareWindow(QMainWindow):
         gen = self.settings.generation
 
         def read(paths: list[str], fps: float, max_frames: int) -> list[MediaItem]:
-            from tam_engine.media_io import load_media
+            from tam_engine.media.io import load_media
 
             return load_media(paths, fps=fps, max_frames=max_frames)
 

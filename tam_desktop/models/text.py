@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation, TokenKind
 
 
 def display_token(text: str) -> str:

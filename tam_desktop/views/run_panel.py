@@ -23,7 +23,7 @@ DEMO_LABEL = "Bundled demo model"
 def demo_model_dir() -> str | None:
     """The bundled demo model's folder, or None when this installation has none."""
     try:
-        from tam_engine.resources import demo_model_path
+        from tam_engine.core.resources import demo_model_path
 
         path = demo_model_path()
     except Exception:  # ResourceMissingError: the demo ships later / was removed

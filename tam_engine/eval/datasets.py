@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from tam_engine.errors import TamError
+from tam_engine.core.errors import TamError
 from tam_engine.eval.coco_names import COCO_SYNONYMS
 from tam_engine.eval.masks import rle_to_mask, segmentation_to_mask
 from tam_engine.eval.words import Vocabulary, is_function_word, phrase_head

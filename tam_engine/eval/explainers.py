@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.eval.datasets import EvalItem
-from tam_engine.explanation import Explanation, TamOptions
 
 DEFAULT_PROMPT = "Describe this image in one sentence."
 DEFAULT_VIDEO_PROMPT = "Describe this video in one sentence."
@@ -20,13 +20,13 @@ def model_explain_fn(loaded: Any, settings: Any, prompt: str | None = None
                      ) -> Callable[[EvalItem, Sequence[TamOptions]], list[Explanation]]:
     """Generate once per item with a loaded model; explain it once per option set.
 
-    ``loaded`` is a :class:`tam_engine.loading.LoadedModel`, ``settings`` a
+    ``loaded`` is a :class:`tam_engine.inference.loading.LoadedModel`, ``settings`` a
     :class:`GenerationSettings`. The score table (the only model-sized product) is computed once
     and the engine re-run per option set, so an ablation costs one generation.
     """
-    from tam_engine.capture import capture
-    from tam_engine.engine import explain_from_scores, score_table
-    from tam_engine.media_io import load_media
+    from tam_engine.core.engine import explain_from_scores, score_table
+    from tam_engine.inference.capture import capture
+    from tam_engine.media.io import load_media
 
     def explain(item: EvalItem, options: Sequence[TamOptions]) -> list[Explanation]:
         media = load_media(item.media, fps=settings.video_fps, max_frames=settings.max_frames)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation, TokenKind
 from tam_engine.render.colormaps import DEFAULT_COLORMAP
 from tam_engine.render.overlay import add_caption, add_colorbar, heatmap, overlay, token_caption
 from tam_engine.render.textmap import render_text_map

@@ -4,7 +4,7 @@ Pillow draws one font at a time and does not fall back by itself. We read each b
 character map once (a few dozen lines of ``cmap`` parsing, formats 4 and 12), split every string
 into runs of characters one font covers, and draw the runs on a common baseline.
 
-Fonts, in order of preference (licences in ``tam_engine/resources/fonts/README.md``):
+Fonts, in order of preference (licences in ``resources/fonts/README.md``):
 DejaVu Sans (Latin, Greek, Cyrillic, symbols), WenQuanYi Micro Hei (CJK, Hangul, kana),
 Symbola (emoji and other symbols, monochrome).
 """
@@ -50,7 +50,7 @@ def visible(text: str) -> str:
 
 
 def fonts_dir() -> Path:
-    from tam_engine.resources import fonts_dir as _fonts_dir
+    from tam_engine.core.resources import fonts_dir as _fonts_dir
 
     return _fonts_dir()
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation, TokenKind
 from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.figure import resize_frame
 from tam_engine.render.fonts import visible

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tam_engine.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation, TokenKind
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, colour_of
 from tam_engine.render.fonts import FontStack, font_stack
 

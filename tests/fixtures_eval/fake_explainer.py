@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tam_engine.capture_types import TamInputs
-from tam_engine.engine import explain_from_scores, score_table
+from tam_engine.core.engine import explain_from_scores, score_table
+from tam_engine.core.explanation import Explanation, TamOptions
+from tam_engine.core.inputs import TamInputs
+from tam_engine.core.spans import Spans, VisionGrid
 from tam_engine.eval.words import group_words
-from tam_engine.explanation import Explanation, TamOptions
-from tam_engine.media import MediaItem
-from tam_engine.spans import Spans, VisionGrid
+from tam_engine.media.item import MediaItem
 
 GRID = 8
 DIM = 32

@@ -1,0 +1,374 @@
+"""The result of explaining one generation: a plain object with its own save/load."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tam_engine.core.errors import ExplanationFileError
+from tam_engine.core.inputs import Candidates
+from tam_engine.core.spans import VisionGrid
+from tam_engine.media.item import MediaItem
+
+FORMAT_NAME = "tam-explanation"
+FORMAT_VERSION = 1
+
+TokenKind = Literal["answer", "prompt"]
+Stage = Literal["raw", "eci", "filtered", "final"]
+
+
+@dataclass
+class TamOptions:
+    """Engine switches. ``eci`` and ``filter`` exist for ablations."""
+
+    eci: bool = True
+    filter: bool = True
+    kernel_size: int = 3
+    explain_prompt: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be a positive odd number")
+
+
+@dataclass
+class TokenMaps:
+    """Maps of a set of explained tokens (all answer tokens, or all prompt tokens).
+
+    Vision arrays are ``(N, n_vision)``: one row per token, columns in the flattened vision
+    order of :attr:`Explanation.grids`.
+
+    ``relevance`` is ``(N, C)`` with ``C = n_prompt + n_answer`` text columns (prompt tokens then
+    answer tokens): the clipped logit of the token's class at each context token's relevant
+    position (section 3 of the method). ``context`` marks which columns are this token's context.
+    ``norm_lo``/``norm_hi`` are the joint min/max used to normalise vision and text together.
+    """
+
+    kind: TokenKind
+    token_ids: np.ndarray
+    positions: np.ndarray
+    texts: list[str]
+    raw: np.ndarray
+    eci: np.ndarray
+    filtered: np.ndarray
+    maps: np.ndarray
+    alpha: np.ndarray
+    relevance: np.ndarray
+    context: np.ndarray
+    norm_lo: np.ndarray
+    norm_hi: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.token_ids.size)
+
+    def normalised_relevance(self, k: int) -> np.ndarray:
+        """Context relevances of token ``k`` on the joint [0, 1] scale (NaN outside context)."""
+        lo, hi = float(self.norm_lo[k]), float(self.norm_hi[k])
+        out = np.full(self.relevance.shape[1], np.nan, dtype=np.float32)
+        ctx = self.context[k]
+        if hi > lo:
+            out[ctx] = np.clip((self.relevance[k, ctx] - lo) / (hi - lo), 0.0, 1.0)
+        else:
+            out[ctx] = 0.0
+        return out
+
+    def visual_strength(self) -> np.ndarray:
+        """Mean of each token's final map in [0, 1]: how much visual evidence it shows."""
+        if self.maps.shape[1] == 0:
+            return np.zeros(len(self), np.float32)
+        return (self.maps.astype(np.float32).mean(axis=1) / 255.0).astype(np.float32)
+
+
+_TOKEN_ARRAYS = ("token_ids", "positions", "raw", "eci", "filtered", "maps", "alpha",
+                 "relevance", "context", "norm_lo", "norm_hi")
+
+
+@dataclass
+class Explanation:
+    """Everything needed to show and export an explanation, without the model."""
+
+    ids: np.ndarray
+    input_len: int
+    token_texts: list[str]
+    grids: list[VisionGrid]
+    prompt_positions: np.ndarray
+    answer: TokenMaps
+    prompt: TokenMaps | None
+    candidates: Candidates | None
+    options: TamOptions
+    media: list[MediaItem] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def n_answer(self) -> int:
+        return len(self.answer)
+
+    @property
+    def n_vision(self) -> int:
+        return sum(g.size for g in self.grids)
+
+    @property
+    def answer_texts(self) -> list[str]:
+        return list(self.answer.texts)
+
+    @property
+    def answer_text(self) -> str:
+        return "".join(self.answer.texts)
+
+    @property
+    def prompt_texts(self) -> list[str]:
+        return [self.token_texts[p] for p in self.prompt_positions]
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Texts of the ``relevance`` columns: prompt tokens then answer tokens."""
+        return self.prompt_texts + self.answer_texts
+
+    def tokens(self, kind: TokenKind = "answer") -> TokenMaps:
+        if kind == "answer":
+            return self.answer
+        if self.prompt is None:
+            raise ValueError("this explanation has no prompt-token maps")
+        return self.prompt
+
+    def _grid_slices(self) -> list[slice]:
+        out, acc = [], 0
+        for g in self.grids:
+            out.append(slice(acc, acc + g.size))
+            acc += g.size
+        return out
+
+    # ------------------------------------------------------------------ maps
+    def vision_vector(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
+                      ) -> np.ndarray:
+        tm = self.tokens(kind)
+        arr = {"raw": tm.raw, "eci": tm.eci, "filtered": tm.filtered, "final": tm.maps}[stage]
+        return arr[k]
+
+    def grid_maps(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
+                  ) -> list[np.ndarray]:
+        """Token ``k``'s maps, one ``(t, h, w)`` array per grid."""
+        vec = self.vision_vector(k, kind, stage)
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+
+    def grid_for_media(self, media_index: int) -> int:
+        for i, g in enumerate(self.grids):
+            if g.media_index == media_index:
+                return i
+        raise KeyError(f"no vision grid for media {media_index}")
+
+    def frame_map(self, k: int, media_index: int = 0, frame: int = 0,
+                  kind: TokenKind = "answer", stage: Stage = "final") -> np.ndarray:
+        """The ``(h, w)`` map of token ``k`` shown on displayed ``frame`` of a media item."""
+        gi = self.grid_for_media(media_index)
+        maps = self.grid_maps(k, kind, stage)[gi]
+        slot = 0
+        if self.media and media_index < len(self.media):
+            slots = self.media[media_index].frame_slot
+            slot = int(slots[min(frame, slots.size - 1)])
+        return maps[min(slot, maps.shape[0] - 1)]
+
+    def combined_vector(self, indices: list[int] | np.ndarray, how: str = "mean",
+                        kind: TokenKind = "answer") -> np.ndarray:
+        """One uint8 vision vector for a phrase: mean or max of the tokens' filtered maps."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ValueError("choose at least one token")
+        rows = self.tokens(kind).filtered[idx].astype(np.float64)
+        if how == "mean":
+            v = rows.mean(axis=0)
+        elif how == "max":
+            v = rows.max(axis=0)
+        else:
+            raise ValueError(f"how must be 'mean' or 'max', not {how!r}")
+        return (np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    def combined_grid_maps(self, indices, how: str = "mean", kind: TokenKind = "answer"
+                           ) -> list[np.ndarray]:
+        vec = self.combined_vector(indices, how, kind)
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header)."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {
+            "ids": self.ids.astype(np.int64),
+            "prompt_positions": self.prompt_positions.astype(np.int64),
+        }
+        for gi, g in enumerate(self.grids):
+            arrays[f"grid{gi}_positions"] = g.positions
+        for tm in (self.answer, self.prompt):
+            if tm is None:
+                continue
+            for name in _TOKEN_ARRAYS:
+                arrays[f"{tm.kind}_{name}"] = np.asarray(getattr(tm, name))
+        if self.candidates is not None:
+            arrays["cand_ids"] = self.candidates.ids
+            arrays["cand_logits"] = self.candidates.logits
+            arrays["cand_probs"] = self.candidates.probs
+        media_meta = []
+        for mi, m in enumerate(self.media):
+            arrays[f"media{mi}_frames"] = m.frames
+            arrays[f"media{mi}_frame_slot"] = m.frame_slot
+            arrays[f"media{mi}_timestamps"] = m.timestamps
+            media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps})
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "input_len": int(self.input_len),
+            "token_texts": list(self.token_texts),
+            "grids": [g.to_meta() for g in self.grids],
+            "answer_texts": list(self.answer.texts),
+            "prompt_texts": None if self.prompt is None else list(self.prompt.texts),
+            "cand_texts": None if self.candidates is None else self.candidates.texts,
+            "options": asdict(self.options),
+            "media": media_meta,
+            "meta": self.meta,
+        }
+        text = json.dumps(header, default=_json_default)
+        arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Explanation:
+        """Read a ``.tam.npz`` file written by :meth:`save`.
+
+        Raises
+        ------
+        ExplanationFileError
+            The file is missing, is not an explanation, is damaged, or was written by a newer
+            version (also a ``ValueError``, for callers that catch that).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ExplanationFileError(f"{path.name} does not exist.",
+                                       "Choose an existing .tam.npz file.")
+        try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+            if magic != b"PK\x03\x04":  # every .npz is a zip archive
+                raise _not_an_explanation(path, "not an .npz archive")
+            npz = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, ExplanationFileError):
+                raise
+            if isinstance(exc, zipfile.BadZipFile):
+                raise ExplanationFileError(
+                    f"{path.name} is damaged or truncated ({exc}).",
+                    "Save the explanation again, or explain the media again.") from exc
+            raise _not_an_explanation(path, str(exc)) from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise _not_an_explanation(path, "not an .npz archive")
+        with npz:
+            header = _read_header(npz, path)
+            try:
+                return cls._from_npz(npz, header)
+            except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
+                    zlib.error) as exc:
+                raise ExplanationFileError(
+                    f"{path.name} is damaged: {type(exc).__name__}: {exc}",
+                    "Save the explanation again, or explain the media again.") from exc
+
+    @classmethod
+    def _from_npz(cls, npz, header: dict) -> Explanation:
+        grids = [
+            VisionGrid(kind=gm["kind"], media_index=gm["media_index"], t=gm["t"], h=gm["h"],
+                       w=gm["w"], positions=npz[f"grid{gi}_positions"])
+            for gi, gm in enumerate(header["grids"])
+        ]
+
+        def token_maps(kind: TokenKind, texts: list[str]) -> TokenMaps:
+            return TokenMaps(kind=kind, texts=list(texts),
+                             **{n: npz[f"{kind}_{n}"] for n in _TOKEN_ARRAYS})
+
+        answer = token_maps("answer", header["answer_texts"])
+        prompt = (None if header["prompt_texts"] is None
+                  else token_maps("prompt", header["prompt_texts"]))
+        cands = None
+        if header["cand_texts"] is not None:
+            cands = Candidates(ids=npz["cand_ids"], logits=npz["cand_logits"],
+                               probs=npz["cand_probs"], texts=header["cand_texts"])
+        media = [
+            MediaItem(kind=mm["kind"], path=mm["path"], frames=npz[f"media{mi}_frames"],
+                      frame_slot=npz[f"media{mi}_frame_slot"],
+                      timestamps=npz[f"media{mi}_timestamps"], fps=float(mm["fps"]))
+            for mi, mm in enumerate(header["media"])
+        ]
+        return cls(ids=npz["ids"], input_len=int(header["input_len"]),
+                   token_texts=list(header["token_texts"]), grids=grids,
+                   prompt_positions=npz["prompt_positions"], answer=answer, prompt=prompt,
+                   candidates=cands, options=TamOptions(**header["options"]), media=media,
+                   meta=dict(header.get("meta") or {}))
+
+
+_OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."
+
+
+def _not_an_explanation(path: Path, why: str) -> ExplanationFileError:
+    return ExplanationFileError(f"{path.name} is not a TAM explanation file ({why}).",
+                                _OPEN_HINT)
+
+
+def _read_header(npz, path: Path) -> dict:
+    """The JSON header, checked for our format name and a version this code can read."""
+    if "header" not in npz.files:
+        raise _not_an_explanation(path, "no header")
+    try:
+        header = json.loads(bytes(npz["header"]).decode("utf-8"))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _not_an_explanation(path, f"unreadable header: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise _not_an_explanation(path, "another kind of .npz file")
+    try:
+        version = int(header.get("version", 0))
+    except (TypeError, ValueError) as exc:
+        raise _not_an_explanation(path, "no valid format version") from exc
+    if version > FORMAT_VERSION:
+        raise ExplanationFileError(
+            f"{path.name} was written by a newer tam-desktop (file format {version}; this "
+            f"version reads format {FORMAT_VERSION} and older).",
+            "Upgrade tam-desktop to open it.")
+    return header
+
+
+def _json_default(obj):
+    """Let ``meta`` hold numpy scalars and arrays (saved as plain numbers and lists)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"meta value of type {type(obj).__name__} cannot be saved")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,82 @@
+"""What a capture hands to the engine: the minimum TAM needs, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tam_engine.core.spans import Spans
+
+
+@dataclass
+class Candidates:
+    """Top-k next-token candidates at each answer token's predicting position.
+
+    ``ids`` and ``logits`` are ``(T, k)``, best first; ``probs`` are full-vocabulary softmax
+    probabilities of those ids (the model computes that row at each step anyway).
+    """
+
+    ids: np.ndarray
+    logits: np.ndarray
+    probs: np.ndarray
+    texts: list[list[str]]
+
+    @property
+    def k(self) -> int:
+        return int(self.ids.shape[1]) if self.ids.ndim == 2 else 0
+
+    def topk_softmax(self, k: int = 3) -> np.ndarray:
+        """Softmax over the first ``k`` candidates' logits (the paper's display)."""
+        lg = np.asarray(self.logits[:, :k], dtype=np.float64)
+        lg = lg - lg.max(axis=1, keepdims=True)
+        e = np.exp(lg)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class TamInputs:
+    """Everything the engine needs to explain one generation.
+
+    Attributes
+    ----------
+    ids
+        ``(L + T,)`` input ids followed by the generated ids.
+    input_len
+        ``L``.
+    hidden
+        ``(L + T - 1, d)`` final-layer hidden states after the final norm (what ``lm_head``
+        consumes), at positions ``0 .. L+T-2``. A torch tensor (any device/dtype) or numpy.
+    lm_weight, lm_bias
+        ``lm_head`` weight ``(V, d)`` and bias ``(V,)`` or ``None``; torch or numpy. Only the
+        rows of explained classes are ever read.
+    spans
+        Vision grids and prompt text positions.
+    token_texts
+        Decoded text of every id in ``ids`` (one entry per position), used for same-text
+        exclusion in ECI and for display.
+    candidates
+        Top-k candidates per answer token, or ``None``.
+    """
+
+    ids: np.ndarray
+    input_len: int
+    hidden: Any
+    lm_weight: Any
+    lm_bias: Any
+    spans: Spans
+    token_texts: list[str]
+    candidates: Candidates | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
+        if len(self.token_texts) != self.ids.size:
+            raise ValueError("token_texts must have one entry per id")
+        if not 0 < self.input_len <= self.ids.size:
+            raise ValueError("input_len out of range")
+
+    @property
+    def n_answer(self) -> int:
+        return int(self.ids.size - self.input_len)

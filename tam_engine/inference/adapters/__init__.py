@@ -1,0 +1,29 @@
+"""Model-family adapters, chosen from the model's config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tam_engine.inference.adapters.base import Adapter, GenerationSettings, Prepared, SpanError
+from tam_engine.inference.adapters.generic import GenericAdapter
+from tam_engine.inference.adapters.internvl import InternVLAdapter
+from tam_engine.inference.adapters.llava import LlavaAdapter
+from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
+
+#: Most specific first; the generic adapter is the last resort.
+ADAPTERS: tuple[type[Adapter], ...] = (
+    Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter, GenericAdapter,
+)
+
+
+def adapter_class_for(config: Any) -> type[Adapter] | None:
+    """The adapter class for a model config, or ``None`` when no adapter supports it."""
+    for cls in ADAPTERS:
+        if cls.supports(config):
+            return cls
+    return None
+
+
+__all__ = ["ADAPTERS", "Adapter", "GenerationSettings", "GenericAdapter", "InternVLAdapter",
+           "LlavaAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError",
+           "adapter_class_for"]
