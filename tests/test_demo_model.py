@@ -1,7 +1,7 @@
 """The bundled demo model, through the real loader, pipeline and engine (small held-out set).
 
 The full measurement (200 images, 20 videos) is ``python -m tam_engine.demo.quality``; its
-figures are in tam_engine/resources/demo_model/MODEL_CARD.md. This quick version uses a few
+figures are in resources/demo_model/MODEL_CARD.md. This quick version uses a few
 scenes and thresholds a little below the full ones, so a broken model, processor, adapter or
 engine shows up in CI without training anything.
 """

@@ -1,6 +1,6 @@
 """Write the bundled sample media from held-out synthetic scenes (seeds training never uses).
 
-    python training/make_sample_media.py            # into tam_engine/resources/
+    python training/make_sample_media.py            # into resources/
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SAMPLE_VIDEO_SEED = 8
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="tam_engine/resources")
+    ap.add_argument("--out", default="resources")
     args = ap.parse_args(argv)
     out = Path(args.out)
     scene = synth.make_image_scene(SAMPLE_IMAGE_SEED, n_objects=3)

@@ -2,7 +2,7 @@
 
 Run from the repository root (CPU only; about 20-30 minutes on 2 cores)::
 
-    python training/train_demo_model.py --out tam_engine/resources/demo_model
+    python training/train_demo_model.py --out resources/demo_model
 
 Everything is deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)``, a fixed
 thread count (``--threads``, default 1), and scenes drawn from :mod:`tam_engine.demo.synth` by seed
@@ -428,7 +428,7 @@ def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="tam_engine/resources/demo_model")
+    ap.add_argument("--out", default="resources/demo_model")
     ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--batch", type=int, default=16, help="images per image step")
     ap.add_argument("--video-batch", type=int, default=4, help="videos per video step")
