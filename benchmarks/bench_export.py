@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tam_engine.core.engine import explain  # noqa: E402
 from tam_engine.core.inputs import TamInputs  # noqa: E402
+from tam_engine.core.media import MediaItem  # noqa: E402
 from tam_engine.core.spans import Spans, VisionGrid  # noqa: E402
 from tam_engine.export import export_sweep_mp4, sweep_frames  # noqa: E402
-from tam_engine.media.item import MediaItem  # noqa: E402
 from tam_engine.render.mp4 import H264Writer  # noqa: E402
 
 

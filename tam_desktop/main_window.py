@@ -21,7 +21,7 @@ from tam_desktop.views.run_panel import RunPanel
 from tam_desktop.worker import ModelCache, RunRequest, TaskRunner, warm_up_engine
 from tam_engine.core.errors import ExplanationFileError, MediaError, TamError
 from tam_engine.core.explanation import Explanation
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 EXPLANATION_SUFFIX = ".tam.npz"
 

@@ -9,8 +9,8 @@ from tam_engine.core.engine import explain
 from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.inputs import Candidates, TamInputs
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid
-from tam_engine.media.item import MediaItem
 
 __version__ = "0.1.0"
 

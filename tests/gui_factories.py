@@ -12,7 +12,7 @@ from reference_tam import synthetic_inputs
 from tam_engine.core.engine import explain
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.inputs import Candidates
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 PROMPT_WORDS = ["Describe", " this", " image", "."]
 WORDS = ["a", " red", " circle", " and", " a", " blue", " square", " moves", " left", "."]

@@ -47,8 +47,8 @@ def build_explanation(*, prompt: list[str] | None = None, answer: list[str] | No
     """
     from tam_engine.core.engine import explain
     from tam_engine.core.inputs import Candidates, TamInputs
+    from tam_engine.core.media import MediaItem
     from tam_engine.core.spans import Spans, VisionGrid
-    from tam_engine.media.item import MediaItem
 
     prompt = PROMPT if prompt is None else prompt
     answer = ANSWER if answer is None else answer

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tam_engine.core.explanation import Explanation, TamOptions
+from tam_engine.core.media import MediaItem
 from tam_engine.inference.adapters import GenerationSettings
 from tam_engine.inference.pipeline import run_and_explain
-from tam_engine.media.item import MediaItem
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 

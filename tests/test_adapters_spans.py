@@ -7,8 +7,8 @@ import copy
 import numpy as np
 import pytest
 
+from tam_engine.core.media import MediaItem
 from tam_engine.inference.adapters import GenerationSettings, adapter_class_for
-from tam_engine.media.item import MediaItem
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 PROMPT = "What colour is the shape on the left?"

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tam_engine.core.errors import Cancelled, ModelMemoryError
+from tam_engine.core.media import MediaItem
 from tam_engine.inference.adapters import GenerationSettings
 from tam_engine.inference.capture import FinalHiddenHook, capture, token_texts
-from tam_engine.media.item import MediaItem
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 PROMPT = "Describe this image in one sentence."

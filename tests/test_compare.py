@@ -18,8 +18,8 @@ from tam_engine.compare import (
 )
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
-from tam_engine.media.item import MediaItem
 from tam_engine.render.diff import (
     apply_diverging,
     diff_overlay,

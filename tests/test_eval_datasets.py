@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tam_engine.core.words import group_words
 from tam_engine.eval.datasets import DatasetError, detect_format, open_dataset
 from tam_engine.eval.masks import mask_to_rle
-from tam_engine.eval.words import group_words
 
 
 def _png(path: Path, array: np.ndarray) -> None:

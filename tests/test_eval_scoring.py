@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
 from tam_engine.eval.datasets import EvalItem, coco_vocabulary
 from tam_engine.eval.metrics import otsu_threshold
 from tam_engine.eval.scoring import score_explanation
 from tam_engine.eval.words import Vocabulary
-from tam_engine.media.item import MediaItem
 
 H = W = 8
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tam_engine.core.words import group_words
 from tam_engine.eval.datasets import coco_vocabulary
 from tam_engine.eval.words import (
     Vocabulary,
     function_class,
-    group_words,
     name_forms,
     phrase_head,
     plurals,

@@ -14,7 +14,7 @@ from tam_engine.core.engine import explain
 from tam_engine.core.errors import ExplanationFileError, TamError
 from tam_engine.core.explanation import FORMAT_VERSION, Explanation, TamOptions
 from tam_engine.core.inputs import Candidates
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 TEXTS = ["猫", " 🐶", " naïve", "\n", " der Straße", " 日本語", "👩‍👩‍👧", " ok"]
 

@@ -32,7 +32,7 @@ from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
 from tam_engine.compare import Comparison, Side
 from tam_engine.core.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
 from tam_engine.core.explanation import Explanation
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 
 def _short(model: str) -> str:

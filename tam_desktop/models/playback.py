@@ -16,7 +16,7 @@ import numpy as np
 
 from tam_desktop.models.events import Event
 from tam_engine.core.explanation import Explanation, TokenKind
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 from tam_engine.render.colormaps import COLORMAPS
 
 CombineHow = Literal["mean", "max"]

@@ -1,7 +1,7 @@
 """Compare two explanations of the same media and prompt (model A and model B).
 
 Two models answer in their own words and with their own tokenizers, so tokens cannot be matched
-by position. The answers are grouped into words (:func:`tam_engine.eval.words.group_words`) and
+by position. The answers are grouped into words (:func:`tam_engine.core.words.group_words`) and
 the two word sequences are aligned on their normalised forms with difflib's matching blocks
 (a longest-common-subsequence style alignment): where the answers agree, each word of A maps to
 the same word of B, and a token maps to the tokens of its aligned word on the other side.
@@ -26,7 +26,7 @@ import numpy as np
 
 from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
-from tam_engine.eval.words import Word, group_words
+from tam_engine.core.words import Word, group_words
 from tam_engine.render.colormaps import DEFAULT_COLORMAP
 from tam_engine.render.diff import diff_overlay, diverging_colorbar
 from tam_engine.render.figure import resize_frame, token_overlay

@@ -13,7 +13,7 @@ import numpy as np
 from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.inputs import TamInputs
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 _EPS = 1e-8
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.inputs import Candidates
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
-from tam_engine.media.item import MediaItem
 
 FORMAT_NAME = "tam-explanation"
 FORMAT_VERSION = 1

@@ -174,12 +174,12 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
             seed: int = HELDOUT_SEED, device: str = "cpu", progress=None,
             lattice: int | None = None) -> QualityReport:
     """Measure the demo model (or ``model``) on held-out scenes; see the module docstring."""
+    from tam_engine.core.media import MediaItem
     from tam_engine.core.resources import demo_model_path
     from tam_engine.demo import synth
     from tam_engine.inference.loading import load_model
     from tam_engine.inference.pipeline import run_and_explain
     from tam_engine.media.io import load_video
-    from tam_engine.media.item import MediaItem
 
     t0 = time.time()
     lattice = synth.LATTICE if lattice is None else lattice

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.words import Word, group_words
 from tam_engine.eval.metrics import function_score, object_score, resize_map
-from tam_engine.eval.words import Word, function_class, group_words
+from tam_engine.eval.words import function_class
 
 
 def _mask_frame_indices(expl: Explanation, n_mask: int, mask_fps: float | None) -> np.ndarray:

@@ -31,6 +31,7 @@ from tam_engine.render.overlay import (
     overlay,
     token_caption,
 )
+from tam_engine.render.png import png_bytes
 from tam_engine.render.textmap import render_text_map, text_map_height
 
 Progress = Callable[[int, int], None]
@@ -73,14 +74,6 @@ def _check_grid(expl: Explanation, media_index: int) -> None:
         raise ExportError(f"Media {media_index + 1} has no activation maps.",
                           f"This explanation has maps for {n} media item(s); choose one of "
                           "those.") from None
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -1,4 +1,4 @@
-"""Reading images and videos from disk into :class:`~tam_engine.media.item.MediaItem`.
+"""Reading images and videos from disk into :class:`~tam_engine.core.media.MediaItem`.
 
 Images go through Pillow (EXIF orientation applied, converted to RGB). Videos are decoded with
 PyAV and, when PyAV cannot open a file, with OpenCV; frames are sampled at a requested rate and
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tam_engine.core.errors import MediaError
-from tam_engine.media.item import MediaItem
+from tam_engine.core.media import MediaItem
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")

@@ -21,6 +21,7 @@ from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.figure import resize_frame
 from tam_engine.render.fonts import visible
 from tam_engine.render.overlay import heatmap
+from tam_engine.render.png import png_bytes
 
 
 def relevance_rows(expl: Explanation, kind: TokenKind) -> list[list[float | None]]:
@@ -34,8 +35,6 @@ def relevance_rows(expl: Explanation, kind: TokenKind) -> list[list[float | None
 
 
 def _data_uri(image: np.ndarray) -> str:
-    from tam_engine.export import png_bytes
-
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 

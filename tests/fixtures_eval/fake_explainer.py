@@ -18,9 +18,9 @@ import numpy as np
 from tam_engine.core.engine import explain_from_scores, score_table
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.inputs import TamInputs
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid
-from tam_engine.eval.words import group_words
-from tam_engine.media.item import MediaItem
+from tam_engine.core.words import group_words
 
 GRID = 8
 DIM = 32

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tam_engine.core.errors import MediaError, ModelLoadError, TamError
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid, VisionKind
-from tam_engine.media.item import MediaItem
 
 # A string no chat template alters and no prompt contains: rendering the template with it in
 # place of the prompt tells exactly where the prompt's characters land in the templated text.

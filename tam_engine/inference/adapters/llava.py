@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
 from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
-from tam_engine.media.item import MediaItem
 
 
 class LlavaAdapter(Adapter):
