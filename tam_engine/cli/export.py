@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.explanation)
     try:
         expl = Explanation.load(src)
+    except ExplanationFileError:
+        raise  # already says what is wrong with the file, and what to do
     except (ValueError, OSError, KeyError) as exc:
         raise ExplanationFileError(f"cannot read {src.name}: {exc}", "Give a .tam.npz file "
                                    "written by `tam explain` or the app.") from exc
@@ -142,7 +144,7 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
     k = (o.token or 1) - 1
     common: dict[str, Any] = {"kind": o.kind, "media_index": o.media - 1, "cmap": o.cmap,
                               "opacity": o.opacity}
-    width = {"width": o.width} if o.width else {}
+    width: dict[str, Any] = {"width": o.width} if o.width else {}
     if what in ("png", "textmap"):
         layout: Layout = "textmap" if what == "textmap" else o.layout
         return ex.export_token_png(expl, out, k, layout, frame=o.frame - 1, **common, **width)
