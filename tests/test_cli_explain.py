@@ -31,6 +31,20 @@ def test_explain_writes_an_explanation(tiny_model_dir, png, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == expl.answer_text.strip()
 
 
+def test_explain_writes_exports_beside_the_explanation(tiny_model_dir, png, tmp_path):
+    out = tmp_path / "out"
+    code = main(["explain", str(png), "--model", str(tiny_model_dir("qwen2_vl")), "--prompt",
+                 "Hi", "--out", str(out), "--max-new-tokens", "2", "--device", "cpu",
+                 "--export", "json, png,sequence", "--export-layout", "overlay",
+                 "--export-width", "96"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "explanation.json", "explanation.png", "explanation.tam.npz", "explanation_tokens"]
+    # The --export-* options reach the renderer: a 96-pixel-wide captioned overlay.
+    assert Image.open(out / "explanation.png").width == 96
+    assert Image.open(next((out / "explanation_tokens").iterdir())).width == 96
+
+
 def test_bad_model_gives_a_clear_error_and_no_traceback(png, tmp_path, capsys):
     code = main(["explain", str(png), "--model", str(tmp_path), "--prompt", "Hi",
                  "--out", str(tmp_path / "o")])

@@ -24,7 +24,8 @@ def test_both_commands_read_the_same_options(command):
 @pytest.mark.parametrize("bad", [["--fps", "0"], ["--max-frames", "0"], ["--min-pixels", "0"]])
 def test_bad_media_options_are_refused_before_loading_anything(bad, tmp_path, capsys):
     missing_model = str(tmp_path / "no-such-model")
-    assert main(["explain", "--model", missing_model, "--out", str(tmp_path)] + bad) == 1
+    # A refused value is a usage error (exit 2) in every command.
+    assert main(["explain", "--model", missing_model, "--out", str(tmp_path)] + bad) == 2
     assert main(["eval", str(tmp_path), "--model", missing_model] + bad) == 2
     err = capsys.readouterr().err
     assert "no-such-model" not in err and err.count("must be") == 2

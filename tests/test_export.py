@@ -263,20 +263,13 @@ def test_cli_export_errors(tmp_path, expl, capsys):
     assert "hint" in capsys.readouterr().err
 
 
-def test_explain_export_hook_writes_outputs(tmp_path, expl):
-    import argparse
-
-    from tam_engine.cli import build_parser
-    from tam_engine.cli import explain as cli_explain
-    from tam_engine.cli.export import _explain_outputs
-
-    build_parser()
-    assert _explain_outputs in cli_explain.OUTPUT_HOOKS          # registered once
-    assert cli_explain.OUTPUT_HOOKS.count(_explain_outputs) == 1
-    _explain_outputs(expl, tmp_path, argparse.Namespace(export="json,png,sequence"))
-    assert leftovers(tmp_path) == ["explanation.json", "explanation.png", "explanation_tokens"]
-    with pytest.raises(Exception, match="unknown export"):
-        _explain_outputs(expl, tmp_path, argparse.Namespace(export="gif"))
+def test_explain_export_list_is_checked_before_any_model_loads(tmp_path, capsys):
+    missing_model = str(tmp_path / "no-such-model")
+    assert tam_main(["explain", "--model", missing_model, "--out", str(tmp_path),
+                     "--export", "json,gif"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown export gif" in err and "no-such-model" not in err
+    assert leftovers(tmp_path) == []
 
 
 def test_video_from_source_plays_every_frame(tmp_path, video_expl):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tam_engine.cli.exitcodes import ExitCode, Interrupted, UsageError
 from tam_engine.cli.options import (
     add_media_options,
     add_model_options,
@@ -13,7 +14,6 @@ from tam_engine.cli.options import (
     load_kwargs,
     settings_kwargs,
 )
-from tam_engine.core.errors import TamError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,14 +53,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print(f"\ntam eval: interrupted. Finished items are kept beside {args.out}; run the same "
-              "command again to continue.", file=sys.stderr)
-        return 130
-    except TamError as exc:
-        print(f"tam eval: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(exc.hint, file=sys.stderr)
-        return 1
+        raise Interrupted(f"Finished items are kept beside {args.out}; run the same command "
+                          "again to continue.") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,17 +65,11 @@ def _run(args: argparse.Namespace) -> int:
     from tam_engine.inference.loading import load_model
 
     if args.limit is not None and args.limit < 1:
-        print("tam eval: --limit must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        check_media_options(args)
-    except TamError as exc:
-        print(f"tam eval: {exc.message}", file=sys.stderr)
-        return 2
+        raise UsageError("--limit must be at least 1.")
+    check_media_options(args)
     if args.ablation and (args.no_eci or args.no_filter):
-        print("tam eval: --ablation already reports the runs without ECI and without the "
-              "filter; drop --no-eci/--no-filter", file=sys.stderr)
-        return 2
+        raise UsageError("--ablation already reports the runs without ECI and without the "
+                         "filter", "Drop --no-eci/--no-filter.")
     layout = process_layout()
     dataset = open_dataset(args.dataset, args.format)
     variants = variants_for(args.no_eci, args.no_filter, args.ablation)
@@ -104,4 +92,4 @@ def _run(args: argparse.Namespace) -> int:
     if summary is not None:
         print(format_summary(summary))
         print(f"results: {args.out}")
-    return 0
+    return ExitCode.OK

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from tam_engine.cli import export as cli_export
+from tam_engine.cli.exitcodes import ExitCode, UsageError
 from tam_engine.cli.options import (
     add_media_options,
     add_model_options,
@@ -14,17 +15,9 @@ from tam_engine.cli.options import (
     load_kwargs,
     settings_kwargs,
 )
-from tam_engine.core.errors import TamError
 
 EXPLANATION_FILE = "explanation.tam.npz"
 DEMO_MODEL = "demo"
-
-#: Extra outputs written after the explanation is saved: ``hook(expl, out_dir, args)``.
-#: The export helper registers per-token PNGs etc. here (and its options in
-#: :data:`ARGUMENT_HOOKS`), so this command needs no change to grow new outputs.
-OUTPUT_HOOKS: list[Callable[[object, Path, argparse.Namespace], None]] = []
-#: ``hook(parser)`` adds the options the output hooks read.
-ARGUMENT_HOOKS: list[Callable[[argparse.ArgumentParser], None]] = []
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,25 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-filter", action="store_true", help="skip the rank Gaussian filter")
     add_media_options(p)
     add_model_options(p)
-    for hook in ARGUMENT_HOOKS:
-        hook(p)
+    p.add_argument("--export", type=cli_export.export_list, default=[], metavar="WHAT[,WHAT]",
+                   help="also write exports into OUT_DIR: " + ", ".join(cli_export.WHATS)
+                   + " (e.g. --export sequence,html,json), rendered as the --export-* options "
+                   "say")
+    cli_export.add_export_options(p, prefix="export-",
+                                  title="export options (for --export; as in `tam export`)")
     p.set_defaults(func=run)
-
-
-def _fail(message: str) -> int:
-    print(f"tam explain: {message}", file=sys.stderr)
-    return 1
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except TamError as exc:
-        text = exc.message + (f"\n  hint: {exc.hint}" if exc.hint else "")
-        return _fail(text)
-    except KeyboardInterrupt:
-        _fail("cancelled")
-        return 130
 
 
 def _resolve_defaults(args: argparse.Namespace) -> None:
@@ -84,7 +65,7 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
         args.prompt = "What is happening in this video?" if video else "Describe this image."
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tam_engine.core.explanation import TamOptions
@@ -95,12 +76,13 @@ def _run(args: argparse.Namespace) -> int:
 
     _resolve_defaults(args)
     if args.max_new_tokens < 1:
-        raise TamError("--max-new-tokens must be at least 1.")
+        raise UsageError("--max-new-tokens must be at least 1.")
     check_media_options(args)
     media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_k=args.top_k,
                                   **settings_kwargs(args))
-    options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
+    tam_options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
+    export_options = cli_export.ExportOptions.from_args(args)
     print(f"loading {args.model} ...", file=sys.stderr)
     loaded = load_model(args.model, **load_kwargs(args))
     with tqdm(total=args.max_new_tokens, unit="tok", desc="generating", file=sys.stderr,
@@ -109,15 +91,18 @@ def _run(args: argparse.Namespace) -> int:
             bar.update(1)
             bar.set_postfix_str(repr(text)[1:-1][:20])
 
-        expl = run_and_explain(loaded, media, args.prompt, settings, options, on_token=on_token)
+        expl = run_and_explain(loaded, media, args.prompt, settings, tam_options,
+                               on_token=on_token)
         bar.total = bar.n
         bar.refresh()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = expl.save(out / EXPLANATION_FILE)
-    for hook in OUTPUT_HOOKS:
-        hook(expl, out, args)
+    for what in args.export:
+        written = cli_export.write_export(expl, what, cli_export.beside(path, what),
+                                           export_options)
+        print(f"wrote {written}", file=sys.stderr)
     print(expl.answer_text)
     print(f"wrote {path} ({expl.n_answer} tokens, {len(expl.grids)} vision grid(s))",
           file=sys.stderr)
-    return 0
+    return ExitCode.OK

@@ -1,27 +1,95 @@
 """``tam export``: turn a saved explanation into PNG, MP4, HTML, JSON or NPZ files.
 
-It also adds ``--export`` to ``tam explain`` (through that command's hooks), so a run can write
-its figures next to the ``.tam.npz`` in one go.
+:class:`ExportOptions` is the one definition of how an export is rendered: its defaults, flags
+and help. ``tam export`` adds them as ``--width`` etc.; ``tam explain`` adds the same ones as
+``--export-width`` etc. for its ``--export`` outputs (its own ``--fps`` and MEDIA mean something
+else), through :func:`add_export_options` both.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from tam_engine.core.errors import ExplanationFileError, TamError
+from tam_engine.cli.exitcodes import ExitCode, Interrupted
+from tam_engine.core.errors import ExplanationFileError
+from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP
+
+if TYPE_CHECKING:
+    from tam_engine.core.explanation import Explanation, TokenKind
+    from tam_engine.export import Layout
 
 WHATS = ("png", "textmap", "sequence", "sheet", "sweep", "video", "html", "json", "npz")
-_SUFFIX = {"png": ".png", "textmap": "_textmap.png", "sequence": "_tokens", "sheet": "_sheet.png",
-           "sweep": "_sweep.mp4", "video": "_video.mp4", "html": ".html", "json": ".json",
-           "npz": "_maps.npz"}
+#: What an export is named after when no --out is given: ``<stem><suffix>`` beside the input.
+SUFFIX = {"png": ".png", "textmap": "_textmap.png", "sequence": "_tokens", "sheet": "_sheet.png",
+          "sweep": "_sweep.mp4", "video": "_video.mp4", "html": ".html", "json": ".json",
+          "npz": "_maps.npz"}
+
+
+def _option(default: Any, help: str | None = None, **argparse_kwargs: Any) -> Any:
+    """A field with its default and the rest of its ``add_argument`` call."""
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How an export is rendered; each field is one command-line option of the same name."""
+
+    token: int | None = _option(None, "token number, from 1 (default 1; for video: follow the "
+                                "answer when omitted)", type=int, metavar="N")
+    kind: TokenKind = _option("answer", choices=("answer", "prompt"))
+    layout: Layout = _option("figure", "png/sequence: the paper figure, the captioned overlay, "
+                             "or the text map; sweep: figure (with the text map) or overlay "
+                             "(the media's own size)", choices=("figure", "overlay", "textmap"))
+    media: int = _option(1, "media item, from 1", type=int, metavar="I")
+    frame: int = _option(1, "video frame, from 1", type=int, metavar="F")
+    cmap: str = _option(DEFAULT_COLORMAP, choices=COLORMAPS)
+    opacity: float = _option(0.5, type=float)
+    width: int | None = _option(None, "image width in pixels", type=int, metavar="PX")
+    fps: float | None = _option(None, "MP4 frame rate (sweep 2, video 10)", type=float)
+    frames_per_token: int = _option(1, "sweep: frames each token is held", type=int,
+                                    metavar="N")
+    source: str | None = _option(None, "video: play this original file at its full frame rate "
+                                 "(without a value: the path stored in the explanation)",
+                                 nargs="?", const="", metavar="VIDEO")
+    crf: int = _option(23, "H.264 quality (lower = better)", type=int)
+    preset: str = _option("veryfast", "x264 speed preset")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ExportOptions:
+        """The options :func:`add_export_options` parsed into ``args``."""
+        return cls(**{f.name: getattr(args, _DEST + f.name) for f in fields(cls)})
+
+
+_DEST = "export_"  # namespace prefix: `tam explain` has its own `media` and `fps`
+
+
+def add_export_options(p: argparse.ArgumentParser, prefix: str = "",
+                       title: str = "export options") -> None:
+    """Add ``--PREFIXNAME`` for each field of :class:`ExportOptions`, with the field's default."""
+    group = p.add_argument_group(title)
+    for f in fields(ExportOptions):
+        spec = dict(f.metadata)
+        if "choices" not in spec:
+            spec.setdefault("metavar", f.name.upper())
+        group.add_argument(f"--{prefix}{f.name.replace('_', '-')}", dest=_DEST + f.name,
+                           default=f.default, **spec)
+
+
+def export_list(text: str) -> list[str]:
+    """The value of ``tam explain --export``: WHATs separated by commas."""
+    whats = [w.strip() for w in text.split(",") if w.strip()]
+    bad = [w for w in whats if w not in WHATS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown export {', '.join(bad)} (choose from "
+                                         f"{', '.join(WHATS)})")
+    return whats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tam_engine.render.colormaps import COLORMAPS
-
     p = subparsers.add_parser(
         "export", help="export a saved explanation as images, video, HTML, JSON or NPZ",
         description="Render a saved explanation (.tam.npz, written by `tam explain` or the app) "
@@ -36,99 +104,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("what", choices=WHATS, metavar="WHAT", help=", ".join(WHATS))
     p.add_argument("--out", metavar="PATH", help="output file or folder (default: beside the "
                    "explanation, named after it)")
-    p.add_argument("--token", type=int, metavar="N", help="token number, from 1 (default 1; "
-                   "for video: follow the answer when omitted)")
-    p.add_argument("--kind", choices=("answer", "prompt"), default="answer")
-    p.add_argument("--layout", choices=("figure", "overlay", "textmap"), default="figure",
-                   help="png/sequence: the paper figure, the captioned overlay, or the text "
-                   "map; sweep: figure (with the text map) or overlay (the media's own size)")
-    p.add_argument("--media", type=int, default=1, metavar="I", help="media item, from 1")
-    p.add_argument("--frame", type=int, default=1, metavar="F", help="video frame, from 1")
-    p.add_argument("--cmap", choices=COLORMAPS, default="jet")
-    p.add_argument("--opacity", type=float, default=0.5)
-    p.add_argument("--width", type=int, metavar="PX", help="image width in pixels")
-    p.add_argument("--fps", type=float, help="MP4 frame rate (sweep 2, video 10)")
-    p.add_argument("--frames-per-token", type=int, default=1, metavar="N",
-                   help="sweep: frames each token is held")
-    p.add_argument("--source", nargs="?", const="", metavar="VIDEO",
-                   help="video: play this original file at its full frame rate (without a "
-                   "value: the path stored in the explanation)")
-    p.add_argument("--crf", type=int, default=23, help="H.264 quality (lower = better)")
-    p.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    add_export_options(p)
     p.set_defaults(func=run)
-    _hook_into_explain()
-
-
-def _hook_into_explain() -> None:
-    from tam_engine.cli import explain as cli_explain
-
-    if _add_explain_option in cli_explain.ARGUMENT_HOOKS:
-        return
-    cli_explain.ARGUMENT_HOOKS.append(_add_explain_option)
-    cli_explain.OUTPUT_HOOKS.append(_explain_outputs)
-
-
-def _add_explain_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--export", metavar="WHAT[,WHAT]", default="",
-                   help="also write exports into OUT_DIR: " + ", ".join(WHATS)
-                   + " (e.g. --export sequence,html,json)")
-
-
-def _explain_outputs(expl, out_dir: Path, args: argparse.Namespace) -> None:
-    whats = [w.strip() for w in (getattr(args, "export", "") or "").split(",") if w.strip()]
-    bad = [w for w in whats if w not in WHATS]
-    if bad:
-        raise TamError(f"unknown export {', '.join(bad)}", f"choose from {', '.join(WHATS)}")
-    for what in whats:
-        path = out_dir / ("explanation" + _SUFFIX[what])
-        _export(expl, what, path, argparse.Namespace(**_defaults()))
-        print(f"wrote {path}", file=sys.stderr)
-
-
-def _defaults() -> dict:
-    return {"token": None, "kind": "answer", "layout": "figure", "media": 1, "frame": 1,
-            "cmap": "jet", "opacity": 0.5, "width": None, "fps": None, "frames_per_token": 1,
-            "crf": 23, "preset": "veryfast", "source": None}
 
 
 def run(args: argparse.Namespace) -> int:
     from tam_engine.core.explanation import Explanation
 
+    src = Path(args.explanation)
     try:
-        src = Path(args.explanation)
-        try:
-            expl = Explanation.load(src)
-        except (ValueError, OSError, KeyError) as exc:
-            raise ExplanationFileError(f"cannot read {src.name}: {exc}",
-                                       "Give a .tam.npz file written by `tam explain` or the "
-                                       "app.") from exc
-        stem = src.name.removesuffix(".npz").removesuffix(".tam")
-        out = Path(args.out) if args.out else src.with_name(stem + _SUFFIX[args.what])
-        path = _export(expl, args.what, out, args)
-    except TamError as exc:
-        print(f"tam export: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""),
-              file=sys.stderr)
-        return 1
+        expl = Explanation.load(src)
+    except ExplanationFileError:
+        raise  # already says what is wrong with the file, and what to do
+    except (ValueError, OSError, KeyError) as exc:
+        raise ExplanationFileError(f"cannot read {src.name}: {exc}", "Give a .tam.npz file "
+                                   "written by `tam explain` or the app.") from exc
+    out = Path(args.out) if args.out else beside(src, args.what)
+    try:
+        path = write_export(expl, args.what, out, ExportOptions.from_args(args))
     except KeyboardInterrupt:
-        print("tam export: cancelled (nothing written)", file=sys.stderr)
-        return 130
+        raise Interrupted("Nothing was written.") from None  # exports are atomic
     print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
-def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
+def beside(explanation_file: Path, what: str) -> Path:
+    """Where an export goes by default: beside the explanation, named after it."""
+    stem = explanation_file.name.removesuffix(".npz").removesuffix(".tam")
+    return explanation_file.with_name(stem + SUFFIX[what])
+
+
+def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions) -> Path:
+    """Write ``expl`` as ``what`` to ``out``, with a progress bar on a terminal."""
     from tqdm import tqdm
 
     from tam_engine import export as ex
-    from tam_engine.export import Layout
 
-    k = (args.token or 1) - 1
-    common = {"kind": args.kind, "media_index": args.media - 1, "cmap": args.cmap,
-              "opacity": args.opacity}
-    width = {"width": args.width} if args.width else {}
+    o = options
+    k = (o.token or 1) - 1
+    common: dict[str, Any] = {"kind": o.kind, "media_index": o.media - 1, "cmap": o.cmap,
+                              "opacity": o.opacity}
+    width: dict[str, Any] = {"width": o.width} if o.width else {}
     if what in ("png", "textmap"):
-        layout: Layout = "textmap" if what == "textmap" else args.layout
-        return ex.export_token_png(expl, out, k, layout, frame=args.frame - 1, **common, **width)
+        layout: Layout = "textmap" if what == "textmap" else o.layout
+        return ex.export_token_png(expl, out, k, layout, frame=o.frame - 1, **common, **width)
     if what == "json":
         return ex.export_json(expl, out)
     if what == "npz":
@@ -141,29 +160,26 @@ def _export(expl, what: str, out: Path, args: argparse.Namespace) -> Path:
             bar.refresh()
 
         if what == "sequence":
-            paths = ex.export_png_sequence(expl, out, args.layout, frame=args.frame - 1,
+            paths = ex.export_png_sequence(expl, out, o.layout, frame=o.frame - 1,
                                            progress=progress, **common, **width)
             return paths[0].parent if paths else out
         if what == "sheet":
-            return ex.export_contact_sheet(expl, out, frame=args.frame - 1, progress=progress,
+            return ex.export_contact_sheet(expl, out, frame=o.frame - 1, progress=progress,
                                            **common)
         if what == "sweep":
-            sweep_layout: Literal["overlay", "figure"] = (
-                "figure" if args.layout == "figure" else "overlay")
-            return ex.export_sweep_mp4(expl, out, frame=args.frame - 1, fps=args.fps or 2.0,
-                                       frames_per_token=args.frames_per_token, crf=args.crf,
-                                       layout=sweep_layout,
-                                       preset=args.preset, progress=progress, **common, **width)
+            return ex.export_sweep_mp4(expl, out, frame=o.frame - 1, fps=o.fps or 2.0,
+                                       frames_per_token=o.frames_per_token, crf=o.crf,
+                                       layout="figure" if o.layout == "figure" else "overlay",
+                                       preset=o.preset, progress=progress, **common, **width)
         if what == "video":
-            token = None if args.token is None else k
-            source = args.source
-            if source == "" and expl.media and 0 <= args.media - 1 < len(expl.media):
-                source = expl.media[args.media - 1].path
-            return ex.export_video_mp4(expl, out, token=token, fps=args.fps or 10.0,
-                                       crf=args.crf, preset=args.preset, source=source or None,
-                                       progress=progress, **common, **width)
+            source = o.source
+            if source == "" and expl.media and 0 <= o.media - 1 < len(expl.media):
+                source = expl.media[o.media - 1].path
+            return ex.export_video_mp4(expl, out, token=None if o.token is None else k,
+                                       fps=o.fps or 10.0, crf=o.crf, preset=o.preset,
+                                       source=source or None, progress=progress, **common,
+                                       **width)
         if what == "html":
-            return ex.export_html(expl, out, media_index=args.media - 1,
-                                  frame=args.frame - 1, cmap=args.cmap, opacity=args.opacity,
-                                  progress=progress)
+            return ex.export_html(expl, out, media_index=o.media - 1, frame=o.frame - 1,
+                                  cmap=o.cmap, opacity=o.opacity, progress=progress)
     raise ValueError(what)

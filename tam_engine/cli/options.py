@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tam_engine.core.errors import TamError
+from tam_engine.cli.exitcodes import UsageError
 
 
 def add_media_options(p: argparse.ArgumentParser) -> None:
@@ -35,12 +35,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_media_options(args: argparse.Namespace) -> None:
+    """Refuse out-of-range media options before anything is loaded."""
     if args.fps <= 0 or args.max_frames < 1:
-        raise TamError("--fps must be positive and --max-frames at least 1.")
+        raise UsageError("--fps must be positive and --max-frames at least 1.")
     for name in ("min_pixels", "max_pixels"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise TamError(f"--{name.replace('_', '-')} must be at least 1.")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1.")
 
 
 def load_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from tam_engine.cli.exitcodes import ExitCode, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,10 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from tam_engine.demo.synth import write_dataset
 
     if args.images < 0 or args.videos < 0 or args.size < 28 or args.frames < 1:
-        print("tam synth: --images/--videos must be >= 0, --size >= 28, --frames >= 1",
-              file=sys.stderr)
-        return 2
+        raise UsageError("--images/--videos must be >= 0, --size >= 28, --frames >= 1.")
     path = write_dataset(args.out, args.images, args.videos, args.seed, size=args.size,
                          n_frames=args.frames)
     print(f"wrote {args.images} images and {args.videos} videos; index: {path}")
-    return 0
+    return ExitCode.OK
