@@ -17,7 +17,7 @@ import numpy as np
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
-from tam_engine.core.spans import VisionGrid
+from tam_engine.core.spans import VisionGrid, grid_slices
 
 FORMAT_NAME = "tam-explanation"
 FORMAT_VERSION = 1
@@ -141,12 +141,10 @@ class Explanation:
             raise ValueError("this explanation has no prompt-token maps")
         return self.prompt
 
-    def _grid_slices(self) -> list[slice]:
-        out, acc = [], 0
-        for g in self.grids:
-            out.append(slice(acc, acc + g.size))
-            acc += g.size
-        return out
+    @property
+    def grid_slices(self) -> list[slice]:
+        """Each grid's columns in the ``(N, n_vision)`` arrays, in :attr:`grids` order."""
+        return grid_slices(self.grids)
 
     # ------------------------------------------------------------------ maps
     def vision_vector(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
@@ -159,7 +157,7 @@ class Explanation:
                   ) -> list[np.ndarray]:
         """Token ``k``'s maps, one ``(t, h, w)`` array per grid."""
         vec = self.vision_vector(k, kind, stage)
-        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self.grid_slices)]
 
     def grid_for_media(self, media_index: int) -> int:
         for i, g in enumerate(self.grids):
@@ -196,7 +194,7 @@ class Explanation:
     def combined_grid_maps(self, indices, how: str = "mean", kind: TokenKind = "answer"
                            ) -> list[np.ndarray]:
         vec = self.combined_vector(indices, how, kind)
-        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self.grid_slices)]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
