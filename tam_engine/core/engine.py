@@ -225,7 +225,7 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
     return Explanation(ids=inputs.ids.copy(), input_len=L, token_texts=list(texts), grids=grids,
                        prompt_positions=prm_pos.copy(), answer=answer, prompt=prompt,
                        candidates=inputs.candidates, options=options, media=list(media or []),
-                       meta=dict(meta or {}))
+                       meta=dict(meta or {}), is_special=inputs.is_special.copy())
 
 
 def _explain_set(kind, raw, ctx_maps, rel, norm_ctx, eci_r, ncols, ids, positions, texts,

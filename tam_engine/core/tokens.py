@@ -68,9 +68,22 @@ def special_from_texts(texts: Sequence[str]) -> np.ndarray:
     """A guessed special-token mask, for when the tokenizer's own is not known (explanations
     saved before the mask was recorded, explanations built by hand).
 
-    Conservative: only a token whose *whole* text is a ``<|...|>`` or ``<name>``/``</name>``
-    marker is taken as special, so no piece of real text is ever hidden; a special token with
-    another look (a rare tokenizer's ``[SEP]``, say) stays shown.
+    Conservative: a token counts only when its *whole* text is a ``<|...|>`` or
+    ``<name>``/``</name>`` marker (the look of the special tokens of the model families we
+    support, decoded as they are, with the special tokens kept). A marker spread over several
+    tokens or inside a longer one is text, and a special token of another look (``[SEP]``)
+    is missed rather than some real text taken for one.
     """
     return np.fromiter((_SPECIAL_LOOK.fullmatch(t) is not None for t in texts), dtype=bool,
                        count=len(texts))
+
+
+def special_mask(mask: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """``mask`` checked against ``texts`` (one entry each), or, when empty (not known), the
+    conservative guess from the texts."""
+    mask = np.asarray(mask).reshape(-1)
+    if mask.size == 0 and texts:
+        return special_from_texts(texts)
+    if mask.size != len(texts):
+        raise ValueError(f"is_special has {mask.size} entries for {len(texts)} tokens")
+    return mask.astype(bool, copy=False)
