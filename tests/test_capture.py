@@ -71,6 +71,22 @@ def test_candidates_top1_is_the_generated_token(tiny_loaded, family):
     assert all(len(row) == 4 for row in c.texts)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_special_tokens_are_marked_from_the_tokenizer(tiny_loaded, family):
+    loaded = tiny_loaded(family)
+    tok = loaded.adapter.tokenizer
+    settings = GenerationSettings(max_new_tokens=3)
+    ti = capture(loaded, loaded.adapter.prepare([_image()], PROMPT, settings), settings)
+    assert ti.is_special.dtype == bool and ti.is_special.shape == ti.ids.shape
+    np.testing.assert_array_equal(ti.is_special, np.isin(ti.ids, tok.all_special_ids))
+    # Media placeholders and the chat template's markers are special; the user's words are not.
+    assert ti.is_special[ti.spans.vision_positions].all()
+    assert not ti.is_special[ti.spans.prompt_positions].any()
+    assert ti.is_special[:ti.input_len].any()
+    assert {ti.token_texts[p] for p in np.flatnonzero(ti.is_special)} <= set(
+        tok.all_special_tokens)
+
+
 def test_token_texts_concatenate_to_the_decoded_sequence(tiny_loaded):
     tok = tiny_loaded("qwen2_vl").adapter.tokenizer
     text = "A café in 日本 — naïve über ✓ and 100 cats."

@@ -36,7 +36,11 @@ def test_named_words_and_peaks():
     scene = synth.make_image_scene(34, n_objects=3)
     texts = ["a", " purple", " circle", ",", " a", " green", " square", " and", " a", " blue",
              " triangle", ".", "<|im_end|>"]
-    assert clean_answer(texts) == scene.caption
+    special = [False] * 12 + [True]           # the tokenizer's mask: "<|im_end|>"
+    assert clean_answer(texts, special) == scene.caption
+    # The mask decides, not the look of the text.
+    assert clean_answer(texts, [False] * 13) == scene.caption + "<|im_end|>"
+    assert clean_answer(texts, [True] + [False] * 12) == scene.caption[1:].lstrip() + "<|im_end|>"
     pairs = named_words(texts, scene.objects)
     assert [k for k, _ in pairs] == [1, 2, 5, 6, 9, 10]
     assert [o.shape for _, o in pairs] == ["circle", "circle", "square", "square", "triangle",

@@ -44,6 +44,22 @@ def test_phrase_grid_maps_split_per_grid():
                                   expl.combined_vector([0, 5], "max"))
 
 
+def test_grid_slices_have_one_layout_for_inputs_and_explanation():
+    from tam_engine.core.spans import grid_slices
+
+    inputs = _inputs()
+    expl = explain(inputs)
+    want = [slice(0, 20), slice(20, 38)]                 # (1, 4, 5) then (2, 3, 3)
+    assert grid_slices(inputs.spans.grids) == inputs.spans.grid_slices == expl.grid_slices == want
+    assert grid_slices([]) == []
+    # The layout is that of vision_positions: a grid's slice picks its own positions.
+    for g, s in zip(inputs.spans.grids, inputs.spans.grid_slices):
+        np.testing.assert_array_equal(inputs.spans.vision_positions[s], g.positions)
+    # grid_maps cut each token's vector along those slices.
+    for g, s, m in zip(expl.grids, expl.grid_slices, expl.grid_maps(3)):
+        np.testing.assert_array_equal(m, expl.answer.maps[3, s].reshape(g.t, g.h, g.w))
+
+
 def test_phrase_map_of_prompt_tokens_and_bad_requests():
     expl = explain(_inputs())
     np.testing.assert_array_equal(expl.combined_vector([0, 1], "max", kind="prompt"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from fixtures_eval.fake_explainer import fake_explain
 
@@ -15,6 +16,7 @@ from tam_engine.eval.runner import (
     JsonlAppender,
     ResumeMismatchError,
     clean_caption,
+    evaluate_item,
     format_summary,
     rank_file,
     read_records,
@@ -90,9 +92,29 @@ def test_ablation_reports_four_variants_from_one_generation(synth_dir, tmp_path)
 
 
 def test_special_tokens_are_not_part_of_the_caption():
-    assert clean_caption("a red triangle.<|im_end|>") == "a red triangle."
-    assert clean_caption(" two  dogs</s><pad><pad>") == "two dogs"
-    assert clean_caption("x < y and <b") == "x < y and <b"
+    # The tokenizer's mask decides, not the look of the text.
+    assert clean_caption(["a", " red", " triangle", ".", "<|im_end|>"],
+                         [False, False, False, False, True]) == "a red triangle."
+    assert clean_caption([" two", "  dogs", "</s>", "<pad>", "<pad>"],
+                         np.array([0, 0, 1, 1, 1], bool)) == "two dogs"
+    assert clean_caption(["x", " <", " y", " and", " <b>"], [False] * 5) == "x < y and <b>"
+    assert clean_caption(["a", "[SEP]", "b"], [False, True, False]) == "a b"   # still two words
+
+
+def test_the_record_caption_leaves_out_the_tokens_marked_special(synth_dir):
+    item = open_dataset(synth_dir).items[0]
+
+    def explain_fn(item, options):
+        expls = fake_explain(item, options)
+        for e in expls:                       # the tokenizer marks the last answer token
+            e.is_special = e.is_special.copy()
+            e.is_special[-1] = True
+        return expls
+
+    rec = evaluate_item(item, explain_fn, variants_for())
+    last = fake_explain(item, [TamOptions()])[0].answer.texts[-1]
+    assert rec["answer"].endswith(last) and last.strip()
+    assert rec["caption"] == " ".join(rec["answer"][:-len(last)].split())
 
 
 def test_variants_for_flags():

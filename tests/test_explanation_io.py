@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -81,6 +82,7 @@ def _assert_same(x: Explanation, y: Explanation) -> None:
         for name in ("frames", "frame_slot", "timestamps"):
             _assert_same_arrays(getattr(m, name), getattr(n, name))
     assert x.meta == y.meta
+    _assert_same_arrays(x.is_special, y.is_special)
 
 
 @pytest.mark.parametrize("explain_prompt", [True, False])
@@ -110,6 +112,62 @@ def test_numpy_values_in_meta_are_saved_as_plain_values(tmp_path):
     expl.meta = {"steps": np.int64(7), "score": np.float32(0.5), "shape": np.array([2, 3])}
     back = Explanation.load(expl.save(tmp_path / "e.tam.npz"))
     assert back.meta == {"steps": 7, "score": 0.5, "shape": [2, 3]}
+
+
+def _with_special_tokens(explain_prompt: bool = True) -> Explanation:
+    """An explanation whose sequence has special tokens, with the tokenizer's own mask."""
+    rng = np.random.default_rng(5)
+    inputs = synthetic_inputs(rng, d=8, vocab=30, grids=((1, 3, 4),), n_prompt=4, n_answer=5,
+                              values="gaussian", bias=False)
+    n = inputs.ids.size
+    texts = [TEXTS[int(i) % len(TEXTS)] for i in inputs.ids]
+    texts[0], texts[-3], texts[-2], texts[-1] = "<|im_start|>", "[SEP]", "<|im_end|>", "<pad>"
+    inputs.token_texts = texts
+    # The tokenizer knows "[SEP]" is special, which no look-based guess would say.
+    inputs.is_special = np.isin(np.arange(n), [0, n - 3, n - 2, n - 1])
+    return explain(inputs, TamOptions(explain_prompt=explain_prompt))
+
+
+def test_the_special_token_mask_is_carried_and_saved(tmp_path):
+    expl = _with_special_tokens()
+    n = expl.ids.size
+    assert expl.is_special.dtype == bool and expl.is_special.shape == (n,)
+    np.testing.assert_array_equal(expl.special(), [False, False, True, True, True])
+    assert not expl.special("prompt").any()
+    back = Explanation.load(expl.save(tmp_path / "e.tam.npz"))
+    _assert_same(expl, back)
+    np.testing.assert_array_equal(back.special(), expl.special())
+
+
+def test_a_file_saved_before_the_special_mask_opens_with_a_guessed_one(tmp_path):
+    expl = _with_special_tokens()
+    path = expl.save(tmp_path / "new.tam.npz")
+    # Older versions wrote the same archive (same format version) without "is_special".
+    old = tmp_path / "old.tam.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "is_special"}
+    assert set(arrays) | {"is_special"} == set(np.load(path).files)
+    np.savez_compressed(old, **arrays)
+    back = Explanation.load(old)
+    # Conservative: only whole "<|...|>" / "<name>" tokens; "[SEP]" stays text.
+    n = expl.ids.size
+    np.testing.assert_array_equal(back.is_special, np.isin(np.arange(n), [0, n - 2, n - 1]))
+    np.testing.assert_array_equal(back.special(), [False, False, False, True, True])
+    back.is_special = expl.is_special
+    _assert_same(expl, back)                   # everything else is read as before
+
+
+def test_a_special_mask_of_the_wrong_length_is_refused():
+    inputs = synthetic_inputs(np.random.default_rng(1), d=4, vocab=9, grids=((1, 2, 2),),
+                              n_prompt=2, n_answer=2)
+    with pytest.raises(ValueError, match="is_special"):
+        dataclasses.replace(inputs, is_special=np.zeros(3, bool))
+    expl = explain(inputs)
+    with pytest.raises(ValueError, match="is_special"):
+        dataclasses.replace(expl, is_special=np.zeros(3, bool))
+    # Left out, it is guessed from the texts (hand-built inputs and explanations).
+    guessed = dataclasses.replace(expl, is_special=np.zeros(0, bool)).is_special
+    assert guessed.shape == expl.ids.shape and guessed.dtype == bool
 
 
 def _rewrite_header(src, dst, **changes) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from tam_engine.compare import Comparison
+from tam_engine.core.tokens import display_token
 from tam_engine.render.diff import DIVERGING_NAME, diff_overlay, diverging_lut
 
 MAX_SIDE = 720
@@ -86,8 +87,8 @@ class DiffView(QWidget):
         if self._shape != diff.shape:
             self._shape = diff.shape
             self.view_box.autoRange(padding=0.0)
-        ta = "".join(cmp.a.answer.texts[k] for k in tokens_a).strip()
-        tb = "".join(cmp.b.answer.texts[k] for k in tokens_b).strip()
+        ta = display_token("".join(cmp.a.answer.texts[k] for k in tokens_a))
+        tb = display_token("".join(cmp.b.answer.texts[k] for k in tokens_b))
         how_chosen = "aligned words" if aligned else "not aligned: chosen by hand"
         self.title.setText(f"A \u2212 B: \u201c{ta}\u201d \u2212 \u201c{tb}\u201d  "
                            f"({how_chosen}; mean {float(diff.mean()):+.2f})")

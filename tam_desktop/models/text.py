@@ -1,18 +1,15 @@
-"""How tokens are written for people (Qt-free, shared by the views)."""
+"""How tokens are written for people (Qt-free, shared by the views).
+
+``display_token`` is the engine's one rule set (:mod:`tam_engine.core.tokens`), re-exported here
+for the views.
+"""
 
 from __future__ import annotations
 
 import html
 
 from tam_engine.core.explanation import Explanation, TokenKind
-
-
-def display_token(text: str) -> str:
-    """A token as a chip shows it: spaces kept inside, invisible tokens made visible."""
-    if text == "":
-        return "∅"
-    shown = text.replace("\n", "↵").replace("\t", "⇥")
-    return shown.strip(" ") or "␣"
+from tam_engine.core.tokens import display_token as display_token
 
 
 def token_tooltip(expl: Explanation, k: int, kind: TokenKind = "answer", top: int = 5) -> str:

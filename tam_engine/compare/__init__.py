@@ -26,6 +26,7 @@ import numpy as np
 
 from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.tokens import display_token
 from tam_engine.core.words import Word, group_words
 from tam_engine.render.colormaps import DEFAULT_COLORMAP
 from tam_engine.render.diff import diff_overlay, diverging_colorbar
@@ -181,8 +182,7 @@ def _model_name(expl: Explanation, fallback: str) -> str:
 
 
 def _selection_text(expl: Explanation, tokens: Sequence[int]) -> str:
-    text = "".join(expl.answer.texts[k] for k in tokens).strip()
-    return text.replace("\n", "\u21b5") or "\u2423"
+    return display_token("".join(expl.answer.texts[k] for k in tokens))
 
 
 @dataclass

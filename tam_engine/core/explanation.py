@@ -17,7 +17,8 @@ import numpy as np
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
-from tam_engine.core.spans import VisionGrid
+from tam_engine.core.spans import VisionGrid, grid_slices
+from tam_engine.core.tokens import special_from_texts, special_mask
 
 FORMAT_NAME = "tam-explanation"
 FORMAT_VERSION = 1
@@ -107,6 +108,13 @@ class Explanation:
     options: TamOptions
     media: list[MediaItem] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    # (L + T,) bool, one entry per id: the tokenizer's special tokens (TamInputs.is_special).
+    # Left out (hand-built explanations, files saved before it was recorded), it is guessed
+    # from token_texts, conservatively (tam_engine.core.tokens.special_from_texts).
+    is_special: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)
+
+    def __post_init__(self) -> None:
+        self.is_special = special_mask(self.is_special, self.token_texts)
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -134,6 +142,10 @@ class Explanation:
         """Texts of the ``relevance`` columns: prompt tokens then answer tokens."""
         return self.prompt_texts + self.answer_texts
 
+    def special(self, kind: TokenKind = "answer") -> np.ndarray:
+        """``(N,)`` bool: which tokens of ``kind`` are the tokenizer's special tokens."""
+        return self.is_special[self.tokens(kind).positions]
+
     def tokens(self, kind: TokenKind = "answer") -> TokenMaps:
         if kind == "answer":
             return self.answer
@@ -141,12 +153,10 @@ class Explanation:
             raise ValueError("this explanation has no prompt-token maps")
         return self.prompt
 
-    def _grid_slices(self) -> list[slice]:
-        out, acc = [], 0
-        for g in self.grids:
-            out.append(slice(acc, acc + g.size))
-            acc += g.size
-        return out
+    @property
+    def grid_slices(self) -> list[slice]:
+        """Each grid's columns in the ``(N, n_vision)`` arrays, in :attr:`grids` order."""
+        return grid_slices(self.grids)
 
     # ------------------------------------------------------------------ maps
     def vision_vector(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
@@ -159,7 +169,7 @@ class Explanation:
                   ) -> list[np.ndarray]:
         """Token ``k``'s maps, one ``(t, h, w)`` array per grid."""
         vec = self.vision_vector(k, kind, stage)
-        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self.grid_slices)]
 
     def grid_for_media(self, media_index: int) -> int:
         for i, g in enumerate(self.grids):
@@ -196,7 +206,7 @@ class Explanation:
     def combined_grid_maps(self, indices, how: str = "mean", kind: TokenKind = "answer"
                            ) -> list[np.ndarray]:
         vec = self.combined_vector(indices, how, kind)
-        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self._grid_slices())]
+        return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self.grid_slices)]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -205,6 +215,8 @@ class Explanation:
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
             "prompt_positions": self.prompt_positions.astype(np.int64),
+            # Optional in the format: files without it still open (see load).
+            "is_special": self.is_special.astype(bool),
         }
         for gi, g in enumerate(self.grids):
             arrays[f"grid{gi}_positions"] = g.positions
@@ -312,7 +324,10 @@ class Explanation:
                    token_texts=list(header["token_texts"]), grids=grids,
                    prompt_positions=npz["prompt_positions"], answer=answer, prompt=prompt,
                    candidates=cands, options=TamOptions(**header["options"]), media=media,
-                   meta=dict(header.get("meta") or {}))
+                   meta=dict(header.get("meta") or {}),
+                   # Files saved before the mask was recorded get the conservative guess.
+                   is_special=(npz["is_special"] if "is_special" in npz.files
+                               else special_from_texts(header["token_texts"])))
 
 
 _OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tam_engine.core.spans import Spans
+from tam_engine.core.tokens import special_mask
 
 
 @dataclass
@@ -58,6 +59,11 @@ class TamInputs:
         exclusion in ECI and for display.
     candidates
         Top-k candidates per answer token, or ``None``.
+    is_special
+        ``(L + T,)`` bool, one entry per id: whether it is one of the tokenizer's special
+        tokens (``all_special_ids``: chat-template markers, end of text, media placeholders).
+        Left out, it is guessed from ``token_texts``
+        (:func:`~tam_engine.core.tokens.special_from_texts`).
     """
 
     ids: np.ndarray
@@ -69,14 +75,17 @@ class TamInputs:
     token_texts: list[str]
     candidates: Candidates | None = None
     meta: dict = field(default_factory=dict)
+    is_special: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
         if len(self.token_texts) != self.ids.size:
             raise ValueError("token_texts must have one entry per id")
+        self.is_special = special_mask(self.is_special, self.token_texts)
         if not 0 < self.input_len <= self.ids.size:
             raise ValueError("input_len out of range")
 
     @property
     def n_answer(self) -> int:
         return int(self.ids.size - self.input_len)
+

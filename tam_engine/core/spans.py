@@ -5,6 +5,7 @@ An adapter derives these from the model's own processor outputs; the engine only
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,6 +57,16 @@ class VisionGrid:
                 "w": self.w}
 
 
+def grid_slices(grids: Iterable[VisionGrid]) -> list[slice]:
+    """Where each grid's ``t*h*w`` cells sit in the flattened vision vector (grid after grid,
+    the order of every ``(..., n_vision)`` array): the one place that layout is computed."""
+    out, acc = [], 0
+    for g in grids:
+        out.append(slice(acc, acc + g.size))
+        acc += g.size
+    return out
+
+
 @dataclass(frozen=True)
 class Spans:
     """All spans the engine needs.
@@ -81,13 +92,9 @@ class Spans:
         return np.concatenate([g.positions for g in self.grids])
 
     @property
-    def grid_offsets(self) -> list[int]:
-        """Offset of each grid in the flattened vision vector."""
-        offs, acc = [], 0
-        for g in self.grids:
-            offs.append(acc)
-            acc += g.size
-        return offs
+    def grid_slices(self) -> list[slice]:
+        """Each grid's columns in the flattened vision vector (see :func:`grid_slices`)."""
+        return grid_slices(self.grids)
 
     @property
     def n_vision(self) -> int:

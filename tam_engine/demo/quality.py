@@ -22,6 +22,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,9 +95,10 @@ def category_mask(word: str, objects) -> np.ndarray:
     return np.logical_or.reduce(masks) if masks else np.zeros_like(objects[0].mask)
 
 
-def clean_answer(texts: list[str]) -> str:
-    """The answer as a sentence: special tokens (``<|...|>``) dropped, spaces trimmed."""
-    return "".join(t for t in texts if not (t.startswith("<|") and t.endswith("|>"))).strip()
+def clean_answer(texts: list[str], special: Sequence[bool] | np.ndarray) -> str:
+    """The answer as a sentence: the special tokens (``special``, the tokenizer's mask) dropped,
+    spaces trimmed."""
+    return "".join(t for t, s in zip(texts, special) if not s).strip()
 
 
 def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
@@ -192,7 +194,7 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
         scene = synth.make_image_scene(synth.item_seed(seed, "image", i), lattice=lattice)
         media = MediaItem(kind="image", path=f"synth-image-{i}.png", frames=scene.image[None])
         expl = run_and_explain(loaded, [media], IMAGE_PROMPT, settings)
-        text = clean_answer(expl.answer_texts)
+        text = clean_answer(expl.answer_texts, expl.special())
         if text != scene.caption:
             rep.failures.append((scene.caption, text))
         else:
@@ -217,7 +219,7 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
             file.write_bytes(synth.encode_mp4(vs.frames, vs.fps))
             media = load_video(file, fps=vs.fps, max_frames=16)
             expl = run_and_explain(loaded, [media], VIDEO_PROMPT, settings)
-            text = clean_answer(expl.answer_texts)
+            text = clean_answer(expl.answer_texts, expl.special())
             if text != vs.caption:
                 rep.failures.append((vs.caption, text))
             else:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -125,13 +124,11 @@ def check_run_config(out: Path, config: dict, rank: int) -> None:
 
 
 # --------------------------------------------------------------------------- one item
-# Special tokens a chat model ends (or pads) its answer with: "<|im_end|>", "</s>", "<eos>".
-_SPECIAL_TOKEN = re.compile(r"<\|[^<>|]*\|>|</?[A-Za-z_][A-Za-z0-9_]*>")
-
-
-def clean_caption(answer: str) -> str:
-    """The generated answer without special tokens, white space collapsed."""
-    return " ".join(_SPECIAL_TOKEN.sub(" ", answer).split())
+def clean_caption(texts: Sequence[str], special: Sequence[bool] | np.ndarray) -> str:
+    """The generated answer without its special tokens (``special``: the tokenizer's mask,
+    :meth:`Explanation.special`; what a chat model ends or pads its answer with), white space
+    collapsed. A special token separates the words on either side of it."""
+    return " ".join("".join(" " if s else t for t, s in zip(texts, special)).split())
 
 
 def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, TamOptions]
@@ -141,7 +138,7 @@ def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, Tam
     t_explain = time.perf_counter() - t0
     masks = item.masks()
     answer = expls[0].answer_text
-    caption = clean_caption(answer)
+    caption = clean_caption(expls[0].answer.texts, expls[0].special())
     rec: dict = {"id": item.id, "media": item.media, "caption": caption, "answer": answer,
                  "references": item.references, "n_tokens": expls[0].n_answer,
                  "grids": [[g.t, g.h, g.w] for g in expls[0].grids],

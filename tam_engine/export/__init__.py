@@ -399,11 +399,8 @@ def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
 
 def _grid_stacks(expl: Explanation, kind: TokenKind) -> list[np.ndarray]:
     tm = expl.tokens(kind)
-    out, off = [], 0
-    for g in expl.grids:
-        out.append(tm.maps[:, off:off + g.size].reshape(len(tm), g.t, g.h, g.w))
-        off += g.size
-    return out
+    return [tm.maps[:, s].reshape(len(tm), g.t, g.h, g.w)
+            for g, s in zip(expl.grids, expl.grid_slices)]
 
 
 def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0,

@@ -472,4 +472,5 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
         ids=seq, input_len=L, hidden=hidden, lm_weight=head.weight, lm_bias=bias,
         spans=prepared.spans, token_texts=token_texts(tokenizer, seq), candidates=candidates,
         meta={"generate_seconds": gen_seconds, "n_generated": int(T)},
+        is_special=np.isin(seq, tokenizer.all_special_ids),
     )

@@ -17,36 +17,9 @@ from pathlib import Path
 
 from PIL import ImageDraw, ImageFont
 
+from tam_engine.core.tokens import REPLACEMENT, visible
+
 FONT_FILES: tuple[str, ...] = ("DejaVuSans.ttf", "wqy-microhei.ttc", "Symbola_hint.ttf")
-
-# Invisible joiners and presentation selectors: no font draws them, and showing a box for them
-# would be wrong. (Emoji sequences then render as their parts, which is the best a monochrome
-# font can do.)
-_INVISIBLE = frozenset({0x200B, 0x200C, 0x200D, 0x2060, 0xFE0E, 0xFE0F, 0xFEFF})
-# Control characters tokens do contain, shown as visible symbols.
-_VISIBLE_CONTROLS = {"\n": "\u21b5", "\r": "\u240d", "\t": "\u21e5"}
-_REPLACEMENT = "\ufffd"
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters shown as symbols (newline as U+21B5, others as
-    Unicode control pictures) and invisible joiners removed: for any display, not only ours."""
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if ch in _VISIBLE_CONTROLS:
-            out.append(_VISIBLE_CONTROLS[ch])
-        elif cp in _INVISIBLE:
-            continue
-        elif cp < 0x20:
-            out.append(chr(0x2400 + cp))
-        elif cp == 0x7F:
-            out.append("\u2421")
-        elif 0x80 <= cp < 0xA0:
-            out.append(_REPLACEMENT)
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def fonts_dir() -> Path:
@@ -145,24 +118,9 @@ class FontStack:
         self.line_height = int(round((ascent + descent) * 1.15))
 
     def clean(self, text: str) -> str:
-        """Text as it will be drawn: controls made visible, invisible joiners removed,
-        characters no font has replaced by U+FFFD."""
-        out = []
-        for ch in text:
-            ch = _VISIBLE_CONTROLS.get(ch, ch)
-            cp = ord(ch)
-            if cp in _INVISIBLE:
-                continue
-            if cp < 0x20:
-                ch = chr(0x2400 + cp)                # Unicode "control pictures": visible
-            elif cp == 0x7F:
-                ch = "\u2421"
-            elif 0x80 <= cp < 0xA0:
-                ch = _REPLACEMENT
-            if self._font_index(ch) < 0:
-                ch = _REPLACEMENT
-            out.append(ch)
-        return "".join(out)
+        """Text as it will be drawn: :func:`~tam_engine.core.tokens.visible`, then characters
+        no font has replaced by U+FFFD."""
+        return "".join(ch if self._font_index(ch) >= 0 else REPLACEMENT for ch in visible(text))
 
     def _font_index(self, ch: str) -> int:
         idx = self._choice.get(ch)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.figure import resize_frame
-from tam_engine.render.fonts import visible
 from tam_engine.render.overlay import heatmap
 from tam_engine.render.png import png_bytes
 
@@ -52,10 +52,11 @@ def _smallest_uri(image: np.ndarray) -> str:
 
 
 def _token_html(text: str, attrs: str) -> str:
+    # A word-start space stays a real space outside the box and a final newline breaks the
+    # line, so the tokens read as the text they are.
     lead = text[:1] == " "
-    body = text[1:] if lead else text
-    br = body.endswith("\n")
-    shown = visible(body) or "\u2423"
+    br = text.endswith("\n")
+    shown = display_token(text)
     return ((" " if lead else "") + f'<span class="tok" {attrs}>{html.escape(shown)}</span>'
             + ("<br>" if br else ""))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, apply_colormap, colormap_lut
 from tam_engine.render.fonts import font_stack
 
@@ -110,10 +111,7 @@ def add_caption(image: np.ndarray, text: str, position: str = "top",
 
 def token_caption(text: str, k: int, n: int, prefix: str = "") -> str:
     """How a token is named in captions: ``'cat'  (token 3 / 12)``."""
-    shown = text.replace("\n", "\u21b5").replace("\t", "\u21e5").strip(" ")
-    if not shown:
-        shown = "\u2423" * min(len(text), 3) if text else "(empty)"
-    return f"{prefix}\u201c{shown}\u201d  (token {k + 1} / {n})"
+    return f"{prefix}\u201c{display_token(text)}\u201d  (token {k + 1} / {n})"
 
 
 def even_size(image: np.ndarray) -> np.ndarray:

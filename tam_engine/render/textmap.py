@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, colour_of
 from tam_engine.render.fonts import FontStack, font_stack
 
@@ -88,9 +89,8 @@ def candidate_cells(expl: Explanation, k: int, n: int = 3) -> list[Cell]:
     out = []
     for i in range(n):
         text = c.texts[k][i] if k < len(c.texts) and i < len(c.texts[k]) else str(c.ids[k, i])
-        shown = text.replace("\n", "\u21b5").strip() or "\u2423"
-        out.append(Cell(text=f"{shown}  {probs[i] * 100:.0f}%", bg=None, fg=BLACK, border=True,
-                        gap_before=True))
+        out.append(Cell(text=f"{display_token(text)}  {probs[i] * 100:.0f}%", bg=None, fg=BLACK,
+                        border=True, gap_before=True))
     return out
 
 
