@@ -119,7 +119,21 @@ def golden_images() -> dict[str, np.ndarray]:
                                           "viridis", 0.7),
         "textmap_cjk_emoji.png": render_text_map(expl, ANSWER.index(" 😀"), width=360),
         "figure.png": paper_figure(expl, ANSWER.index(" sits"), width=240),
+        "compare.png": compare_golden(),
     }
+
+
+def compare_golden() -> np.ndarray:
+    """The side-by-side comparison of two videos explained on different grids: A's phrase
+    " sits on" (a combined map) against B's " sits", on a frame past B's last one."""
+    from tam_engine.compare.comparison import Comparison
+    from tam_engine.render.compare_figure import render_side_by_side
+
+    a = build_explanation(video=True)
+    b = build_explanation(video=True, n_frames=3, grid_hw=(3, 5), seed=1,
+                          answer=[" The", " cat", " sits", "."])
+    cmp = Comparison.of(a, b)
+    return render_side_by_side(*cmp.panels([5, 6], [2], frame=3), panel_width=120)
 
 
 def main() -> int:

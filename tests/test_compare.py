@@ -5,25 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tam_engine.compare import (
+from tam_engine.compare.alignment import align_words
+from tam_engine.compare.comparison import (
     CompareError,
     Comparison,
-    align_words,
+    compare_pictures,
     compare_schedule,
-    difference_map,
-    export_compare_mp4,
-    export_compare_png,
-    render_side_by_side,
     selection_frame_map,
 )
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
+from tam_engine.export import ExportError
+from tam_engine.export.compare import export_compare_mp4, export_compare_png
+from tam_engine.render.compare_figure import ComparePanel, render_side_by_side
 from tam_engine.render.diff import (
     apply_diverging,
     diff_overlay,
     diff_to_index,
+    difference_map,
     diverging_colorbar,
     diverging_lut,
 )
@@ -215,8 +216,8 @@ def test_diverging_colour_map():
 def test_side_by_side_panels():
     maps = grid_maps(4, 3, 4, seed=3)
     cmp = Comparison.of(hand_built(A_TEXTS, maps), hand_built(A_TEXTS, maps.copy()))
-    img = render_side_by_side(cmp, [1], [1], panel_width=96, text_maps=False)
-    no_diff = render_side_by_side(cmp, [1], [1], panel_width=96, text_maps=False,
+    img = render_side_by_side(*cmp.panels([1], [1]), panel_width=96, text_maps=False)
+    no_diff = render_side_by_side(*cmp.panels([1], [1]), panel_width=96, text_maps=False,
                                   show_diff=False)
     assert img.ndim == 3 and img.dtype == np.uint8
     assert img.shape[0] == no_diff.shape[0] and img.shape[1] > no_diff.shape[1] + 96
@@ -224,10 +225,15 @@ def test_side_by_side_panels():
     cap = img.shape[0] - 64          # frames are 32x48 -> 64 px tall at width 96
     assert np.array_equal(img[cap:, :96], img[cap:, 96 + 8:96 + 8 + 96])
     # No counterpart: B shows the plain frame and the picture still renders.
-    unmatched = render_side_by_side(cmp, [0], [], panel_width=96)
+    unmatched = render_side_by_side(*cmp.panels([0], []), panel_width=96)
     assert unmatched.shape[1] == img.shape[1]
     with pytest.raises(CompareError):
-        render_side_by_side(cmp, [], [1])
+        cmp.panels([], [1])
+    a, b = cmp.panels([1], [1])
+    with pytest.raises(ValueError):                    # side A always shows a selection
+        render_side_by_side(ComparePanel(a.expl, (), 0, 0, None, "A"), b)
+    with pytest.raises(ValueError):                    # a map exactly when there are tokens
+        ComparePanel(a.expl, (1,), 0, 0, None, "A")
 
 
 def test_schedules():
@@ -237,6 +243,15 @@ def test_schedules():
     assert words == [((0,), (), 0), ((1,), (1,), 0), ((2, 3), (2,), 0)]
     with pytest.raises(CompareError):
         compare_schedule(cmp, "frames")
+    # Each scheduled picture: A's word and B's aligned word (or none) with their maps.
+    pictures = compare_pictures(cmp)
+    assert [(a.tokens, b.tokens, a.frame) for a, b in pictures] == words
+    a, b = pictures[2]
+    assert np.array_equal(a.map_u8, selection_frame_map(cmp.a, [2, 3]))
+    assert np.array_equal(b.map_u8, selection_frame_map(cmp.b, [2]))
+    assert a.caption == "A \u00b7 model: \u201ccircle\u201d"
+    assert pictures[0][1].map_u8 is None
+    assert pictures[0][1].caption == "B \u00b7 model: no matching word"
 
 
 def test_exports_decode_back(tmp_path):
@@ -247,13 +262,14 @@ def test_exports_decode_back(tmp_path):
     a = hand_built(A_TEXTS, grid_maps(4, 2, 2, 6), frames=frames, frame_slot=[0, 0, 0, 0])
     b = hand_built(B_TEXTS, grid_maps(5, 4, 4, 7), frames=frames, frame_slot=[0, 0, 0, 0])
     cmp = Comparison.of(a, b)
-    png = export_compare_png(cmp, tmp_path / "cmp.png", [2, 3], [2], panel_width=120)
-    expected = render_side_by_side(cmp, [2, 3], [2], panel_width=120)
+    png = export_compare_png(tmp_path / "cmp.png", *cmp.panels([2, 3], [2]), panel_width=120)
+    expected = render_side_by_side(*cmp.panels([2, 3], [2]), panel_width=120)
     with Image.open(png) as im:
         assert im.size == (expected.shape[1], expected.shape[0])
         assert np.array_equal(np.asarray(im.convert("RGB")), expected)
     seen = []
-    mp4 = export_compare_mp4(cmp, tmp_path / "cmp.mp4", tokens_a=[1], tokens_b=[1],
+    mp4 = export_compare_mp4(tmp_path / "cmp.mp4", compare_pictures(cmp, tokens_a=[1],
+                                                                     tokens_b=[1]),
                              panel_width=120, progress=lambda i, n: seen.append((i, n)))
     assert seen[-1] == (4, 4)                       # a video: one picture per frame
     with av.open(str(mp4)) as c:
@@ -261,21 +277,25 @@ def test_exports_decode_back(tmp_path):
         assert s.codec_context.name == "h264"
         n = sum(1 for _ in c.decode(s))
     assert n == 4
-    words = export_compare_mp4(cmp, tmp_path / "words.mp4", mode="words", hold=2,
+    words = export_compare_mp4(tmp_path / "words.mp4", compare_pictures(cmp, "words"), hold=2,
                                panel_width=120, text_maps=True)
     with av.open(str(words)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 3 * 2
     # Cancelled: nothing is left behind.
     with pytest.raises(Cancelled):
-        export_compare_mp4(cmp, tmp_path / "gone.mp4", mode="words", panel_width=120,
-                           should_stop=lambda: True)
+        export_compare_mp4(tmp_path / "gone.mp4", compare_pictures(cmp, "words"),
+                           panel_width=120, should_stop=lambda: True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp.mp4", "cmp.png", "words.mp4"]
-    # An unwritable destination is a CompareError that says what to do.
+    # An unwritable destination is an ExportError that names the file and says what to do.
     (tmp_path / "file").write_text("x")
-    for export in (export_compare_png, export_compare_mp4):
-        with pytest.raises(CompareError, match="Could not write"):
-            export(cmp, tmp_path / "file" / "out.bin", tokens_a=[1], tokens_b=[1],
-                   panel_width=120)
+    blocked = tmp_path / "file" / "out.bin"
+    with pytest.raises(ExportError, match="Could not write out.bin") as png_err:
+        export_compare_png(blocked, *cmp.panels([1], [1]), panel_width=120)
+    with pytest.raises(ExportError, match="Could not write out.bin") as mp4_err:
+        export_compare_mp4(blocked, compare_pictures(cmp, tokens_a=[1], tokens_b=[1]),
+                           panel_width=120)
+    for err in (png_err.value, mp4_err.value):
+        assert "folder you can write to" in err.hint
 
 
 def test_media_checks():

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QPushButton
 from tam_desktop.compare import CompareWindow, SelectionLink, select_tokens
 from tam_desktop.models import PlaybackState
 from tam_desktop.settings import AppSettings, GenerationPrefs
-from tam_engine.compare import Comparison, render_side_by_side
+from tam_engine.compare.comparison import Comparison
+from tam_engine.render.compare_figure import render_side_by_side
 from tam_engine.render.overlay import resize_map
 
 
@@ -175,7 +176,7 @@ def test_exports_of_the_side_by_side_view(qtbot, compare_window, tmp_path, error
     png = tmp_path / "side.png"
     with qtbot.waitSignal(w.exported, timeout=30_000):
         w.export_png(str(png), panel_width=200)
-    expected = render_side_by_side(w.comparison, (2,), (2,), 0, 1, panel_width=200,
+    expected = render_side_by_side(*w.comparison.panels((2,), (2,), 0, 1), panel_width=200,
                                    cmap=w.display.colormap, opacity=w.display.opacity)
     with Image.open(png) as im:
         assert im.size == (expected.shape[1], expected.shape[0])

@@ -184,7 +184,7 @@ def test_figure_without_media_and_for_video():
 
 # ------------------------------------------------------------------------------ golden
 @pytest.mark.parametrize("name", ["overlay_jet.png", "overlay_viridis_70.png",
-                                  "textmap_cjk_emoji.png", "figure.png"])
+                                  "textmap_cjk_emoji.png", "figure.png", "compare.png"])
 def test_golden_images(name):
     got = golden_images()[name]
     want = np.asarray(Image.open(GOLDEN_DIR / name).convert("RGB"))

@@ -46,7 +46,7 @@ def test_every_display_uses_the_one_rule_set():
     from make_golden import build_explanation
 
     from tam_desktop.models.text import display_token as gui_display_token
-    from tam_engine.compare import Comparison
+    from tam_engine.compare.comparison import Comparison
     from tam_engine.render.html_page import build_html
     from tam_engine.render.overlay import token_caption
     from tam_engine.render.textmap import candidate_cells
@@ -69,7 +69,7 @@ def test_every_display_uses_the_one_rule_set():
         assert f'data-key="a{k}">{display_token(text)}</span>' in page
     assert ' <span class="tok" data-col' in page           # the word-start space stays a gap
 
-    from tam_engine.compare import _selection_text
+    from tam_engine.compare.comparison import _selection_text
 
     cmp = Comparison.of(expl, expl)
     assert _selection_text(cmp.a, [0, 1]) == display_token(" A\t")

@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
 from tam_desktop.compare.link import SIDES
-from tam_engine.compare import Comparison, Side
+from tam_engine.compare.alignment import Side
+from tam_engine.compare.comparison import Comparison
 
 SIDE_COLOURS: dict[Side, str] = {"a": "#b2182b", "b": "#2166ac"}
 

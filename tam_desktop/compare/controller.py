@@ -13,7 +13,7 @@ from typing import Protocol
 from tam_desktop.controller import RunController
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.worker import ModelCache, RunRequest
-from tam_engine.compare import Side
+from tam_engine.compare.alignment import Side
 from tam_engine.core.explanation import Explanation
 
 

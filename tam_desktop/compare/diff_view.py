@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from tam_engine.compare import Comparison
+from tam_engine.compare.comparison import Comparison
 from tam_engine.core.tokens import display_token
 from tam_engine.render.diff import DIVERGING_NAME, diff_overlay, diverging_lut
 
@@ -25,7 +25,7 @@ def diverging_pg_colormap() -> pg.ColorMap:
 class DiffView(QWidget):
     """Shows ``A - B`` over a greyed frame with a blue-white-red colour bar.
 
-    The difference and its colours come from :mod:`tam_engine.compare` and
+    The difference and its colours come from :mod:`tam_engine.compare.comparison` and
     :mod:`tam_engine.render.diff`, the same code the exports use.
     """
 

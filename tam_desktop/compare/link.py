@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from tam_desktop.models.events import Event
 from tam_desktop.models.playback import PlaybackState
-from tam_engine.compare import Comparison, Side
+from tam_engine.compare.alignment import Side
+from tam_engine.compare.comparison import Comparison
 
 SIDES: tuple[Side, Side] = ("a", "b")
 

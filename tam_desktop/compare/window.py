@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from tam_desktop.compare.alignment_view import SIDE_COLOURS, AlignmentView
 from tam_desktop.compare.controller import CompareController
 from tam_desktop.compare.diff_view import DiffView
-from tam_desktop.compare.exporting import png_job
+from tam_desktop.compare.exporting import mp4_job, png_job
 from tam_desktop.compare.link import SIDES, SelectionLink
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.dialogs import GenerationDialog, show_error
@@ -29,7 +29,8 @@ from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackSta
 from tam_desktop.settings import AppSettings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
-from tam_engine.compare import Comparison, Side
+from tam_engine.compare.alignment import Side
+from tam_engine.compare.comparison import Comparison
 from tam_engine.core.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
@@ -482,10 +483,8 @@ class CompareWindow(QMainWindow):
         """A video plays with the shown words; an image steps through A's words."""
         if not self._can_export():
             return
-        from tam_engine.compare import export_compare_mp4
-
         args = self._export_args()
-        self.exports.start(f"Writing {Path(path).name} …", export_compare_mp4,
+        self.exports.start(f"Writing {Path(path).name} …", mp4_job,
                            self.comparison, path, frame=self.frame_cursor.frame, fps=fps,
                            panel_width=panel_width, **args)
 

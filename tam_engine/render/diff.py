@@ -1,7 +1,8 @@
 """Difference maps (model A minus model B) drawn with a diverging blue-white-red colour map.
 
 A difference is a float array in [-1, 1]: red where A's map is stronger, blue where B's is,
-white where they agree. The colour map is symmetric around its white middle, so "no
+white where they agree. It is taken on a shared grid: both uint8 maps are resized bilinearly to
+one size (two models' grids usually differ) and subtracted. The colour map is symmetric around its white middle, so "no
 difference" always looks neutral whatever the colour map of the ordinary heat maps is.
 """
 
@@ -31,6 +32,30 @@ def _lut() -> np.ndarray:
     lut[127] = lut[128] = _WHITE
     lut.setflags(write=False)
     return lut
+
+
+def resize_float(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uint8 map as floats in [0, 1], resized bilinearly to ``size = (H, W)``."""
+    import cv2
+
+    m = np.asarray(map_u8, dtype=np.float32) / 255.0
+    h, w = int(size[0]), int(size[1])
+    if m.shape == (h, w):
+        return m
+    return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def difference_map(map_a: np.ndarray, map_b: np.ndarray, size: tuple[int, int] | None = None
+                   ) -> np.ndarray:
+    """``A - B`` of two uint8 maps, float32 in [-1, 1], on a common ``(H, W)`` grid.
+
+    Without ``size`` the larger of the two shapes (per axis) is used. Both maps are resized
+    bilinearly before subtracting, so grids of different models compare pixel for pixel.
+    """
+    if size is None:
+        size = (max(map_a.shape[0], map_b.shape[0]), max(map_a.shape[1], map_b.shape[1]))
+    diff = resize_float(map_a, size) - resize_float(map_b, size)
+    return np.clip(diff, -1.0, 1.0).astype(np.float32)
 
 
 def diverging_lut() -> np.ndarray:
