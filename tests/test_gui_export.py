@@ -117,18 +117,18 @@ def test_video_exports_follow_the_answer_or_one_token(qtbot, main_window, tmp_pa
 
 
 def test_cancelling_an_mp4_export_leaves_no_file(qtbot, main_window, tmp_path, monkeypatch):
-    import tam_engine.export as ex
+    from tam_engine.render.mp4 import H264Writer
 
     w = main_window
     w.show_explanation(synthetic_explanation("video"))
     gate = threading.Event()
-    write = ex.H264Writer.write
+    write = H264Writer.write
 
     def held_write(self, img):
         gate.wait(20)  # hold the worker until Cancel has been pressed
         return write(self, img)
 
-    monkeypatch.setattr(ex.H264Writer, "write", held_write)
+    monkeypatch.setattr(H264Writer, "write", held_write)
     _answer_with(w, tmp_path, [])
     w.export.actions["follow_mp4"].trigger()
     assert w.export.runner.busy and w.export.runner.dialog is not None

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from tam_engine.cli.exitcodes import ExitCode, Interrupted
 from tam_engine.core.errors import ExplanationFileError
-from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP
+from tam_engine.export.common import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    SWEEP_FPS,
+    VIDEO_FPS,
+)
+from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 if TYPE_CHECKING:
     from tam_engine.core.explanation import Explanation, TokenKind
@@ -47,7 +53,7 @@ class ExportOptions:
     media: int = _option(1, "media item, from 1", type=int, metavar="I")
     frame: int = _option(1, "video frame, from 1", type=int, metavar="F")
     cmap: str = _option(DEFAULT_COLORMAP, choices=COLORMAPS)
-    opacity: float = _option(0.5, type=float)
+    opacity: float = _option(DEFAULT_OPACITY, type=float)
     width: int | None = _option(None, "image width in pixels", type=int, metavar="PX")
     fps: float | None = _option(None, "MP4 frame rate (sweep 2, video 10)", type=float)
     frames_per_token: int = _option(1, "sweep: frames each token is held", type=int,
@@ -55,8 +61,8 @@ class ExportOptions:
     source: str | None = _option(None, "video: play this original file at its full frame rate "
                                  "(without a value: the path stored in the explanation)",
                                  nargs="?", const="", metavar="VIDEO")
-    crf: int = _option(23, "H.264 quality (lower = better)", type=int)
-    preset: str = _option("veryfast", "x264 speed preset")
+    crf: int = _option(DEFAULT_CRF, "H.264 quality (lower = better)", type=int)
+    preset: str = _option(DEFAULT_PRESET, "x264 speed preset")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ExportOptions:
@@ -167,7 +173,7 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
             return ex.export_contact_sheet(expl, out, frame=o.frame - 1, progress=progress,
                                            **common)
         if what == "sweep":
-            return ex.export_sweep_mp4(expl, out, frame=o.frame - 1, fps=o.fps or 2.0,
+            return ex.export_sweep_mp4(expl, out, frame=o.frame - 1, fps=o.fps or SWEEP_FPS,
                                        frames_per_token=o.frames_per_token, crf=o.crf,
                                        layout="figure" if o.layout == "figure" else "overlay",
                                        preset=o.preset, progress=progress, **common, **width)
@@ -176,7 +182,7 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
             if source == "" and expl.media and 0 <= o.media - 1 < len(expl.media):
                 source = expl.media[o.media - 1].path
             return ex.export_video_mp4(expl, out, token=None if o.token is None else k,
-                                       fps=o.fps or 10.0, crf=o.crf, preset=o.preset,
+                                       fps=o.fps or VIDEO_FPS, crf=o.crf, preset=o.preset,
                                        source=source or None, progress=progress, **common,
                                        **width)
         if what == "html":

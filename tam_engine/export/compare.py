@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tam_engine.export import ExportError, Progress, ShouldStop, _tick, write_png
+from tam_engine.export.common import ExportError, Progress, ShouldStop, tick, write_png
 from tam_engine.render.compare_figure import (
     PANEL_WIDTH,
     ComparePanel,
@@ -55,10 +55,10 @@ def export_compare_mp4(path: str | os.PathLike, pictures: Sequence[Picture], fps
         with H264Writer(path, fps, crf=crf, preset=preset) as writer:
             for i, (a, b) in enumerate(pictures):
                 image = render_side_by_side(a, b, **style)
-                _tick(i, n, progress, should_stop)
+                tick(i, n, progress, should_stop)
                 for _ in range(max(1, int(hold))):
                     writer.write(image)
-            _tick(n, n, progress, should_stop)
+            tick(n, n, progress, should_stop)
     except OSError as exc:
         raise _write_error(path, exc) from exc
     return Path(path)

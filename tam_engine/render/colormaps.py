@@ -12,6 +12,8 @@ import numpy as np
 
 COLORMAPS: tuple[str, ...] = ("jet", "turbo", "viridis", "inferno", "magma", "gray")
 DEFAULT_COLORMAP = "jet"
+#: Opacity of the heat map over the media, for every renderer and exporter.
+DEFAULT_OPACITY = 0.5
 
 
 def _cv2_code(name: str) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
-from tam_engine.render.colormaps import DEFAULT_COLORMAP
+from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.diff import diff_overlay, difference_map, diverging_colorbar
 from tam_engine.render.figure import resize_frame, token_overlay
 from tam_engine.render.layout import blank, column, pad_to, row
@@ -51,7 +51,7 @@ class ComparePanel:
 
 
 def render_side_by_side(a: ComparePanel, b: ComparePanel, cmap: str = DEFAULT_COLORMAP,
-                        opacity: float = 0.5, panel_width: int = PANEL_WIDTH,
+                        opacity: float = DEFAULT_OPACITY, panel_width: int = PANEL_WIDTH,
                         show_diff: bool = True, text_maps: bool = True,
                         text_min_height: int = 0) -> np.ndarray:
     """A | B (| A - B) panels as one RGB image.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tam_engine.core.explanation import Explanation, TokenKind
-from tam_engine.render.colormaps import DEFAULT_COLORMAP
+from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.overlay import add_caption, add_colorbar, heatmap, overlay, token_caption
 from tam_engine.render.textmap import render_text_map
 
@@ -24,7 +24,7 @@ def resize_frame(frame: np.ndarray, width: int) -> np.ndarray:
 
 def token_overlay(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
                   kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
-                  opacity: float = 0.5, width: int | None = None,
+                  opacity: float = DEFAULT_OPACITY, width: int | None = None,
                   map_u8: np.ndarray | None = None) -> np.ndarray:
     """Token ``k``'s map over displayed ``frame`` of media ``media_index``.
 
@@ -54,7 +54,7 @@ def frame_caption(expl: Explanation, k: int, media_index: int, frame: int,
 
 
 def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
-                 cmap: str = DEFAULT_COLORMAP, opacity: float = 0.5,
+                 cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                  kind: TokenKind = "answer", width: int = 640, colorbar: bool = True,
                  caption: bool = True, show_original: bool = False,
                  text_min_height: int | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from tam_engine.core.explanation import Explanation, TokenKind
 from tam_engine.core.tokens import display_token
-from tam_engine.render.colormaps import colormap_lut
+from tam_engine.render.colormaps import DEFAULT_OPACITY, colormap_lut
 from tam_engine.render.figure import resize_frame
 from tam_engine.render.overlay import heatmap
 from tam_engine.render.png import png_bytes
@@ -62,7 +62,7 @@ def _token_html(text: str, attrs: str) -> str:
 
 
 def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: str = "jet",
-               opacity: float = 0.5, image_width: int = 480,
+               opacity: float = DEFAULT_OPACITY, image_width: int = 480,
                tick: Callable[[int, int], None] | None = None) -> str:
     kinds: list[TokenKind] = ["answer"]
     if expl.prompt is not None:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from tam_engine.core.tokens import display_token
-from tam_engine.render.colormaps import DEFAULT_COLORMAP, apply_colormap, colormap_lut
+from tam_engine.render.colormaps import (
+    DEFAULT_COLORMAP,
+    DEFAULT_OPACITY,
+    apply_colormap,
+    colormap_lut,
+)
 from tam_engine.render.fonts import font_stack
 
 WHITE = (255, 255, 255)
@@ -26,7 +31,7 @@ def resize_map(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
-            opacity: float = 0.5) -> np.ndarray:
+            opacity: float = DEFAULT_OPACITY) -> np.ndarray:
     """Blend the colour-mapped ``map_u8`` (resized bilinear to the frame) over ``frame``.
 
     ``out = (1 - opacity) * frame + opacity * colour(map)``, as in the paper's figures. The map

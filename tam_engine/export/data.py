@@ -1,0 +1,108 @@
+"""Data exports: the text maps as JSON, the maps as NPZ arrays, and one self-contained HTML
+page."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tam_engine.core.explanation import Explanation, TokenKind, atomic_write_bytes
+from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
+from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
+
+
+def explanation_json(expl: Explanation) -> dict:
+    """Tokens, ids, relevances and candidates as plain JSON-able data."""
+    from tam_engine.render.html_page import relevance_rows
+
+    def tokens(kind: TokenKind) -> list[dict]:
+        tm = expl.tokens(kind)
+        rel = relevance_rows(expl, kind)
+        strength = tm.visual_strength()
+        out = []
+        for k in range(len(tm)):
+            d = {"index": k, "id": int(tm.token_ids[k]), "text": tm.texts[k],
+                 "position": int(tm.positions[k]),
+                 "visual_strength": round(float(strength[k]), 6),
+                 "eci_alpha": round(float(tm.alpha[k]), 6),
+                 "relevance": rel[k],
+                 "raw_relevance": [round(float(v), 6) if c else None
+                                   for v, c in zip(tm.relevance[k], tm.context[k])]}
+            c = expl.candidates
+            if kind == "answer" and c is not None and k < c.ids.shape[0]:
+                top3 = c.topk_softmax(min(3, c.k))[k]
+                d["candidates"] = [
+                    {"id": int(c.ids[k, i]), "text": c.texts[k][i],
+                     "logit": round(float(c.logits[k, i]), 6),
+                     "prob": round(float(c.probs[k, i]), 6),
+                     "top3_softmax": round(float(top3[i]), 6) if i < top3.size else None}
+                    for i in range(c.k)]
+            out.append(d)
+        return out
+
+    return {
+        "format": "tam-text-maps", "version": 1,
+        "meta": expl.meta,
+        "answer_text": expl.answer_text,
+        "columns": expl.text_columns,
+        "prompt_positions": [int(p) for p in expl.prompt_positions],
+        "grids": [g.to_meta() for g in expl.grids],
+        "media": [{"kind": m.kind, "path": m.path, "n_frames": m.n_frames, "size": m.size,
+                   "timestamps": [float(t) for t in m.timestamps]} for m in expl.media],
+        "answer_tokens": tokens("answer"),
+        "prompt_tokens": tokens("prompt") if expl.prompt is not None else None,
+    }
+
+
+def export_json(expl: Explanation, path: str | os.PathLike) -> Path:
+    """The text maps (tokens, ids, relevances, candidates) as JSON."""
+    data = json.dumps(explanation_json(expl), ensure_ascii=False, indent=1, default=str)
+    atomic_write_bytes(path, data.encode("utf-8"))
+    return Path(path)
+
+
+def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
+    """The maps as arrays: per kind, the uint8 maps and the raw/ECI/filtered float maps, and
+    each grid's maps reshaped to ``(N, t, h, w)``. No pickles."""
+    arrays: dict[str, np.ndarray] = {}
+    for kind in ("answer", "prompt"):
+        tm = expl.answer if kind == "answer" else expl.prompt
+        if tm is None:
+            continue
+        arrays[f"{kind}_texts"] = np.array(tm.texts, dtype=str)
+        arrays[f"{kind}_ids"] = tm.token_ids
+        for name in ("maps", "raw", "eci", "filtered", "relevance", "context"):
+            arrays[f"{kind}_{name}"] = np.asarray(getattr(tm, name))
+        for gi, maps in enumerate(_grid_stacks(expl, kind)):
+            arrays[f"{kind}_grid{gi}"] = maps
+    arrays["grid_shapes"] = np.array([[g.t, g.h, g.w] for g in expl.grids], np.int64).reshape(-1, 3)
+    arrays["columns"] = np.array(expl.text_columns, dtype=str)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def _grid_stacks(expl: Explanation, kind: TokenKind) -> list[np.ndarray]:
+    tm = expl.tokens(kind)
+    return [tm.maps[:, s].reshape(len(tm), g.t, g.h, g.w)
+            for g, s in zip(expl.grids, expl.grid_slices)]
+
+
+def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0,
+                frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
+                image_width: int = 480, progress: Progress | None = None,
+                should_stop: ShouldStop | None = None) -> Path:
+    """One self-contained HTML page: hover (or click) a token to see its map and text map."""
+    from tam_engine.render.html_page import build_html
+
+    if expl.grids:
+        check_grid(expl, media_index)
+    page = build_html(expl, media_index, frame, cmap, opacity, image_width,
+                      tick=lambda i, n: tick(i, n, progress, should_stop))
+    atomic_write_bytes(path, page.encode("utf-8"))
+    return Path(path)

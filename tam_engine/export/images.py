@@ -1,0 +1,116 @@
+"""Still exports of an explanation: one token as PNG, a PNG sequence, a contact sheet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.export.common import (
+    ExportError,
+    Layout,
+    Progress,
+    ShouldStop,
+    check_grid,
+    check_token,
+    tick,
+    write_png,
+)
+from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
+from tam_engine.render.figure import frame_caption, paper_figure, token_overlay
+from tam_engine.render.overlay import add_caption, caption_strip, colorbar, token_caption
+from tam_engine.render.png import png_bytes
+from tam_engine.render.textmap import render_text_map
+
+
+def render_token(expl: Explanation, k: int, layout: Layout = "figure", kind: TokenKind = "answer",
+                 media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
+                 opacity: float = DEFAULT_OPACITY, width: int = 640) -> np.ndarray:
+    """One token as an image: the paper figure, the captioned overlay, or the text map."""
+    check_token(expl, k, kind)
+    if layout == "textmap" or not expl.grids:
+        return render_text_map(expl, k, kind, width=width, cmap=cmap)
+    check_grid(expl, media_index)
+    if layout == "overlay":
+        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=width)
+        return add_caption(img, frame_caption(expl, k, media_index, frame, kind))
+    if layout == "figure":
+        return paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=width)
+    raise ValueError(f"layout must be 'figure', 'overlay' or 'textmap', not {layout!r}")
+
+
+# ------------------------------------------------------------------------------ PNG
+def export_token_png(expl: Explanation, path: str | os.PathLike, k: int,
+                     layout: Layout = "figure", **render) -> Path:
+    """The token ``k`` as one PNG (``layout``: figure, overlay or textmap)."""
+    return write_png(path, render_token(expl, k, layout, **render))
+
+
+def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: Layout = "figure",
+                        kind: TokenKind = "answer", progress: Progress | None = None,
+                        should_stop: ShouldStop | None = None, **render) -> list[Path]:
+    """Every token as ``token_0001.png``, ... in ``folder``.
+
+    The images are written into a hidden temporary folder beside ``folder`` and moved in when
+    all are done, so a cancelled export leaves no file.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    n = len(expl.tokens(kind))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    tmp.chmod(0o755)
+    try:
+        names = []
+        for k in range(n):
+            tick(k, n, progress, should_stop)
+            name = f"token_{k + 1:04d}.png"
+            (tmp / name).write_bytes(png_bytes(render_token(expl, k, layout, kind, **render)))
+            names.append(name)
+        tick(n, n, progress, should_stop)
+        if not folder.exists():
+            os.replace(tmp, folder)
+        else:
+            for name in names:
+                os.replace(tmp / name, folder / name)
+        return [folder / name for name in names]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: TokenKind = "answer",
+                         media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
+                         opacity: float = DEFAULT_OPACITY, thumb_width: int = 200, columns: int | None = None,
+                         progress: Progress | None = None, should_stop: ShouldStop | None = None
+                         ) -> Path:
+    """All tokens' overlays in one grid image, each captioned with its token."""
+    tm = expl.tokens(kind)
+    n = len(tm)
+    if n == 0 or not expl.grids:
+        raise ExportError("Nothing to put on a contact sheet (no tokens or no vision maps).",
+                          "Export the text maps instead.")
+    check_grid(expl, media_index)
+    columns = columns or int(np.ceil(np.sqrt(n * 0.75)))
+    tiles = []
+    for k in range(n):
+        tick(k, n, progress, should_stop)
+        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=thumb_width)
+        label = caption_strip(f"{k + 1}. " + token_caption(tm.texts[k], k, n).split("  (")[0],
+                              img.shape[1], font_size=max(11, thumb_width // 16))
+        tiles.append(np.concatenate([label, img], axis=0))
+    tick(n, n, progress, should_stop)
+    th, tw = tiles[0].shape[:2]
+    gap = 6
+    rows = int(np.ceil(n / columns))
+    sheet = np.full((rows * (th + gap) + gap, columns * (tw + gap) + gap, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        sheet[y:y + th, x:x + tw] = tile[:th, :tw]
+    bar = colorbar(min(sheet.shape[0], 240), cmap)
+    side = np.full((sheet.shape[0], bar.shape[1], 3), 255, np.uint8)
+    side[:bar.shape[0]] = bar
+    return write_png(path, np.concatenate([sheet, side], axis=1))
