@@ -277,7 +277,7 @@ def test_video_from_source_plays_every_frame(tmp_path, video_expl):
 
     from test_media_io import write_video
 
-    from tam_engine.media.io import load_video
+    from tam_engine.media.video import load_video
 
     src = write_video(tmp_path / "src.mp4", n_frames=10, rate=10, size=(80, 48))  # 1 s
     item = load_video(src, fps=2.0)                   # sampled at 0.0 and 0.5 s

@@ -10,15 +10,10 @@ import pytest
 from PIL import Image
 
 from tam_engine.core.errors import MediaError
-from tam_engine.media.io import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    load_image,
-    load_media,
-    load_video,
-    media_kind,
-    sample_times,
-)
+from tam_engine.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from tam_engine.media.images import load_image
+from tam_engine.media.io import load_media, media_kind
+from tam_engine.media.video import load_video, sample_times
 
 
 def write_video(path: Path, n_frames: int, rate: int = 10, size: tuple[int, int] = (64, 48),
@@ -223,7 +218,7 @@ def test_mixed_list_keeps_order(tmp_path):
 
 
 def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
-    import tam_engine.media.io as mio
+    import tam_engine.media.video as mio
 
     def refuse(path, fps, max_frames):
         raise MediaError(f"{path.name}: PyAV refused", "hint")
@@ -240,7 +235,7 @@ def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
 
 
 def test_iter_and_probe_video(tmp_path):
-    from tam_engine.media.io import iter_video_frames, probe_video
+    from tam_engine.media.video import iter_video_frames, probe_video
 
     p = write_video(tmp_path / "clip.mp4", n_frames=12, rate=6)
     duration, rate = probe_video(p)
@@ -297,7 +292,7 @@ def long_index(frame: np.ndarray) -> int:
 
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 def test_long_video_seeks_to_the_same_frames(tmp_path, monkeypatch, ext):
-    import tam_engine.media.io as mio
+    import tam_engine.media.video as mio
 
     p = write_long_video(tmp_path / f"long{ext}", n_frames=240, rate=4)       # 60 s
     seeking = load_video(p, fps=0.1, max_frames=4)                          # 0, 15, 30, 45 s

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _resolve_defaults(args: argparse.Namespace) -> None:
     """Fill in the bundled demo model, sample image and a default prompt where not given."""
     from tam_engine.core import resources
-    from tam_engine.media.io import VIDEO_EXTENSIONS
+    from tam_engine.media.files import VIDEO_EXTENSIONS
 
     if not args.media:
         args.media = [str(resources.sample_image_path())]

@@ -181,7 +181,7 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
     from tam_engine.demo import synth
     from tam_engine.inference.loading import load_model
     from tam_engine.inference.pipeline import run_and_explain
-    from tam_engine.media.io import load_video
+    from tam_engine.media.video import load_video
 
     t0 = time.time()
     lattice = synth.LATTICE if lattice is None else lattice

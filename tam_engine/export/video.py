@@ -154,7 +154,7 @@ def _video_from_source(expl: Explanation, path: Path, source: Path, token: int |
                        kind: TokenKind, media_index: int, cmap: str, opacity: float,
                        width: int | None, caption: bool, crf: int, preset: str,
                        progress: Progress | None, should_stop: ShouldStop | None) -> Path:
-    from tam_engine.media.io import iter_video_frames, probe_video
+    from tam_engine.media.video import iter_video_frames, probe_video
 
     m = expl.media[media_index]
     n_tok = len(expl.tokens(kind))
