@@ -8,7 +8,7 @@ from gui_factories import synthetic_explanation
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QPushButton
 
-from tam_desktop.compare import CompareWindow, SelectionLink, select_tokens
+from tam_desktop.compare import CompareWindow, SelectionLink
 from tam_desktop.models import PlaybackState
 from tam_desktop.settings import AppSettings, GenerationPrefs
 from tam_engine.compare import Comparison, render_side_by_side
@@ -77,7 +77,7 @@ def test_selection_link_between_two_states():
     assert sa.selection == (1,)
     sa.set_token(5)                              # the "blue" both share
     assert sb.selection == (5,)
-    select_tokens(sa, [6, 7], current=7)
+    sa.select([6, 7], current=7)
     assert sa.selection == (6, 7) and sa.token == 7 and sb.selection == (6, 7)
     link.set_comparison(None)
     sa.set_token(2)

@@ -174,3 +174,27 @@ def test_model_cache_keeps_one_model_per_key():
     assert loads == [("m", "cpu", "auto"), ("m", "cpu", "float32")]
     cache.clear()
     assert not cache.holds("m", "cpu", "float32")
+
+
+def test_select_sets_a_phrase_in_one_step():
+    ex = synthetic_explanation("image")
+    st = PlaybackState()
+    st.set_content(ex.media, ex)
+    st.set_token(1, "prompt")
+    tokens, selections = [], []
+    st.token_changed.connect(lambda kind, k: tokens.append((kind, k, st.selection)))
+    st.selection_changed.connect(selections.append)
+    st.select([7, 6, 6], current=7, kind="answer")
+    # One event each, and the state is complete when the first is heard.
+    assert tokens == [("answer", 7, (6, 7))] and selections == [(6, 7)]
+    assert (st.kind, st.token, st.selection) == ("answer", 7, (6, 7))
+    st.select([6, 7], current=7)                       # nothing changes: nothing is heard
+    assert len(tokens) == 1 and len(selections) == 1
+    st.select([9, 3, 99])                              # current: the first; 99 is no token
+    assert (st.token, st.selection) == (3, (3, 9)) and selections[-1] == (3, 9)
+    st.extend_selection(5)                             # the anchor is the current token
+    assert st.selection == (3, 4, 5)
+    st.select([])
+    st.select([-1, 10])
+    assert st.selection == (3, 4, 5)
+
