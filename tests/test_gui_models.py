@@ -198,3 +198,34 @@ def test_select_sets_a_phrase_in_one_step():
     st.select([-1, 10])
     assert st.selection == (3, 4, 5)
 
+
+def test_media_cache_decodes_once_until_the_files_or_sampling_change(tmp_path, monkeypatch):
+    import os
+
+    import tam_engine.media.io as media_io
+    from tam_desktop.worker import MediaCache
+    from tam_engine.demo import synth
+
+    image, video = tmp_path / "a.png", tmp_path / "b.mp4"
+    image.write_bytes(synth.encode_png(synth.make_image_scene(3, size=64).image))
+    video.write_bytes(synth.encode_mp4(synth.make_video_scene(4, size=64, n_frames=6).frames))
+    calls = []
+    real = media_io.load_media
+    monkeypatch.setattr(media_io, "load_media",
+                        lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
+    cache = MediaCache()
+    assert cache.peek([str(image)], 2.0, 16) == [] and not calls     # peek never decodes
+    first = cache.get([str(image)], 2.0, 16)
+    assert cache.get([str(image)], 1.0, 4)[0] is first[0]          # images: any sampling
+    assert cache.peek([str(image)], 2.0, 16)[0] is first[0] and len(calls) == 1
+    both = [str(image), str(video)]
+    cache.get(both, 2.0, 4)
+    assert cache.peek(both, 2.0, 4) and len(calls) == 2
+    assert cache.peek(both, 2.0, 3) == []                            # a video: sampling counts
+    cache.get(both, 2.0, 3)
+    assert len(calls) == 3
+    st = os.stat(image)
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))    # the file changed
+    assert cache.peek(both, 2.0, 3) == []
+    cache.get(both, 2.0, 3)
+    assert len(calls) == 4
