@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from tam_desktop.compare.controller import CompareController
 from tam_desktop.compare.link import SelectionLink
-from tam_desktop.compare.window import CompareWindow, open_compare_window
+from tam_desktop.compare.window import CompareWindow
 
-__all__ = ["CompareController", "CompareWindow", "SelectionLink", "open_compare_window"]
+__all__ = ["CompareController", "CompareWindow", "SelectionLink"]
