@@ -169,11 +169,9 @@ class Explanation:
         raise KeyError(f"no vision grid for media {media_index}")
 
     def slot_of_frame(self, media_index: int, frame: int) -> int:
-        """The temporal slot of media ``media_index``'s grid shown on displayed ``frame``.
-
-        A frame past the last shows the last one; a slot past the grid's end its last slot.
-        Without stored media every frame shows slot 0.
-        """
+        """The temporal slot of media ``media_index``'s grid shown on displayed ``frame``: a
+        frame past the last shows the last one, a slot past the grid its last slot, and
+        without stored media every frame shows slot 0."""
         slot = 0
         if self.media and 0 <= media_index < len(self.media):
             slots = self.media[media_index].frame_slot
@@ -218,15 +216,12 @@ class Explanation:
 
     def frame_strengths(self, tokens: Sequence[int], media_index: int = 0, how: str = "mean",
                         kind: TokenKind = "answer", n_frames: int | None = None) -> np.ndarray:
-        """Mean of the selection's map on each displayed frame, in [0, 1].
-
-        ``n_frames`` defaults to the stored media item's frame count (1 without media).
-        """
+        """Mean of the selection's map on each of ``n_frames`` displayed frames (default: the
+        stored media item's), in [0, 1]."""
         grid = self.selection_grid_maps(tokens, how, kind)[self.grid_for_media(media_index)]
         per_slot = grid.reshape(grid.shape[0], -1).mean(axis=1) / 255.0
         if n_frames is None:
-            has = self.media and 0 <= media_index < len(self.media)
-            n_frames = self.media[media_index].n_frames if has else 1
+            n_frames = self.media[media_index].n_frames if media_index < len(self.media) else 1
         slots = [self.slot_of_frame(media_index, f) for f in range(n_frames)]
         return per_slot[slots].astype(np.float32)
 
