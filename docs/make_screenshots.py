@@ -72,13 +72,14 @@ def _wait(app, cond, timeout: float = 300.0) -> None:
 
 
 def shoot_compare(app, media: Path, model_a: str, model_b: str, prompt: str, out: Path) -> str:
+    from tam_desktop.app_context import AppContext
     from tam_desktop.compare.window import CompareWindow
     from tam_desktop.settings import AppSettings, GenerationPrefs
 
     settings = AppSettings()
     settings.generation = GenerationPrefs(max_new_tokens=32)
-    w = CompareWindow(settings, media_paths=[str(media)], prompt=prompt, model_a=model_a,
-                      model_b=model_b)
+    w = CompareWindow(AppContext(settings), media_paths=[str(media)], prompt=prompt,
+                      model_a=model_a, model_b=model_b)
     w.move(0, 0)
     w.show()
     _wait(app, lambda: bool(w.media))

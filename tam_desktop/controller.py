@@ -12,6 +12,7 @@ from superqt.utils import GeneratorWorker
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.worker import (
+    MediaCache,
     ModelCache,
     Phase,
     RunEvent,
@@ -41,11 +42,12 @@ class RunController:
     worker that is still winding down (a model load cannot be interrupted) are ignored.
     """
 
-    def __init__(self, state: PlaybackState, view: RunView, cache: ModelCache | None = None
-                 ) -> None:
+    def __init__(self, state: PlaybackState, view: RunView, cache: ModelCache | None = None,
+                 media_cache: MediaCache | None = None) -> None:
         self.state = state
         self.view = view
         self.cache = cache or ModelCache()
+        self.media_cache = media_cache or MediaCache()
         self._generation = 0
         self._worker: GeneratorWorker | None = None
         self._live: set[GeneratorWorker] = set()
@@ -63,7 +65,7 @@ class RunController:
         gen = self._generation
         self._tokens = []
         self._max_tokens = request.generation.max_new_tokens
-        worker = start_run_worker(request, self.cache)
+        worker = start_run_worker(request, self.cache, self.media_cache)
         worker.yielded.connect(lambda ev: self._on_event(gen, ev))
         worker.returned.connect(lambda ex: self._on_returned(gen, ex))
         worker.errored.connect(lambda exc: self._on_errored(gen, exc))

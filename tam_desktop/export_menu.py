@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from tam_desktop.dialogs import show_error
-from tam_desktop.exporting import ExportRunner
+from tam_desktop.exporting import ExportRunner, export_job
+from tam_desktop.models.playback import PlaybackState
+from tam_desktop.settings import AppSettings
 from tam_engine import export as ex
-
-if TYPE_CHECKING:
-    from tam_desktop.main_window import MainWindow
 
 
 @dataclass(frozen=True)
@@ -48,36 +47,29 @@ KINDS = [
 KIND_BY_KEY = {k.key: k for k in KINDS}
 
 
-def export_job(fn: Callable[..., Any], expl: Any, path: str, *args: Any,
-               progress: Callable[[int, int], None], should_stop: Callable[[], bool],
-               quick: bool = False, **kwargs: Any) -> Any:
-    """Run one exporter in the worker; ``quick`` ones take no progress/cancel keywords.
+class ExportHost(Protocol):
+    """What the menu needs of its window: what it shows, where files came from, messages."""
 
-    A disk problem (unwritable folder, a file in the way, full disk) becomes an
-    :class:`~tam_engine.export.ExportError` that names the path and the way out.
-    """
-    try:
-        if not quick:
-            return fn(expl, path, *args, progress=progress, should_stop=should_stop, **kwargs)
-        progress(0, 1)
-        out = fn(expl, path, *args, **kwargs)
-        progress(1, 1)
-        return out
-    except OSError as exc:
-        raise ex.ExportError(f"Could not write {path}: {exc.strerror or exc}",
-                             "Choose a folder you can write to, with free disk space.") from exc
+    @property
+    def state(self) -> PlaybackState: ...
+    @property
+    def current_file(self) -> str: ...
+    @property
+    def settings(self) -> AppSettings: ...
+    def show_status(self, text: str) -> None: ...
 
 
 class ExportMenu(QObject):
-    """The File > Export submenu of a :class:`MainWindow` and the exports it starts."""
+    """The File > Export submenu of a window (``host``) and the exports it starts."""
 
     exported = Signal(object)   # the path written (a folder for a PNG sequence)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.runner = ExportRunner(window)
-        self.menu = QMenu("E&xport", window)
+    def __init__(self, host: ExportHost, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.host = host
+        self._parent = parent
+        self.runner = ExportRunner(parent)
+        self.menu = QMenu("E&xport", parent)
         self.actions: dict[str, QAction] = {}
         for kind in KINDS:
             act = self.menu.addAction(kind.label)
@@ -89,17 +81,17 @@ class ExportMenu(QObject):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(
-            lambda: self.window._status("Export cancelled; nothing was written."))
+            lambda: self.host.show_status("Export cancelled; nothing was written."))
         self.refresh()
 
     # ------------------------------------------------------------------ state
     def _media_kind(self) -> str:
-        m = self.window.state.current_media
+        m = self.host.state.current_media
         return m.kind if m is not None else ""
 
     def refresh(self) -> None:
         """Enable the submenu only with an explanation; show the MP4 entries that fit."""
-        expl = self.window.state.explanation
+        expl = self.host.state.explanation
         self.menu.menuAction().setEnabled(expl is not None)
         has_maps = expl is not None and bool(expl.grids) and bool(expl.media)
         media = self._media_kind()
@@ -114,13 +106,13 @@ class ExportMenu(QObject):
     def suggested_path(self, key: str) -> Path:
         """A file name next to the media (or in the last folder), with the right extension."""
         kind = KIND_BY_KEY[key]
-        st = self.window.state
+        st = self.host.state
         media = st.current_media
-        source = Path(self.window.current_file or (media.path if media else "") or "explanation")
+        source = Path(self.host.current_file or (media.path if media else "") or "explanation")
         stem = source.name.split(".")[0] or "explanation"
         folder = source.parent if source.parent.is_dir() and str(source.parent) != "." else None
         if folder is None:
-            folder = Path(self.window.settings.last_dir or Path.home())
+            folder = Path(self.host.settings.last_dir or Path.home())
         k = st.token + 1
         tail = {"token_png": f"_token{k}", "textmap_png": f"_textmap{k}",
                 "sequence": "_tokens", "contact_sheet": "_sheet", "sweep_mp4": "_sweep",
@@ -131,18 +123,18 @@ class ExportMenu(QObject):
         """Ask where to write (tests replace this); an empty string means the user gave up."""
         kind = KIND_BY_KEY[key]
         title = "Export " + kind.label.replace("&", "").rstrip("…")
-        path, _ = QFileDialog.getSaveFileName(self.window, title, str(suggested),
+        path, _ = QFileDialog.getSaveFileName(self._parent, title, str(suggested),
                                               kind.file_filter)
         return path
 
     # ------------------------------------------------------------------ exporting
     def export(self, key: str) -> None:
         """Ask for a path, then write the export ``key`` (one of :data:`KINDS`) there."""
-        if self.window.state.explanation is None:
-            self.window._status("Nothing to export yet: run a model first.")
+        if self.host.state.explanation is None:
+            self.host.show_status("Nothing to export yet: run a model first.")
             return
         if self.runner.busy:
-            self.window._status("An export is already running.")
+            self.host.show_status("An export is already running.")
             return
         path = self._ask_save_path(key, self.suggested_path(key))
         if path:
@@ -150,13 +142,13 @@ class ExportMenu(QObject):
 
     def export_to(self, key: str, path: str) -> None:
         """Write the export ``key`` to ``path`` (the extension is added when missing)."""
-        expl = self.window.state.explanation
+        expl = self.host.state.explanation
         if expl is None or self.runner.busy:
             return
         suffix = KIND_BY_KEY[key].suffix
         if suffix and not path.lower().endswith(suffix):
             path += suffix
-        st = self.window.state
+        st = self.host.state
         d = st.display
         mi, frame, k, kind = st.media_index, st.cursor.frame, st.token, st.kind
         look = {"cmap": d.colormap, "opacity": d.opacity}
@@ -177,14 +169,14 @@ class ExportMenu(QObject):
         }
         fn, args, kwargs = jobs[key]
         self._target = path
-        self.window._status(f"Exporting {Path(path).name} …")
+        self.host.show_status(f"Exporting {Path(path).name} …")
         self.runner.start(f"Writing {Path(path).name} …", export_job, fn, expl, path, *args,
                           **kwargs)
 
     def _on_finished(self, _result: object) -> None:
-        self.window._status(f"Exported {self._target}")
+        self.host.show_status(f"Exported {self._target}")
         self.exported.emit(self._target)
 
     def _on_failed(self, exc: BaseException) -> None:
-        self.window._status("The export failed.")
-        show_error(self.window, "Cannot export", exc)
+        self.host.show_status("The export failed.")
+        show_error(self._parent, "Cannot export", exc)

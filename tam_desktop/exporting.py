@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QProgressDialog, QWidget
 from superqt.utils import GeneratorWorker, WorkerBase, create_worker
 
 from tam_desktop.worker import is_cancellation
+from tam_engine.export import ExportError
 
 
 def _job(fn: Callable[..., Any], args: tuple, kwargs: dict,
@@ -101,3 +102,23 @@ class ExportRunner(QObject):
             self.cancelled.emit()
         else:
             self.failed.emit(exc)
+
+
+def export_job(fn: Callable[..., Any], expl: Any, path: str, *args: Any,
+               progress: Callable[[int, int], None], should_stop: Callable[[], bool],
+               quick: bool = False, **kwargs: Any) -> Any:
+    """Run one exporter in the worker; ``quick`` ones take no progress/cancel keywords.
+
+    A disk problem (unwritable folder, a file in the way, full disk) becomes an
+    :class:`~tam_engine.export.ExportError` that names the path and the way out.
+    """
+    try:
+        if not quick:
+            return fn(expl, path, *args, progress=progress, should_stop=should_stop, **kwargs)
+        progress(0, 1)
+        out = fn(expl, path, *args, **kwargs)
+        progress(1, 1)
+        return out
+    except OSError as exc:
+        raise ExportError(f"Could not write {path}: {exc.strerror or exc}",
+                             "Choose a folder you can write to, with free disk space.") from exc

@@ -2,80 +2,54 @@
 
 from __future__ import annotations
 
-import copy
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QThreadPool, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QVBoxLayout, QWidget
+from PySide6.QtCore import QByteArray, QTimer
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QVBoxLayout, QWidget
 
+from tam_desktop.app_context import AppContext
+from tam_desktop.app_window import (
+    EXPLANATION_FILTER,
+    EXPLANATION_SUFFIX,
+    AppWindow,
+    media_file_filter,
+    run_error_title,
+    run_problem,
+    short_model_name,
+    write_explanation,
+)
+from tam_desktop.compare.window import CompareWindow
 from tam_desktop.controller import RunController
-from tam_desktop.dialogs import GenerationDialog, show_about, show_error, show_shortcuts
+from tam_desktop.dialogs import show_about, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
-from tam_desktop.settings import AppSettings, load_settings, save_settings
+from tam_desktop.settings import AppSettings, load_settings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
-from tam_desktop.worker import ModelCache, RunRequest, TaskRunner, warm_up_engine
-from tam_engine.core.errors import ExplanationFileError, MediaError, TamError
+from tam_desktop.worker import RunRequest, warm_up_engine
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 
-EXPLANATION_SUFFIX = ".tam.npz"
 
-
-def _media_filter() -> str:
-    from tam_engine.media.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    images = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
-    videos = " ".join(f"*{e}" for e in VIDEO_EXTENSIONS)
-    return (f"Images and videos ({images} {videos});;Images ({images});;Videos ({videos});;"
-            "All files (*)")
-
-
-def _read_explanation(path: str) -> Explanation:
-    try:
-        return Explanation.load(path)
-    except TamError:
-        raise  # already says what is wrong and what to do
-    except FileNotFoundError as exc:
-        raise ExplanationFileError(f"{Path(path).name} does not exist.",
-                                   "Choose an existing .tam.npz file.") from exc
-    except (ValueError, KeyError, OSError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        raise ExplanationFileError(
-            f"{Path(path).name} cannot be read as an explanation: {exc}",
-            "Choose a .tam.npz file saved by tam-desktop (File > Save Explanation) or by "
-            "`tam explain`.") from exc
-
-
-def _write_explanation(expl: Explanation, path: str) -> Path:
-    try:
-        return expl.save(path)
-    except OSError as exc:
-        raise TamError(f"Could not save the explanation to {path}: {exc.strerror or exc}",
-                       "Choose a folder you can write to, with free disk space.") from exc
-
-
-class MainWindow(QMainWindow):
+class MainWindow(AppWindow):
     def __init__(self, settings: AppSettings | None = None, *,
                  settings_path: Path | None = None, save_on_close: bool = True) -> None:
-        super().__init__()
-        self.settings = settings if settings is not None else load_settings(settings_path)
-        self._settings_path = settings_path
+        s = settings if settings is not None else load_settings(settings_path)
+        super().__init__(AppContext(s, settings_path))
         self._save_on_close = save_on_close
-        s = self.settings
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
                                  overlay_visible=s.overlay_visible, combine=s.combine,
                                  stretch=s.stretch)
         self.state = PlaybackState(display=display)
         self.pane = ExplanationPane(self.state, parent=self)
         self.run_panel = RunPanel(self)
-        self.controller = RunController(self.state, self, ModelCache())
-        self.tasks = TaskRunner()
+        self.controller = RunController(self.state, self, self.context.models,
+                                        self.context.media)
         self.media_paths: list[str] = []
         self.current_file = ""
+        self.compare_window: CompareWindow | None = None
 
         central = QWidget(self)
         col = QVBoxLayout(central)
@@ -84,13 +58,10 @@ class MainWindow(QMainWindow):
         col.addWidget(self.run_panel)
         col.addWidget(self.pane, 1)
         self.setCentralWidget(central)
-        self.status_label = QLabel(self)
-        self.statusBar().addWidget(self.status_label, 1)
         self.setAcceptDrops(True)
         self.setWindowTitle("tam-desktop")
-        self._set_icon()
         self._build_actions()
-        self.export = ExportMenu(self)  # File > Export and the exports it runs
+        self.export = ExportMenu(self, self)  # File > Export and the exports it runs
         self._build_menus()
 
         self.run_panel.set_models(s.recent_models, s.last_model)
@@ -108,86 +79,47 @@ class MainWindow(QMainWindow):
         self._on_content()
 
     # ------------------------------------------------------------------ building
-    def _set_icon(self) -> None:
-        try:
-            from tam_engine.core.resources import icon_path
-
-            self.setWindowIcon(QIcon(str(icon_path(256))))
-        except Exception:  # an icon is decoration: a missing one must not stop the app
-            pass
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            keys = shortcut if isinstance(shortcut, list) else [shortcut]
-            act.setShortcuts([QKeySequence(k) for k in keys])
-        if tip:
-            act.setStatusTip(tip)
-        act.triggered.connect(slot)
-        self.addAction(act)  # window-wide shortcuts even without a menu
-        return act
-
     def _build_actions(self) -> None:
-        st, cur = self.state, self.state.cursor
+        st, act = self.state, self.add_action
         K = QKeySequence.StandardKey
-        self.act_open = self._action("&Open Image or Video…", self.open_media_dialog, K.Open)
-        self.act_open_expl = self._action("Open &Explanation…", self.open_explanation_dialog,
-                                          "Ctrl+Shift+O")
-        self.act_save_expl = self._action("&Save Explanation…", self.save_explanation_dialog,
-                                          K.Save)
-        self.act_quit = self._action("&Quit", self.close, K.Quit)
-        self.act_run = self._action("&Run", self.run, "Ctrl+R")
-        self.act_cancel = self._action("&Cancel Run", self.cancel_run, "Esc")
-        self.act_gen = self._action("&Generation Settings…", self.edit_generation_settings)
-        self.act_choose_model = self._action("Choose Model &Folder…",
-                                             self.run_panel.browse_model_folder)
-        self.act_compare = self._action("Co&mpare Two Models…", self.open_compare,
-                                        "Ctrl+Shift+M")
-        self.act_prev_token = self._action("Previous Token", lambda: st.step_token(-1), "Left")
-        self.act_next_token = self._action("Next Token", lambda: st.step_token(1), "Right")
-        self.act_first_token = self._action("First Token", lambda: st.set_token(0), "Home")
-        self.act_last_token = self._action(
-            "Last Token", lambda: st.set_token(st.n_tokens() - 1), "End")
-        self.act_prev_frame = self._action("Previous Frame", lambda: cur.step(-1), ["Up", ","])
-        self.act_next_frame = self._action("Next Frame", lambda: cur.step(1), ["Down", "."])
-        self.act_play = self._action("Play / Pause", lambda: cur.set_playing(not cur.playing),
-                                     "Space")
-        self.act_overlay = self._action("Show &Overlay", self._toggle_overlay, "O")
+        self.act_open = act("&Open Image or Video…", self.open_media_dialog, K.Open)
+        self.act_open_expl = act("Open &Explanation…", self.open_explanation_dialog,
+                                 "Ctrl+Shift+O")
+        self.act_save_expl = act("&Save Explanation…", self.save_explanation_dialog, K.Save)
+        self.act_quit = act("&Quit", self.close, K.Quit)
+        self.act_run = act("&Run", self.run, "Ctrl+R")
+        self.act_cancel = act("&Cancel Run", self.cancel_run, "Esc")
+        self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
+        self.act_choose_model = act("Choose Model &Folder…", self.run_panel.browse_model_folder)
+        self.act_compare = act("Co&mpare Two Models…", self.open_compare, "Ctrl+Shift+M")
+        self.act_prev_token = act("Previous Token", lambda: st.step_token(-1), "Left")
+        self.act_next_token = act("Next Token", lambda: st.step_token(1), "Right")
+        self.act_first_token = act("First Token", lambda: st.set_token(0), "Home")
+        self.act_last_token = act("Last Token", lambda: st.set_token(st.n_tokens() - 1), "End")
+        self.act_prev_frame, self.act_next_frame, self.act_play = \
+            self.add_frame_actions(st.cursor)
+        self.act_overlay = act("Show &Overlay", self._toggle_overlay, "O")
         self.act_overlay.setCheckable(True)
         self.act_overlay.setChecked(st.display.overlay_visible)
         st.display.changed.connect(
             lambda name: self.act_overlay.setChecked(st.display.overlay_visible))
-        self.act_shortcuts = self._action("&Keyboard and Mouse", lambda: show_shortcuts(self),
-                                          K.HelpContents)
-        self.act_about = self._action("&About tam-desktop", lambda: show_about(self))
+        self.act_shortcuts = act("&Keyboard and Mouse", lambda: show_shortcuts(self),
+                                 K.HelpContents)
+        self.act_about = act("&About tam-desktop", lambda: show_about(self))
 
     def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        file.addAction(self.act_open)
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file.addMenu(self.recent_menu)
-        file.addSeparator()
-        file.addAction(self.act_open_expl)
-        file.addAction(self.act_save_expl)
-        file.addMenu(self.export.menu)
-        file.addSeparator()
-        file.addAction(self.act_quit)
-        model = bar.addMenu("&Model")
-        for a in (self.act_run, self.act_cancel, None, self.act_compare, None,
-                  self.act_choose_model, self.act_gen):
-            model.addSeparator() if a is None else model.addAction(a)
-        view = bar.addMenu("&View")
-        view.addAction(self.act_overlay)
-        view.addSeparator()
-        for a in (self.act_prev_token, self.act_next_token, self.act_first_token,
-                  self.act_last_token, None, self.act_prev_frame, self.act_next_frame,
-                  self.act_play):
-            view.addSeparator() if a is None else view.addAction(a)
-        help_ = bar.addMenu("&Help")
-        help_.addAction(self.act_shortcuts)
-        help_.addAction(self.act_about)
+        self.add_menus({
+            "&File": [self.act_open, self.recent_menu, None, self.act_open_expl,
+                      self.act_save_expl, self.export.menu, None, self.act_quit],
+            "&Model": [self.act_run, self.act_cancel, None, self.act_compare, None,
+                       self.act_choose_model, self.act_gen],
+            "&View": [self.act_overlay, None, self.act_prev_token, self.act_next_token,
+                      self.act_first_token, self.act_last_token, None, self.act_prev_frame,
+                      self.act_next_frame, self.act_play],
+            "&Help": [self.act_shortcuts, self.act_about],
+        })
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -206,7 +138,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ opening
     def open_media_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Open images or a video",
-                                                self.settings.last_dir, _media_filter())
+                                                self.settings.last_dir, media_file_filter())
         if paths:
             self.open_paths(paths)
 
@@ -219,18 +151,7 @@ class MainWindow(QMainWindow):
             self.open_explanation(paths[0])
             return
         self.cancel_run()
-        gen = self.settings.generation
-        self._status(f"Opening {', '.join(Path(p).name for p in paths)} …")
-
-        def read(paths: list[str], fps: float, max_frames: int) -> list[MediaItem]:
-            from tam_engine.media.io import load_media
-
-            return load_media(paths, fps=fps, max_frames=max_frames)
-
-        self.tasks.submit("content", read, paths, gen.video_fps, gen.max_frames,
-                          on_result=lambda media: self._on_media_read(paths, media),
-                          on_error=lambda exc: self._on_open_failed("Cannot open the media",
-                                                                    exc))
+        self.read_media("content", paths, lambda media: self._on_media_read(paths, media))
 
     def _on_media_read(self, paths: list[str], media: list[MediaItem]) -> None:
         self.media_paths = paths
@@ -241,26 +162,17 @@ class MainWindow(QMainWindow):
         self.state.set_content(media, None)
         self.pane.media_view.graphics.setFocus()
         names = ", ".join(m.name for m in media)
-        self._status(f"Opened {names}. Choose a model and a prompt, then Run (Ctrl+R).")
-
-    def _on_open_failed(self, title: str, exc: BaseException) -> None:
-        self._status("")
-        show_error(self, title, exc)
+        self.show_status(f"Opened {names}. Choose a model and a prompt, then Run (Ctrl+R).")
 
     def open_explanation_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open an explanation", self.settings.last_dir,
-            f"Explanations (*{EXPLANATION_SUFFIX} *.npz);;All files (*)")
+            self, "Open an explanation", self.settings.last_dir, EXPLANATION_FILTER)
         if path:
             self.open_explanation(path)
 
     def open_explanation(self, path: str) -> None:
         self.cancel_run()
-        self._status(f"Opening {Path(path).name} …")
-        self.tasks.submit("content", _read_explanation, path,
-                          on_result=lambda ex: self._on_explanation_read(path, ex),
-                          on_error=lambda exc: self._on_open_failed(
-                              "Cannot open the explanation", exc))
+        self.read_explanation("content", path, lambda ex: self._on_explanation_read(path, ex))
 
     def _on_explanation_read(self, path: str, expl: Explanation) -> None:
         self.settings.add_recent_file(str(Path(path).resolve()))
@@ -269,7 +181,7 @@ class MainWindow(QMainWindow):
         self.media_paths = [m.path for m in expl.media if m.path and Path(m.path).is_file()]
         self.show_explanation(expl)
         self.pane.media_view.graphics.setFocus()
-        self._status(f"Opened {Path(path).name}: {self._describe(expl)}")
+        self.show_status(f"Opened {Path(path).name}: {self._describe(expl)}")
 
     def show_explanation(self, expl: Explanation) -> None:
         """Show a finished explanation (no model needed)."""
@@ -283,7 +195,7 @@ class MainWindow(QMainWindow):
     def save_explanation_dialog(self) -> None:
         expl = self.state.explanation
         if expl is None:
-            self._status("Nothing to save yet: run a model first.")
+            self.show_status("Nothing to save yet: run a model first.")
             return
         stem = Path(self.current_file).name.split(".")[0] if self.current_file else "explanation"
         start = str(Path(self.settings.last_dir or ".") / f"{stem}{EXPLANATION_SUFFIX}")
@@ -298,10 +210,10 @@ class MainWindow(QMainWindow):
             return
         if not path.endswith(".npz"):
             path += EXPLANATION_SUFFIX
-        self._status(f"Saving {Path(path).name} …")
-        self.tasks.submit("save", _write_explanation, expl, path,
-                          on_result=lambda p: self._status(f"Saved {p}"),
-                          on_error=lambda exc: self._on_open_failed(
+        self.show_status(f"Saving {Path(path).name} …")
+        self.tasks.submit("save", write_explanation, expl, path,
+                          on_result=lambda p: self.show_status(f"Saved {p}"),
+                          on_error=lambda exc: self.report_error(
                               "Cannot save the explanation", exc))
 
     # ------------------------------------------------------------------ drag and drop
@@ -321,24 +233,15 @@ class MainWindow(QMainWindow):
             return
         model = self.run_panel.model_name()
         prompt = self.run_panel.prompt_text()
-        if not self.media_paths:
-            show_error(self, "Nothing to explain", TamError(
-                "There is no image or video to explain.",
-                "Open one with File > Open or drop it on the window, then Run."))
-            return
-        if not model:
-            show_error(self, "No model", TamError(
-                "No model is chosen.", "Type a Hugging Face model id or choose a local model "
-                "folder (the … button), then Run."))
-            return
-        if not prompt:
-            show_error(self, "No prompt", TamError(
-                "The prompt is empty.", "Type a question or pick a preset prompt."))
+        problem = run_problem(bool(self.media_paths), [model], prompt)
+        if problem is not None:
+            self.report_error(*problem)
             return
         self.settings.prompt = prompt
         self.settings.last_model = model
         request = RunRequest(model=model, media_paths=tuple(self.media_paths), prompt=prompt,
-                             generation=self.settings.generation)
+                             generation=self.settings.generation,
+                             media=self.decoded_media(self.media_paths))
         self.tasks.forget("content")
         self.controller.start(request)
 
@@ -346,27 +249,35 @@ class MainWindow(QMainWindow):
         self.controller.cancel()
 
     def open_compare(self) -> None:
-        """Compare mode: model A and model B on this media and prompt (its own window)."""
-        from tam_desktop.compare import open_compare_window
-
-        open_compare_window(self)
+        """Compare mode: model A and model B on this media and prompt (its own window, which
+        closes with this one)."""
+        win = self.compare_window
+        if win is not None and win.isVisible():
+            win.raise_()
+            win.activateWindow()
+            return
+        self.compare_window = CompareWindow(
+            self.context, media_paths=self.media_paths, media=self.state.media,
+            prompt=self.run_panel.prompt_text(), model_a=self.run_panel.model_name(),
+            display=self.state.display, parent=self)
+        self.compare_window.show()
 
     def warm_up_engine(self) -> None:
         """Import the model stack in the background (see :func:`worker.warm_up_engine`)."""
         self.tasks.submit("warm-up", warm_up_engine, on_result=lambda _: None,
                           on_error=lambda _exc: None)  # a real run reports any problem
 
-    def edit_generation_settings(self) -> None:
-        dlg = GenerationDialog(self.settings.generation, self)
-        if dlg.exec():
-            self.settings.generation = dlg.prefs()
+    def edit_generation_settings(self) -> bool:
+        changed = super().edit_generation_settings()
+        if changed:
             self._persist()
+        return changed
 
     # RunView (called by the controller)
     def run_started(self, request: RunRequest) -> None:
         self.run_panel.set_running(True)
         self.state.set_content(self.state.media, None)
-        self._status(f"Running {Path(request.model).name or request.model} …")
+        self.show_status(f"Running {short_model_name(request.model)} …")
 
     def run_phase(self, text: str) -> None:
         self.run_panel.set_phase(text + " …")
@@ -383,24 +294,20 @@ class MainWindow(QMainWindow):
         model = self.settings.last_model
         self.settings.add_recent_model(model)
         self.run_panel.set_models(self.settings.recent_models, model)
-        self._status(f"Done: {self._describe(explanation)}")
+        self.show_status(f"Done: {self._describe(explanation)}")
         self.pane.media_view.graphics.setFocus()  # arrows now walk the tokens
         self._persist()
 
     def run_failed(self, error: BaseException) -> None:
         self.run_panel.set_running(False)
         self.run_panel.set_phase("")
-        self._status("The run failed.")
-        title = "Cannot load the model" if _is_model_error(error) else "The run failed"
-        if isinstance(error, MediaError):
-            title = "Cannot open the media"
-        show_error(self, title, error)
+        self.report_error(run_error_title(error), error)
 
     def run_cancelled(self) -> None:
         self.run_panel.set_running(False)
         self.run_panel.set_phase("")
         self.state.set_content(self.state.media, None)
-        self._status("Cancelled. Ready.")
+        self.show_status("Cancelled. Ready.")
 
     # ------------------------------------------------------------------ small things
     def _toggle_overlay(self) -> None:
@@ -411,14 +318,11 @@ class MainWindow(QMainWindow):
         model = expl.meta.get("model", "")
         bits = [f"{expl.n_answer} tokens"]
         if model:
-            bits.append(f"model {Path(str(model)).name or model}")
+            bits.append(f"model {short_model_name(str(model))}")
         timings = expl.meta.get("timings") or {}
         if timings:
             bits.append(f"{sum(float(v) for v in timings.values()):.1f} s")
         return ", ".join(bits)
-
-    def _status(self, text: str) -> None:
-        self.status_label.setText(text)
 
     def _on_content(self) -> None:
         m = self.state.current_media
@@ -435,7 +339,7 @@ class MainWindow(QMainWindow):
             return
         text = ex.tokens(kind).texts[k]  # type: ignore[arg-type]
         n = len(ex.tokens(kind))  # type: ignore[arg-type]
-        self._status(f"{kind} token {k + 1}/{n}: {text!r}")
+        self.show_status(f"{kind} token {k + 1}/{n}: {text!r}")
 
     def _persist(self, background: bool = True) -> None:
         """Write the settings; in the background (a copy) unless the window is closing."""
@@ -447,32 +351,17 @@ class MainWindow(QMainWindow):
         prompt = self.run_panel.prompt_text()
         if prompt:
             s.prompt = prompt
-        if background:
-            self.tasks.submit("settings", save_settings, copy.deepcopy(s), self._settings_path,
-                              on_result=lambda _p: None,
-                              on_error=lambda exc: self._status(f"Settings not saved: {exc}"))
-            return
-        try:
-            save_settings(s, self._settings_path)
-        except OSError as exc:
-            self._status(f"Settings not saved: {exc}")
+        self.context.save_settings(lambda exc: self.show_status(f"Settings not saved: {exc}"),
+                                   background=background)
 
-    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
+    def stop_work(self) -> None:
         self.state.cursor.set_playing(False)
         self.controller.shutdown()
         self.export.runner.cancel()
-        # Give cooperative workers a moment to stop (a model load cannot be interrupted) and a
-        # background settings write the time to finish before the final one.
-        QThreadPool.globalInstance().waitForDone(3000)
+
+    def remember(self) -> None:
         if self._save_on_close:
             self._persist(background=False)
-        super().closeEvent(ev)
-
-
-def _is_model_error(exc: BaseException) -> bool:
-    from tam_engine.core.errors import ModelLoadError, ModelMemoryError
-
-    return isinstance(exc, (ModelLoadError, ModelMemoryError))
 
 
 def schedule_open(window: MainWindow, paths: Sequence[str]) -> None:

@@ -55,7 +55,7 @@ class AppSettings:
 
     version: int = SETTINGS_VERSION
     geometry: str = ""          # QMainWindow.saveGeometry(), base64
-    window_state: str = ""      # QMainWindow.saveState(), base64
+    compare_geometry: str = ""  # the compare window's saveGeometry(), base64
     splitter_state: str = ""
     last_model: str = ""
     recent_models: list[str] = field(default_factory=list)

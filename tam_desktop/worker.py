@@ -9,9 +9,10 @@ kind has made stale (a generation counter, as in ndv).
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_worker
@@ -19,16 +20,22 @@ from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_wo
 from tam_desktop.settings import GenerationPrefs
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.media import MediaItem
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What the user asked for: a model, media files and a prompt."""
+    """What the user asked for: a model, media files and a prompt.
+
+    ``media`` are the files already decoded with the generation's frame rate and frame limit
+    (see :class:`MediaCache`); empty, the worker reads ``media_paths`` itself.
+    """
 
     model: str
     media_paths: tuple[str, ...]
     prompt: str
     generation: GenerationPrefs
+    media: tuple[MediaItem, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,65 @@ class ModelCache:
             self._key, self._model = None, None
 
 
-def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], None],
-            should_stop: Callable[[], bool]) -> Generator[RunEvent, None, Explanation]:
-    """Load (or reuse) the model, read the media, generate and explain."""
-    from tam_engine.media.io import load_media
+_Files = tuple[tuple[str, ...], tuple[tuple[int, int], ...]]
 
+
+class MediaCache:
+    """The last media decoded, so that opening them and running on them decode them once.
+
+    They are found again by their paths, each file's modification time and size and, when
+    there is a video among them, the video sampling (frame rate, frame limit): changing a file
+    or how videos are sampled reads the files again. Only the last set is kept, as every
+    window shows them anyway.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()   # one decode at a time
+        # (files, sampling or None for images only, items), replaced as a whole so that
+        # peek() on the UI thread reads it without waiting for a decode in progress.
+        self._entry: tuple[_Files, tuple[float, int] | None, list[MediaItem]] | None = None
+
+    @staticmethod
+    def _files_of(paths: Sequence[str]) -> _Files | None:
+        try:
+            stats = tuple((st.st_mtime_ns, st.st_size) for st in map(os.stat, paths))
+        except OSError:
+            return None  # a missing file: decoding says what is wrong
+        return tuple(str(p) for p in paths), stats
+
+    def _cached(self, paths: Sequence[str], fps: float, max_frames: int
+                ) -> list[MediaItem] | None:
+        entry, files = self._entry, self._files_of(paths)
+        if entry is None or files is None or entry[0] != files:
+            return None
+        return list(entry[2]) if entry[1] in (None, (float(fps), int(max_frames))) else None
+
+    def get(self, paths: Sequence[str], fps: float, max_frames: int) -> list[MediaItem]:
+        """The decoded media (decoding them, in the calling thread, unless cached)."""
+        from tam_engine.media.io import load_media
+
+        with self._lock:  # a second reader of the same files waits for the first one
+            cached = self._cached(paths, fps, max_frames)
+            if cached is not None:
+                return cached
+            files = self._files_of(paths)
+            items = load_media(list(paths), fps=fps, max_frames=max_frames)
+            if files is not None:
+                video = any(m.kind == "video" for m in items)
+                self._entry = (files, (float(fps), int(max_frames)) if video else None,
+                               list(items))
+            return items
+
+    def peek(self, paths: Sequence[str], fps: float, max_frames: int) -> list[MediaItem]:
+        """The cached media of these files and sampling, or ``[]`` (never decodes or waits)."""
+        return self._cached(paths, fps, max_frames) or []
+
+
+def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], None],
+            should_stop: Callable[[], bool], media_cache: MediaCache | None = None
+            ) -> Generator[RunEvent, None, Explanation]:
+    """Load (or reuse) the model, read the media (unless the request has them), generate and
+    explain."""
     with ENGINE_LOCK:
         _import_engine()
     from tam_engine.inference.pipeline import run_and_explain
@@ -101,8 +162,11 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     cached = cache.holds(request.model, gen.device, gen.dtype)
     yield Phase("Using the loaded model" if cached else f"Loading the model {request.model}")
     loaded = cache.get(request.model, gen.device, gen.dtype)
-    yield Phase("Reading the media")
-    media = load_media(list(request.media_paths), fps=gen.video_fps, max_frames=gen.max_frames)
+    media = list(request.media)
+    if not media:
+        yield Phase("Reading the media")
+        media = (media_cache or MediaCache()).get(request.media_paths, gen.video_fps,
+                                                  gen.max_frames)
     yield Phase("Generating")
 
     def on_token(index: int, text: str) -> None:
@@ -112,7 +176,8 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
                            on_token=on_token, should_stop=should_stop)
 
 
-def start_run_worker(request: RunRequest, cache: ModelCache) -> GeneratorWorker:
+def start_run_worker(request: RunRequest, cache: ModelCache,
+                     media_cache: MediaCache | None = None) -> GeneratorWorker:
     """A started worker running :func:`run_job`; connect its signals before events arrive.
 
     Signals are delivered through the UI thread's event loop, so connecting right after this
@@ -126,8 +191,8 @@ def start_run_worker(request: RunRequest, cache: ModelCache) -> GeneratorWorker:
     def should_stop() -> bool:
         return box["worker"].abort_requested
 
-    worker = create_worker(run_job, request, cache, emit, should_stop, _start_thread=False,
-                           _ignore_errors=True)
+    worker = create_worker(run_job, request, cache, emit, should_stop, media_cache,
+                           _start_thread=False, _ignore_errors=True)
     box["worker"] = worker
     return worker
 

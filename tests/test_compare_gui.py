@@ -8,7 +8,8 @@ from gui_factories import synthetic_explanation
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QPushButton
 
-from tam_desktop.compare import CompareWindow, SelectionLink, select_tokens
+from tam_desktop.app_context import AppContext
+from tam_desktop.compare import CompareWindow, SelectionLink
 from tam_desktop.models import PlaybackState
 from tam_desktop.settings import AppSettings, GenerationPrefs
 from tam_engine.compare.comparison import Comparison
@@ -47,7 +48,7 @@ def compare_window(qtbot, no_gui_leaks, error_boxes):
 
     def make(**kwargs):
         settings = kwargs.pop("settings", None) or AppSettings()
-        w = CompareWindow(settings, **kwargs)
+        w = CompareWindow(AppContext(settings), **kwargs)
         qtbot.addWidget(w)
         w.show()
         qtbot.waitExposed(w)
@@ -78,7 +79,7 @@ def test_selection_link_between_two_states():
     assert sa.selection == (1,)
     sa.set_token(5)                              # the "blue" both share
     assert sb.selection == (5,)
-    select_tokens(sa, [6, 7], current=7)
+    sa.select([6, 7], current=7)
     assert sa.selection == (6, 7) and sa.token == 7 and sb.selection == (6, 7)
     link.set_comparison(None)
     sa.set_token(2)
@@ -358,17 +359,22 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     main_window.show_explanation(a)
     main_window.media_paths = ["/some/where/scene.png"]
     main_window.run_panel.set_prompt("What is red?")
+    main_window.state.display.stretch = True
+    main_window.state.display.colormap = "magma"
     main_window.act_compare.trigger()
-    w = main_window._compare_window
+    w = main_window.compare_window
     assert isinstance(w, CompareWindow) and w.isVisible()
     assert w.media_paths == ["/some/where/scene.png"]
     assert w.run_bar.prompt_text() == "What is red?"
     assert w.states["a"].media and w.states["a"].media[0] is a.media[0]
     assert w.display is not main_window.state.display
-    assert w.display.colormap == main_window.state.display.colormap
+    assert w.display.colormap == "magma" and w.display.stretch       # every option copied
+    assert w.display_bar.stretch.isChecked()
+    main_window.state.display.stretch = False                        # copied, not shared
+    assert w.display.stretch
     assert w.controller.cache is main_window.controller.cache
     main_window.act_compare.trigger()                    # raises the same window
-    assert main_window._compare_window is w
+    assert main_window.compare_window is w
     main_window.close()                                  # closes compare mode with it
     assert not w.isVisible()
 
@@ -423,3 +429,18 @@ def test_big_frames_are_drawn_at_view_resolution(qtbot, compare_window):
     full = cmp.difference(w.states["a"].selection, w.states["b"].selection)
     assert full.shape == (900, 1600)
     assert abs(float(full.mean()) - float(d.mean())) < 0.01
+
+
+def test_compare_window_reopens_where_it_was_left(qtbot, compare_window):
+    settings = AppSettings()
+    w = compare_window(settings=settings)
+    default = w.size()
+    w.resize(default.width() - 30, default.height() - 40)
+    size = w.size()
+    assert size != default
+    w.close()
+    assert settings.compare_geometry
+    w2 = compare_window(settings=settings)
+    assert w2.size() == size
+    # The geometry is part of the saved settings.
+    assert AppSettings.from_dict(settings.to_dict()).compare_geometry == settings.compare_geometry

@@ -174,3 +174,58 @@ def test_model_cache_keeps_one_model_per_key():
     assert loads == [("m", "cpu", "auto"), ("m", "cpu", "float32")]
     cache.clear()
     assert not cache.holds("m", "cpu", "float32")
+
+
+def test_select_sets_a_phrase_in_one_step():
+    ex = synthetic_explanation("image")
+    st = PlaybackState()
+    st.set_content(ex.media, ex)
+    st.set_token(1, "prompt")
+    tokens, selections = [], []
+    st.token_changed.connect(lambda kind, k: tokens.append((kind, k, st.selection)))
+    st.selection_changed.connect(selections.append)
+    st.select([7, 6, 6], current=7, kind="answer")
+    # One event each, and the state is complete when the first is heard.
+    assert tokens == [("answer", 7, (6, 7))] and selections == [(6, 7)]
+    assert (st.kind, st.token, st.selection) == ("answer", 7, (6, 7))
+    st.select([6, 7], current=7)                       # nothing changes: nothing is heard
+    assert len(tokens) == 1 and len(selections) == 1
+    st.select([9, 3, 99])                              # current: the first; 99 is no token
+    assert (st.token, st.selection) == (3, (3, 9)) and selections[-1] == (3, 9)
+    st.extend_selection(5)                             # the anchor is the current token
+    assert st.selection == (3, 4, 5)
+    st.select([])
+    st.select([-1, 10])
+    assert st.selection == (3, 4, 5)
+
+
+def test_media_cache_decodes_once_until_the_files_or_sampling_change(tmp_path, monkeypatch):
+    import os
+
+    import tam_engine.media.io as media_io
+    from tam_desktop.worker import MediaCache
+    from tam_engine.demo import synth
+
+    image, video = tmp_path / "a.png", tmp_path / "b.mp4"
+    image.write_bytes(synth.encode_png(synth.make_image_scene(3, size=64).image))
+    video.write_bytes(synth.encode_mp4(synth.make_video_scene(4, size=64, n_frames=6).frames))
+    calls = []
+    real = media_io.load_media
+    monkeypatch.setattr(media_io, "load_media",
+                        lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
+    cache = MediaCache()
+    assert cache.peek([str(image)], 2.0, 16) == [] and not calls     # peek never decodes
+    first = cache.get([str(image)], 2.0, 16)
+    assert cache.get([str(image)], 1.0, 4)[0] is first[0]          # images: any sampling
+    assert cache.peek([str(image)], 2.0, 16)[0] is first[0] and len(calls) == 1
+    both = [str(image), str(video)]
+    cache.get(both, 2.0, 4)
+    assert cache.peek(both, 2.0, 4) and len(calls) == 2
+    assert cache.peek(both, 2.0, 3) == []                            # a video: sampling counts
+    cache.get(both, 2.0, 3)
+    assert len(calls) == 3
+    st = os.stat(image)
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))    # the file changed
+    assert cache.peek(both, 2.0, 3) == []
+    cache.get(both, 2.0, 3)
+    assert len(calls) == 4

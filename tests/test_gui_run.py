@@ -162,3 +162,32 @@ def test_controller_drops_results_of_a_cancelled_run(qtbot, no_gui_leaks, qwen_d
     done = next(c[1] for c in view.calls if c[0] == "run_finished")
     assert state.explanation is done and done.media[0].kind == "video"
     assert np.array_equal(state.current_map(), done.frame_map(0, 0, 0))
+
+
+def test_media_are_decoded_once_for_opening_and_every_run(qtbot, main_window, qwen_dir,
+                                                          sample_media, monkeypatch,
+                                                          error_boxes):
+    import tam_engine.media.io as media_io
+
+    calls = []
+    real = media_io.load_media
+    monkeypatch.setattr(media_io, "load_media",
+                        lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
+    main_window.settings.generation = GenerationPrefs(max_new_tokens=3, device="cpu",
+                                                      max_frames=4)
+    video = str(sample_media["video"])
+    main_window.open_paths([video])
+    qtbot.waitUntil(lambda: main_window.media_paths == [video], timeout=20_000)
+    main_window.run_panel.model.setCurrentText(qwen_dir)
+    main_window.run()
+    qtbot.waitUntil(lambda: not main_window.controller.running, timeout=60_000)
+    assert main_window.state.explanation is not None and calls == [[video]]
+    # Compare mode on the same media: neither model A nor model B reads them again.
+    main_window.act_compare.trigger()
+    w = main_window.compare_window
+    w.run_bar.model_b.setCurrentText(qwen_dir)
+    w.run()
+    qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
+    assert w.states["a"].explanation is not None and w.states["b"].explanation is not None
+    assert calls == [[video]] and not error_boxes
+    w.close()

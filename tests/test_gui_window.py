@@ -272,7 +272,7 @@ def test_generation_settings_dialog_round_trip(qtbot, main_window, monkeypatch):
     qtbot.waitUntil(lambda: main_window.tasks.busy is False, timeout=10_000)
     from tam_desktop.settings import load_settings
 
-    assert load_settings(main_window._settings_path).generation == want
+    assert load_settings(main_window.context.settings_path).generation == want
 
 
 def test_several_images_are_picked_from_the_media_box(qtbot, main_window, sample_media,
@@ -297,3 +297,21 @@ def test_recent_files_menu_reopens(qtbot, main_window, sample_media):
     assert actions
     actions[0].trigger()
     qtbot.waitUntil(lambda: main_window.state.current_media.kind == "video", timeout=20_000)
+
+
+def test_a_run_gets_the_media_as_they_were_opened(qtbot, main_window, sample_media,
+                                                  monkeypatch):
+    from tam_desktop.settings import GenerationPrefs
+
+    open_and_wait(qtbot, main_window, [sample_media["video"]])
+    shown = main_window.state.media
+    requests = []
+    monkeypatch.setattr(main_window.controller, "start", requests.append)
+    main_window.run_panel.model.setCurrentText("some/model")
+    main_window.run()
+    assert requests[-1].media_paths == (str(sample_media["video"]),)
+    assert requests[-1].media[0] is shown[0]               # decoded once, not read again
+    # Other video sampling: the frames shown are not the ones to run on; the run reads them.
+    main_window.settings.generation = GenerationPrefs(max_frames=3)
+    main_window.run()
+    assert requests[-1].media == ()

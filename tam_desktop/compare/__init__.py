@@ -9,8 +9,7 @@ A-minus-B difference view.
 from __future__ import annotations
 
 from tam_desktop.compare.controller import CompareController
-from tam_desktop.compare.link import SelectionLink, select_tokens
-from tam_desktop.compare.window import CompareWindow, open_compare_window
+from tam_desktop.compare.link import SelectionLink
+from tam_desktop.compare.window import CompareWindow
 
-__all__ = ["CompareController", "CompareWindow", "SelectionLink", "open_compare_window",
-           "select_tokens"]
+__all__ = ["CompareController", "CompareWindow", "SelectionLink"]

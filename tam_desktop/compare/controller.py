@@ -12,7 +12,7 @@ from typing import Protocol
 
 from tam_desktop.controller import RunController
 from tam_desktop.models.playback import PlaybackState
-from tam_desktop.worker import ModelCache, RunRequest
+from tam_desktop.worker import MediaCache, ModelCache, RunRequest
 from tam_engine.compare.alignment import Side
 from tam_engine.core.explanation import Explanation
 
@@ -60,12 +60,15 @@ class CompareController:
     """Starts A and B one after the other; ``cancel`` stops the running one and skips the rest."""
 
     def __init__(self, state_a: PlaybackState, state_b: PlaybackState, view: CompareView,
-                 cache: ModelCache | None = None) -> None:
+                 cache: ModelCache | None = None, media_cache: MediaCache | None = None
+                 ) -> None:
         self.view = view
         self.cache = cache or ModelCache()
+        # One media cache too: when A had to read the files, B finds them read.
+        self.media_cache = media_cache or MediaCache()
         self.runs: dict[Side, RunController] = {
-            "a": RunController(state_a, _SideView(self, "a"), self.cache),
-            "b": RunController(state_b, _SideView(self, "b"), self.cache),
+            "a": RunController(state_a, _SideView(self, "a"), self.cache, self.media_cache),
+            "b": RunController(state_b, _SideView(self, "b"), self.cache, self.media_cache),
         }
         self._queue: list[tuple[Side, RunRequest]] = []
 
@@ -73,25 +76,11 @@ class CompareController:
     def running(self) -> bool:
         return any(r.running for r in self.runs.values()) or bool(self._queue)
 
-    @property
-    def running_side(self) -> Side | None:
-        for side, r in self.runs.items():
-            if r.running:
-                return side
-        return None
-
     def start(self, request_a: RunRequest, request_b: RunRequest) -> None:
         if self.running:
             raise RuntimeError("a comparison is already running; cancel it first")
         self._queue = [("b", request_b)]
         self.runs["a"].start(request_a)
-
-    def start_one(self, side: Side, request: RunRequest) -> None:
-        """Run one side only (the other keeps its explanation)."""
-        if self.running:
-            raise RuntimeError("a comparison is already running; cancel it first")
-        self._queue = []
-        self.runs[side].start(request)
 
     def cancel(self) -> None:
         self._queue.clear()

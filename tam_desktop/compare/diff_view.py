@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from tam_engine.compare.comparison import Comparison
 from tam_engine.core.tokens import display_token
 from tam_engine.render.diff import DIVERGING_NAME, diff_overlay, diverging_lut
+from tam_engine.render.figure import resize_frame
 
 MAX_SIDE = 720
 
@@ -73,15 +74,12 @@ class DiffView(QWidget):
         # most MAX_SIDE wide keeps scrubbing a 1080p video fast (25 -> ~5 ms a frame).
         scale = min(1.0, MAX_SIDE / max(h, w))
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        diff = cmp.difference(tokens_a, tokens_b, media_index, frame, how, size=size)
         base = None
         if cmp.a.media and media_index < len(cmp.a.media):
             m = cmp.a.media[media_index]
-            base = m.frames[min(frame, m.n_frames - 1)]
-            if base.shape[:2] != size:
-                import cv2
-
-                base = cv2.resize(base, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            base = resize_frame(m.frames[min(frame, m.n_frames - 1)], size[1])
+            size = base.shape[:2]   # the renderer's rounding: map and frame match exactly
+        diff = cmp.difference(tokens_a, tokens_b, media_index, frame, how, size=size)
         self.diff = diff
         self.image_item.setImage(diff_overlay(base, diff), autoLevels=False)
         if self._shape != diff.shape:

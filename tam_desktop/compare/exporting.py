@@ -1,4 +1,4 @@
-"""Exports of the side-by-side view (run by :class:`tam_desktop.exporting.ExportRunner`)."""
+"""Exports of the side-by-side view, run through :func:`tam_desktop.exporting.export_job`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ from tam_engine.export.compare import export_compare_mp4, export_compare_png
 
 
 def png_job(cmp: Comparison, path: str, *, tokens_a: Sequence[int], tokens_b: Sequence[int],
-            media_index: int = 0, frame: int = 0, how: str = "mean", progress=None,
-            should_stop=None, **style) -> Path:
-    """One selection's side-by-side picture as a PNG, with the exporters' progress/cancel
-    keywords."""
-    if progress is not None:
-        progress(0, 1)
+            media_index: int = 0, frame: int = 0, how: str = "mean", **style) -> Path:
+    """One selection's side-by-side picture as a PNG (a quick export: no progress steps)."""
     a, b = cmp.panels(tokens_a, tokens_b, media_index, frame, how)
-    out = export_compare_png(path, a, b, **style)
-    if progress is not None:
-        progress(1, 1)
-    return out
+    return export_compare_png(path, a, b, **style)
 
 
 def mp4_job(cmp: Comparison, path: str, *, mode: Mode = "auto",

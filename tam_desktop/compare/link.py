@@ -7,37 +7,12 @@ the other pane keeps what it shows, so two different words can still be compared
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from tam_desktop.models.events import Event
 from tam_desktop.models.playback import PlaybackState
 from tam_engine.compare.alignment import Side
 from tam_engine.compare.comparison import Comparison
 
 SIDES: tuple[Side, Side] = ("a", "b")
-
-
-def select_tokens(state: PlaybackState, tokens: Sequence[int], current: int | None = None
-                  ) -> None:
-    """Make ``tokens`` the answer selection of ``state``, with ``current`` the current token.
-
-    ``PlaybackState`` selects through clicks (set, Ctrl-toggle); this replays them so every
-    view hears the usual events. ``current`` defaults to the first token.
-    """
-    toks = sorted({int(k) for k in tokens})
-    if not toks:
-        return
-    cur = current if current in toks else toks[0]
-    if state.kind == "answer" and tuple(toks) == state.selection and state.token == cur:
-        return
-    rest = [k for k in toks if k != cur]
-    # The token toggled last becomes the current one: start with another, end with ``cur``.
-    first = rest.pop(0) if rest else cur
-    state.set_token(first, "answer")
-    for k in rest:
-        state.toggle_in_selection(k, "answer")
-    if first != cur:
-        state.toggle_in_selection(cur, "answer")
 
 
 class SelectionLink:
@@ -82,9 +57,9 @@ class SelectionLink:
             other = al.aligned_tokens(side, src.selection)
             self._busy = True
             try:
-                select_tokens(src, words, src.token)
+                src.select(words, src.token, "answer")
                 if other:
-                    select_tokens(dst, other)
+                    dst.select(other, kind="answer")
             finally:
                 self._busy = False
         self.changed.emit()

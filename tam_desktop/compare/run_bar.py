@@ -5,60 +5,16 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QGridLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QToolButton,
     QWidget,
 )
 
 from tam_desktop.settings import PROMPT_PRESETS
-from tam_desktop.views.run_panel import DEMO_LABEL, demo_model_dir
-
-
-class ModelPicker(QComboBox):
-    """An editable model box: the bundled demo, recent models, or any Hub id / folder."""
-
-    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setEditable(True)
-        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.setMinimumContentsLength(10)
-        self.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        edit = self.lineEdit()
-        if edit is not None:
-            edit.setPlaceholderText(placeholder)
-        self.setToolTip("A Hugging Face model id or a local model folder")
-
-    def set_models(self, recent: list[str], current: str) -> None:
-        self.clear()
-        demo = demo_model_dir()
-        if demo is not None:
-            self.addItem(DEMO_LABEL, demo)
-        for name in recent:
-            if name != demo:
-                self.addItem(name, name)
-        self.set_model(current)
-
-    def set_model(self, name: str) -> None:
-        i = self.findData(name) if name else -1
-        if i >= 0:
-            self.setCurrentIndex(i)
-        else:
-            self.setCurrentText(name)
-
-    def model_name(self) -> str:
-        """The model to load: the demo entry resolves to its folder."""
-        text = self.currentText().strip()
-        i = self.findText(text, Qt.MatchFlag.MatchExactly)
-        if i >= 0 and self.itemData(i):
-            return str(self.itemData(i))
-        return text
+from tam_desktop.views.run_panel import ModelPicker
 
 
 class CompareRunBar(QWidget):
@@ -69,10 +25,10 @@ class CompareRunBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model_a = ModelPicker("Model A: Hub id or folder", self)
-        self.model_b = ModelPicker("Model B: Hub id or folder", self)
-        self.browse_a = self._browse_button(self.model_a)
-        self.browse_b = self._browse_button(self.model_b)
+        self.model_a = ModelPicker("Model A: Hub id or folder", self, min_chars=10)
+        self.model_b = ModelPicker("Model B: Hub id or folder", self, min_chars=10)
+        self.browse_a = self.model_a.browse_button(self)
+        self.browse_b = self.model_b.browse_button(self)
         self.prompt = QComboBox(self)
         self.prompt.setEditable(True)
         self.prompt.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -122,19 +78,6 @@ class CompareRunBar(QWidget):
         self.settings_button.clicked.connect(self.settings_requested)
         self.media_button.clicked.connect(self.open_media_requested)
         self.set_running(False)
-
-    def _browse_button(self, picker: ModelPicker) -> QToolButton:
-        b = QToolButton(self)
-        b.setText("…")
-        b.setToolTip("Choose a local model folder")
-
-        def browse() -> None:
-            folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
-            if folder:
-                picker.setCurrentText(folder)
-
-        b.clicked.connect(browse)
-        return b
 
     def prompt_text(self) -> str:
         return self.prompt.currentText().strip()

@@ -2,78 +2,69 @@
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
-from tam_desktop.compare.alignment_view import SIDE_COLOURS, AlignmentView
+from tam_desktop.app_context import AppContext
+from tam_desktop.app_window import (
+    EXPLANATION_FILTER,
+    AppWindow,
+    media_file_filter,
+    run_error_title,
+    run_problem,
+    short_model_name,
+)
+from tam_desktop.compare.body import CompareBody
 from tam_desktop.compare.controller import CompareController
-from tam_desktop.compare.diff_view import DiffView
 from tam_desktop.compare.exporting import mp4_job, png_job
 from tam_desktop.compare.link import SIDES, SelectionLink
 from tam_desktop.compare.run_bar import CompareRunBar
-from tam_desktop.dialogs import GenerationDialog, show_error
-from tam_desktop.exporting import ExportRunner
+from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
-from tam_desktop.settings import AppSettings
 from tam_desktop.views.pane import ExplanationPane
-from tam_desktop.worker import ModelCache, RunRequest, TaskRunner
+from tam_desktop.worker import RunRequest
 from tam_engine.compare.alignment import Side
 from tam_engine.compare.comparison import Comparison
-from tam_engine.core.errors import MediaError, ModelLoadError, ModelMemoryError, TamError
+from tam_engine.core.errors import TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 
 
-def _short(model: str) -> str:
-    return Path(model).name or model
-
-
-class CompareWindow(QMainWindow):
+class CompareWindow(AppWindow):
     """Two ``ExplanationPane`` s sharing one ``FrameCursor`` and one ``DisplayOptions``.
 
     Picking a word in one pane picks its aligned word in the other; the difference view shows
-    A's map minus B's on the shared frame.
+    A's map minus B's on the shared frame. With a ``parent`` window it closes with that one.
     """
 
     exported = Signal(object)        # path of a finished export
     comparison_changed = Signal()    # both explanations present (or one went away)
 
-    def __init__(self, settings: AppSettings | None = None, *,
+    def __init__(self, context: AppContext | None = None, *,
                  media_paths: Sequence[str] = (), media: Sequence[MediaItem] = (),
                  prompt: str = "", model_a: str = "", model_b: str = "",
-                 cache: ModelCache | None = None, display: DisplayOptions | None = None,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+                 display: DisplayOptions | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(context or AppContext(), parent)
         if parent is not None:
             self.setWindowFlag(Qt.WindowType.Window, True)
-        self.settings = settings or AppSettings()
+            self.close_with(parent)   # its runs must stop with the main window
         self.media_paths: list[str] = [str(p) for p in media_paths]
         self.media: list[MediaItem] = list(media)
         self.comparison: Comparison | None = None
         self.frame_cursor = FrameCursor()
-        d = display
-        self.display = DisplayOptions(d.colormap, d.opacity, d.overlay_visible, d.combine) \
-            if d is not None else DisplayOptions()
+        self.display = display.copy() if display is not None else DisplayOptions()
         self.states: dict[Side, PlaybackState] = {
             s: PlaybackState(cursor=self.frame_cursor, display=self.display) for s in SIDES}
         self.panes: dict[Side, ExplanationPane] = {}
         self.headers: dict[Side, QLabel] = {}
         self.models: dict[Side, str] = {"a": "", "b": ""}
         self.link = SelectionLink(self.states["a"], self.states["b"])
-        self.controller = CompareController(self.states["a"], self.states["b"], self, cache)
-        self.tasks = TaskRunner()
+        self.controller = CompareController(self.states["a"], self.states["b"], self,
+                                            self.context.models, self.context.media)
         self.exports = ExportRunner(self)
         self._build(prompt, model_a, model_b)
         self._connect()
@@ -84,10 +75,9 @@ class CompareWindow(QMainWindow):
         room = self.screen().availableGeometry() if self.screen() is not None else None
         self.resize(min(1500, room.width()) if room else 1500,
                     min(920, room.height()) if room else 920)
-        # A wider difference column than the stretch factors alone give; sizes that fit the
-        # window, or showing it would widen the window past the screen.
-        inner = self.width() - 40
-        self.splitter.setSizes([int(inner * 0.37), int(inner * 0.37), int(inner * 0.26)])
+        if self.settings.compare_geometry:   # where the user left it last time
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.compare_geometry.encode()))
+        self.body.fit(self.width())   # sizes that fit: showing must not widen the window
         if self.media_paths and not self.media:
             self.open_media(self.media_paths)   # paths only: read the frames to show them
 
@@ -108,97 +98,45 @@ class CompareWindow(QMainWindow):
         self.run_bar.model_b.set_models(s.recent_models, model_b or (others[0] if others
                                                                      else ""))
         self.run_bar.set_prompt(prompt or s.prompt)
-        split = QSplitter(Qt.Orientation.Horizontal, self)
-        for side in SIDES:
-            box = QWidget(split)
-            # An explicit minimum: before the first show Qt sizes the boxes by the (moved)
-            # display bar and the window would open wider than a laptop screen.
-            box.setMinimumWidth(360)
-            col = QVBoxLayout(box)
-            col.setContentsMargins(2, 2, 2, 2)
-            col.setSpacing(2)
-            header = QLabel(box)
-            header.setTextFormat(Qt.TextFormat.RichText)
-            header.setWordWrap(True)
-            pane = ExplanationPane(self.states[side], parent=box)
-            # Side by side there is little width: media above the tokens, not beside them.
-            pane.h_split.setOrientation(Qt.Orientation.Vertical)
-            pane.h_split.setSizes([560, 340])
-            pane.v_split.setSizes([800, 110])
-            col.addWidget(header)
-            col.addWidget(pane, 1)
-            self.panes[side], self.headers[side] = pane, header
-            split.addWidget(box)
-        # One set of display options, so one bar for both panes, above them: the panes'
-        # media then start at the same height.
-        self.display_bar = self.pane_a.display_bar
-        self.pane_b.display_bar.hide()
-        right = QWidget(split)
-        rcol = QVBoxLayout(right)
-        rcol.setContentsMargins(2, 2, 2, 2)
-        self.diff_view = DiffView(right)
-        self.alignment_label = AlignmentView(right)
-        rcol.addWidget(self.diff_view, 3)
-        rcol.addWidget(self.alignment_label, 2)
-        split.addWidget(right)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 5)
-        split.setStretchFactor(2, 4)
-        self.splitter = split
+        self.body = CompareBody(self.states, self)
+        self.panes, self.headers = self.body.panes, self.body.headers
+        self.display_bar = self.body.display_bar
+        self.diff_view, self.alignment_label = self.body.diff_view, self.body.alignment_label
         central = QWidget(self)
         col = QVBoxLayout(central)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(0)
         col.addWidget(self.run_bar)
         col.addWidget(self.display_bar)
-        col.addWidget(split, 1)
+        col.addWidget(self.body, 1)
         self.setCentralWidget(central)
-        self.status_label = QLabel(self)
-        self.statusBar().addWidget(self.status_label, 1)
         self._build_menus()
         self._update_headers()
         self._update_alignment_label()
 
-    def _action(self, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None
-                ) -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-        act.triggered.connect(slot)
-        self.addAction(act)
-        return act
-
     def _build_menus(self) -> None:
-        K = QKeySequence.StandardKey
-        cur = self.frame_cursor
-        self.act_open_media = self._action("Choose &Media…", self.open_media_dialog, K.Open)
-        self.act_open_a = self._action("Open Explanation as &A…",
-                                       lambda: self.open_explanation_dialog("a"))
-        self.act_open_b = self._action("Open Explanation as &B…",
-                                       lambda: self.open_explanation_dialog("b"))
-        self.act_export_png = self._action("Export Side by Side as &PNG…",
-                                           self.export_png_dialog, "Ctrl+E")
-        self.act_export_mp4 = self._action("Export Side by Side as MP&4…",
-                                           self.export_mp4_dialog, "Ctrl+Shift+E")
-        self.act_close = self._action("&Close", self.close, K.Close)
-        self.act_run = self._action("&Run A then B", self.run, "Ctrl+R")
-        self.act_cancel = self._action("&Cancel", self.cancel_run, "Esc")
-        self.act_gen = self._action("&Generation Settings…", self.edit_generation_settings)
-        self.act_prev_frame = self._action("Previous Frame", lambda: cur.step(-1), "Up")
-        self.act_next_frame = self._action("Next Frame", lambda: cur.step(1), "Down")
-        self.act_play = self._action("Play / Pause",
-                                     lambda: cur.set_playing(not cur.playing), "Space")
-        bar = self.menuBar()
-        menus: dict[str, list[QAction | None]] = {
+        K, act = QKeySequence.StandardKey, self.add_action
+        self.act_open_media = act("Choose &Media…", self.open_media_dialog, K.Open)
+        self.act_open_a = act("Open Explanation as &A…",
+                              lambda: self.open_explanation_dialog("a"))
+        self.act_open_b = act("Open Explanation as &B…",
+                              lambda: self.open_explanation_dialog("b"))
+        self.act_export_png = act("Export Side by Side as &PNG…", self.export_png_dialog,
+                                  "Ctrl+E")
+        self.act_export_mp4 = act("Export Side by Side as MP&4…", self.export_mp4_dialog,
+                                  "Ctrl+Shift+E")
+        self.act_close = act("&Close", self.close, K.Close)
+        self.act_run = act("&Run A then B", self.run, "Ctrl+R")
+        self.act_cancel = act("&Cancel", self.cancel_run, "Esc")
+        self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
+        self.act_prev_frame, self.act_next_frame, self.act_play = \
+            self.add_frame_actions(self.frame_cursor)
+        self.add_menus({
             "&File": [self.act_open_media, None, self.act_open_a, self.act_open_b, None,
                       self.act_export_png, self.act_export_mp4, None, self.act_close],
             "&Model": [self.act_run, self.act_cancel, None, self.act_gen],
             "&View": [self.act_prev_frame, self.act_next_frame, self.act_play],
-        }
-        for title, actions in menus.items():
-            menu = bar.addMenu(title)
-            for a in actions:
-                menu.addSeparator() if a is None else menu.addAction(a)
+        })
 
     def _connect(self) -> None:
         rb = self.run_bar
@@ -218,9 +156,9 @@ class CompareWindow(QMainWindow):
         self.display.changed.connect(lambda name: self._update_diff() if name == "combine"
                                      else None)
         self.exports.finished.connect(self._on_exported)
-        self.exports.failed.connect(lambda exc: self._error("Cannot export", exc))
-        self.exports.cancelled.connect(lambda: self._status("Export cancelled; nothing "
-                                                            "was written."))
+        self.exports.failed.connect(lambda exc: self.report_error("Cannot export", exc))
+        self.exports.cancelled.connect(
+            lambda: self.show_status("Export cancelled; nothing was written."))
 
     # ------------------------------------------------------------------ content
     def _on_content(self) -> None:
@@ -239,7 +177,7 @@ class CompareWindow(QMainWindow):
                 longest = max(m, key=lambda x: x.n_frames)
                 self.frame_cursor.set_length(longest.n_frames, longest.fps)
             if not cmp.same_media():
-                self._status("A and B explain different media: their maps do not compare.")
+                self.show_status("A and B explain different media: their maps do not compare.")
         self.link.set_comparison(cmp)
         self._update_headers()
         self._update_alignment_label()
@@ -257,15 +195,8 @@ class CompareWindow(QMainWindow):
                 self.models[side] = str(ex.meta.get("model") or "")
                 self.states[side].set_content(ex.media, ex)
 
-    def _update_headers(self) -> None:
-        for side in SIDES:
-            ex = self.states[side].explanation
-            name = _short(self.models[side]) or "(no model yet)"
-            bits = [f"<b style='color:{SIDE_COLOURS[side]}'>{side.upper()}</b> · "
-                    f"{html.escape(name)}"]
-            if ex is not None:
-                bits.append(f"<span style='color:#5f6368'>{ex.n_answer} tokens</span>")
-            self.headers[side].setText(" &nbsp; ".join(bits))
+    def _update_headers(self, running: Side | None = None) -> None:
+        self.body.show_headers(self.models, running)
 
     def _update_alignment_label(self) -> None:
         sel = {side: st.selection if st.kind == "answer" else ()
@@ -284,7 +215,7 @@ class CompareWindow(QMainWindow):
             # e.g. B has no grid for the media item A shows: say so instead of a stale map.
             self.diff_view.show_difference(None, (), (), 0, 0, "mean", False)
             why = exc.message if isinstance(exc, TamError) else str(exc)
-            self._status(f"No difference map here: {why}")
+            self.show_status(f"No difference map here: {why}")
 
     # ------------------------------------------------------------------ media and files
     def _show_media_name(self) -> None:
@@ -292,26 +223,14 @@ class CompareWindow(QMainWindow):
         self.run_bar.media_label.setText(", ".join(names) if names else "no media")
 
     def open_media_dialog(self) -> None:
-        from tam_desktop.main_window import _media_filter
-
         paths, _ = QFileDialog.getOpenFileNames(self, "Media for both models",
-                                                self.settings.last_dir, _media_filter())
+                                                self.settings.last_dir, media_file_filter())
         if paths:
             self.open_media(paths)
 
     def open_media(self, paths: Sequence[str]) -> None:
         paths = [str(p) for p in paths]
-        gen = self.settings.generation
-
-        def read(paths: list[str], fps: float, max_frames: int) -> list[MediaItem]:
-            from tam_engine.media.io import load_media
-
-            return load_media(paths, fps=fps, max_frames=max_frames)
-
-        self._status(f"Opening {', '.join(Path(p).name for p in paths)} …")
-        self.tasks.submit("media", read, paths, gen.video_fps, gen.max_frames,
-                          on_result=lambda media: self._on_media(paths, media),
-                          on_error=lambda exc: self._error("Cannot open the media", exc))
+        self.read_media("compare-media", paths, lambda media: self._on_media(paths, media))
 
     def _on_media(self, paths: list[str], media: list[MediaItem]) -> None:
         new = paths != self.media_paths
@@ -322,72 +241,56 @@ class CompareWindow(QMainWindow):
             if new or (st.explanation is None and not self.controller.runs[side].running):
                 st.set_content(media, None)
         self._show_media_name()
-        self._status("Media chosen. Run A then B (Ctrl+R).")
+        self.show_status("Media chosen. Run A then B (Ctrl+R).")
 
     def open_explanation_dialog(self, side: Side) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, f"Open an explanation as {side.upper()}", self.settings.last_dir,
-            "Explanations (*.tam.npz *.npz);;All files (*)")
+            EXPLANATION_FILTER)
         if path:
             self.open_explanation(side, path)
 
     def open_explanation(self, side: Side, path: str) -> None:
-        self.tasks.submit(f"open-{side}", Explanation.load, path,
-                          on_result=lambda ex: self._on_explanation(side, ex),
-                          on_error=lambda exc: self._error("Cannot open the explanation",
-                                                           exc))
+        self.read_explanation(f"compare-open-{side}", path,
+                              lambda ex: self._on_explanation(side, ex))
 
     def _on_explanation(self, side: Side, ex: Explanation) -> None:
         self.show_explanations(ex if side == "a" else None, ex if side == "b" else None)
-        self._status(f"{side.upper()}: {ex.n_answer} tokens from "
-                     f"{_short(str(ex.meta.get('model') or 'a saved explanation'))}")
+        model = short_model_name(str(ex.meta.get("model") or "a saved explanation"))
+        self.show_status(f"{side.upper()}: {ex.n_answer} tokens from {model}")
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         if self.controller.running:
             return
         rb = self.run_bar
-        model_a, model_b, prompt = rb.model_a.model_name(), rb.model_b.model_name(), \
-            rb.prompt_text()
-        problem = None
-        if not self.media_paths:
-            problem = ("Nothing to compare on", "There is no image or video to explain.",
-                       "Choose one with Media… (or open it in the main window first).")
-        elif not model_a or not model_b:
-            problem = ("Two models needed", "Choose model A and model B.",
-                       "Type a Hugging Face model id or choose a local model folder (…).")
-        elif not prompt:
-            problem = ("No prompt", "The prompt is empty.",
-                       "Type a question or pick a preset prompt.")
+        models = [rb.model_a.model_name(), rb.model_b.model_name()]
+        prompt = rb.prompt_text()
+        problem = run_problem(bool(self.media_paths), models, prompt)
         if problem is not None:
-            self._error(problem[0], TamError(problem[1], problem[2]))
+            self.report_error(*problem)
             return
-        gen = self.settings.generation
-        media = tuple(self.media_paths)
-        self.models = {"a": model_a, "b": model_b}
-        self.controller.start(RunRequest(model_a, media, prompt, gen),
-                              RunRequest(model_b, media, prompt, gen))
+        paths, gen = tuple(self.media_paths), self.settings.generation
+        media = self.decoded_media(paths)
+        self.models = {"a": models[0], "b": models[1]}
+        self.controller.start(RunRequest(models[0], paths, prompt, gen, media),
+                              RunRequest(models[1], paths, prompt, gen, media))
 
     def cancel_run(self) -> None:
         if self.controller.running:
             self.controller.cancel()
 
-    def edit_generation_settings(self) -> None:
-        dlg = GenerationDialog(self.settings.generation, self)
-        if dlg.exec():
-            self.settings.generation = dlg.prefs()
-
     # CompareView (called by the controller)
     def side_started(self, side: Side, request: RunRequest) -> None:
         self.run_bar.set_running(True)
         self.states[side].set_content(self.states[side].media or self.media, None)
-        self._update_headers()
-        self.headers[side].setText(self.headers[side].text() + " &nbsp; <i>running…</i>")
-        self._status(f"Model {side.upper()} ({_short(request.model)}) is running …")
+        self._update_headers(running=side)
+        model = short_model_name(request.model)
+        self.show_status(f"Model {side.upper()} ({model}) is running …")
 
     def side_phase(self, side: Side, text: str) -> None:
         model = self.models[side]
-        short = _short(model)
+        short = short_model_name(model)
         if model:
             text = text.replace(f" {model}", "")   # the model is named once, up front
         self.run_bar.set_phase(f"Model {side.upper()} \u00b7 {short}: {text} …")
@@ -413,27 +316,21 @@ class CompareWindow(QMainWindow):
         self.run_bar.set_phase("")
         cmp = self.comparison
         if cmp is not None:
-            self._status(f"Done: {cmp.alignment.n_aligned} words of A have a counterpart in "
-                         "B. Click a word to compare its maps.")
+            self.show_status(f"Done: {cmp.alignment.n_aligned} words of A have a counterpart "
+                             "in B. Click a word to compare its maps.")
 
     def side_failed(self, side: Side, error: BaseException) -> None:
         self.run_bar.set_running(False)
         self.run_bar.set_phase("")
         self._update_headers()
-        self._status(f"Model {side.upper()} failed.")
-        title = f"Model {side.upper()}: the run failed"
-        if isinstance(error, (ModelLoadError, ModelMemoryError)):
-            title = f"Cannot load model {side.upper()}"
-        elif isinstance(error, MediaError):
-            title = "Cannot open the media"
-        self._error(title, error)
+        self.report_error(run_error_title(error, side), error)
 
     def side_cancelled(self, side: Side) -> None:
         self.run_bar.set_running(False)
         self.run_bar.set_phase("")
         self.states[side].set_content(self.states[side].media or self.media, None)
         self._update_headers()
-        self._status("Cancelled. Ready.")
+        self.show_status("Cancelled. Ready.")
 
     # ------------------------------------------------------------------ export
     def _export_args(self) -> dict:
@@ -445,95 +342,54 @@ class CompareWindow(QMainWindow):
 
     def _can_export(self) -> bool:
         if self.comparison is None:
-            self._error("Nothing to export", TamError(
+            self.report_error("Nothing to export", TamError(
                 "There is no comparison yet.", "Run both models or open two explanations."))
             return False
         if self.exports.busy:
-            self._status("An export is already running.")
+            self.show_status("An export is already running.")
             return False
         return True
 
     def export_png_dialog(self) -> None:
-        if not self._can_export():
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export the side-by-side view", str(Path(self.settings.last_dir or ".")
-                                                     / "comparison.png"), "PNG (*.png)")
-        if path:
-            self.export_png(path if path.lower().endswith(".png") else path + ".png")
+        self._export_dialog("Export the side-by-side view", ".png", self.export_png)
 
     def export_mp4_dialog(self) -> None:
+        self._export_dialog("Export the side-by-side video", ".mp4", self.export_mp4)
+
+    def _export_dialog(self, title: str, suffix: str, export: Callable[[str], None]) -> None:
         if not self._can_export():
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export the side-by-side video", str(Path(self.settings.last_dir or ".")
-                                                      / "comparison.mp4"), "MP4 (*.mp4)")
+        start = Path(self.settings.last_dir or ".") / f"comparison{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, title, str(start),
+                                              f"{suffix[1:].upper()} (*{suffix})")
         if path:
-            self.export_mp4(path if path.lower().endswith(".mp4") else path + ".mp4")
+            export(path if path.lower().endswith(suffix) else path + suffix)
 
     def export_png(self, path: str, panel_width: int = 480) -> None:
         """The shown selection and frame as one PNG (A | B | A-B, text maps below)."""
         if not self._can_export():
             return
-        args = self._export_args()
-        self.exports.start(f"Writing {Path(path).name} …", png_job, self.comparison, path,
-                           frame=self.frame_cursor.frame, panel_width=panel_width, **args)
+        self.exports.start(f"Writing {Path(path).name} …", export_job, png_job,
+                           self.comparison, path, frame=self.frame_cursor.frame,
+                           panel_width=panel_width, quick=True, **self._export_args())
 
     def export_mp4(self, path: str, panel_width: int = 400, fps: float = 2.0) -> None:
         """A video plays with the shown words; an image steps through A's words."""
         if not self._can_export():
             return
-        args = self._export_args()
-        self.exports.start(f"Writing {Path(path).name} …", mp4_job,
+        self.exports.start(f"Writing {Path(path).name} …", export_job, mp4_job,
                            self.comparison, path, frame=self.frame_cursor.frame, fps=fps,
-                           panel_width=panel_width, **args)
+                           panel_width=panel_width, **self._export_args())
 
     def _on_exported(self, path: object) -> None:
-        self._status(f"Exported {path}")
+        self.show_status(f"Exported {path}")
         self.exported.emit(path)
 
-    # ------------------------------------------------------------------ small things
-    def _status(self, text: str) -> None:
-        self.status_label.setText(text)
-
-    def _error(self, title: str, exc: BaseException) -> None:
-        self._status(title)
-        show_error(self, title, exc)
-
-    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
+    # ------------------------------------------------------------------ closing
+    def stop_work(self) -> None:
         self.frame_cursor.set_playing(False)
         self.controller.shutdown()
         self.exports.cancel()
-        QThreadPool.globalInstance().waitForDone(3000)
-        super().closeEvent(ev)
 
-
-class _CloseWithOwner(QObject):
-    """Closes the compare window when the main window closes (its runs must stop too)."""
-
-    def __init__(self, window: CompareWindow, owner: QWidget) -> None:
-        super().__init__(window)
-        self.window = window
-        owner.installEventFilter(self)
-
-    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802
-        if ev.type() == QEvent.Type.Close and self.window.isVisible():
-            self.window.close()
-        return False
-
-
-def open_compare_window(main) -> CompareWindow:
-    """Open (or raise) the compare window of ``main``, defaulting to its media and prompt."""
-    win = getattr(main, "_compare_window", None)
-    if isinstance(win, CompareWindow) and win.isVisible():
-        win.raise_()
-        win.activateWindow()
-        return win
-    win = CompareWindow(main.settings, media_paths=main.media_paths, media=main.state.media,
-                        prompt=main.run_panel.prompt_text(),
-                        model_a=main.run_panel.model_name(), cache=main.controller.cache,
-                        display=main.state.display, parent=main)
-    _CloseWithOwner(win, main)
-    main._compare_window = win
-    win.show()
-    return win
+    def remember(self) -> None:
+        self.settings.compare_geometry = bytes(self.saveGeometry().toBase64()).decode()

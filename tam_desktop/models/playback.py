@@ -92,6 +92,11 @@ class DisplayOptions:
         self.combine = combine
         self.stretch = stretch
 
+    def copy(self) -> DisplayOptions:
+        """The same options, unshared (a window of its own starts where this one is)."""
+        return DisplayOptions(self.colormap, self.opacity, self.overlay_visible, self.combine,
+                              self.stretch)
+
     def _set(self, name: str, value: object) -> None:
         if self._values.get(name) != value:
             self._values[name] = value
@@ -168,7 +173,7 @@ class PlaybackState:
         self._selection: tuple[int, ...] = ()
         self._anchor = 0
         self._media_index = 0
-        self._combined_cache: tuple[tuple, list[np.ndarray]] | None = None
+        self._grids_cache: tuple[tuple, list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ content
     def set_content(self, media: Sequence[MediaItem], explanation: Explanation | None = None
@@ -179,7 +184,7 @@ class PlaybackState:
         self.media = list(media)
         self.explanation = explanation
         self.streaming = []
-        self._combined_cache = None
+        self._grids_cache = None
         self._kind, self._token, self._anchor = "answer", 0, 0
         self._selection = (0,) if explanation is not None and explanation.n_answer else ()
         self._media_index = 0
@@ -262,6 +267,27 @@ class PlaybackState:
         self._make_current(index if index in sel else max(sel))
         self._set_selection(tuple(sorted(sel)))
 
+    def select(self, tokens: Sequence[int], current: int | None = None,
+               kind: TokenKind | None = None) -> None:
+        """Make ``tokens`` the phrase, ``current`` (default: the first of them) the token.
+
+        Everything changes before anyone hears of it, and ``selection_changed`` fires once, so
+        a linked pane only ever sees the final selection. Indices out of range are ignored.
+        """
+        kind = kind or self._kind
+        n = self.n_tokens(kind)
+        toks = tuple(sorted({int(k) for k in tokens if 0 <= int(k) < n}))
+        if not toks:
+            return
+        cur = int(current) if current in toks else toks[0]
+        token_changed = (cur, kind) != (self._token, self._kind)
+        selection_changed = toks != self._selection
+        self._token, self._kind, self._anchor, self._selection = cur, kind, cur, toks
+        if token_changed:
+            self.token_changed.emit(kind, cur)
+        if selection_changed:
+            self.selection_changed.emit(toks)
+
     def extend_selection(self, index: int, kind: TokenKind | None = None) -> None:
         """Shift-click: the phrase becomes the run of tokens from the anchor to ``index``."""
         kind = kind or self._kind
@@ -283,11 +309,10 @@ class PlaybackState:
             self.selection_changed.emit(selection)
 
     # ------------------------------------------------------------------ maps
-    def slot_index(self, grid_maps: np.ndarray) -> int:
-        m = self.current_media
-        frame = min(self.cursor.frame, (m.n_frames if m else 1) - 1)
-        slot = int(m.frame_slot[frame]) if m is not None else 0
-        return min(slot, grid_maps.shape[0] - 1)
+    def current_slot(self) -> int:
+        """The temporal slot of the grid shown on the displayed frame."""
+        ex = self.explanation
+        return ex.slot_of_frame(self._media_index, self.cursor.frame) if ex is not None else 0
 
     def current_grid(self) -> np.ndarray | None:
         """``(t, h, w)`` uint8 maps of the current token or phrase on the current media item."""
@@ -298,27 +323,21 @@ class PlaybackState:
             gi = ex.grid_for_media(self._media_index)
         except KeyError:
             return None
-        if len(self._selection) == 1:
-            return ex.grid_maps(self._token, self._kind)[gi]
         key = (self._selection, self._kind, self.display.combine)
-        if self._combined_cache is None or self._combined_cache[0] != key:
-            maps = ex.combined_grid_maps(list(self._selection), self.display.combine, self._kind)
-            self._combined_cache = (key, maps)
-        return self._combined_cache[1][gi]
+        if self._grids_cache is None or self._grids_cache[0] != key:
+            maps = ex.selection_grid_maps(self._selection, self.display.combine, self._kind)
+            self._grids_cache = (key, maps)
+        return self._grids_cache[1][gi]
 
     def current_map(self) -> np.ndarray | None:
         """The ``(h, w)`` uint8 map drawn over the displayed frame, or None without one."""
         grid = self.current_grid()
-        if grid is None:
-            return None
-        return grid[self.slot_index(grid)]
+        return None if grid is None else grid[self.current_slot()]
 
     def frame_strengths(self) -> np.ndarray | None:
         """Mean of the current map on each displayed frame in [0, 1] (for the filmstrip)."""
-        grid = self.current_grid()
-        m = self.current_media
-        if grid is None or m is None:
+        ex, m = self.explanation, self.current_media
+        if ex is None or m is None or self.current_grid() is None:
             return None
-        per_slot = grid.reshape(grid.shape[0], -1).mean(axis=1) / 255.0
-        slots = np.minimum(m.frame_slot, grid.shape[0] - 1)
-        return per_slot[slots].astype(np.float32)
+        return ex.frame_strengths(self._selection, self._media_index, self.display.combine,
+                                  self._kind, n_frames=m.n_frames)

@@ -155,7 +155,7 @@ class MediaView(QWidget):
             self._heat_key = None
             return
         m = st.current_media
-        slot = st.slot_index(grid)
+        slot = st.current_slot()
         h, w = self._frame_shape
         key = (id(st.explanation), st.kind, st.selection, st.display.combine, st.media_index,
                slot, h, w, self._heat_side, st.display.stretch)
@@ -193,7 +193,7 @@ class MediaView(QWidget):
         text = f"x {x}, y {y}"
         grid = st.current_grid()
         if grid is not None:
-            cell = grid[st.slot_index(grid)]
+            cell = grid[st.current_slot()]
             gy, gx = min(y * cell.shape[0] // h, cell.shape[0] - 1), min(
                 x * cell.shape[1] // w, cell.shape[1] - 1)
             text += f"   activation {cell[gy, gx] / 255.0:.2f}"

@@ -31,6 +31,71 @@ def demo_model_dir() -> str | None:
     return str(path) if (path / "config.json").is_file() else None
 
 
+class ModelPicker(QComboBox):
+    """An editable model box: the bundled demo, recent models, or any Hub id / folder."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None, *,
+                 min_chars: int = 16) -> None:
+        super().__init__(parent)
+        self.setEditable(True)
+        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        # Long names must not widen the window (laptop screens): the box grows with the row.
+        self.setMinimumContentsLength(min_chars)
+        self.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.set_placeholder(placeholder)
+        self.setToolTip("A Hugging Face model id (e.g. Qwen/Qwen2-VL-2B-Instruct) or a "
+                        "local model folder")
+
+    def set_placeholder(self, text: str) -> None:
+        edit = self.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText(text)
+
+    def set_models(self, recent: list[str], current: str, *, demo_if_empty: bool = False
+                   ) -> None:
+        """The demo (when installed) and ``recent``; ``current`` chosen (or the demo)."""
+        self.clear()
+        demo = demo_model_dir()
+        if demo is not None:
+            self.addItem(DEMO_LABEL, demo)
+        for name in recent:
+            if name != demo:
+                self.addItem(name, name)
+        if not current and demo_if_empty and demo is not None:
+            current = demo
+        self.set_model(current)
+
+    def set_model(self, name: str) -> None:
+        i = self.findData(name) if name else -1
+        if i >= 0:
+            self.setCurrentIndex(i)
+        else:
+            self.setCurrentText(name)
+
+    def model_name(self) -> str:
+        """The model to load: the demo entry resolves to its folder."""
+        text = self.currentText().strip()
+        i = self.findText(text, Qt.MatchFlag.MatchExactly)
+        if i >= 0 and self.itemData(i):
+            return str(self.itemData(i))
+        return text
+
+    def browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        if folder:
+            self.setCurrentText(folder)
+
+    def browse_button(self, parent: QWidget) -> QToolButton:
+        """A "…" button that chooses a local model folder for this box."""
+        b = QToolButton(parent)
+        b.setText("…")
+        b.setToolTip("Choose a local model folder")
+        b.clicked.connect(self.browse_folder)
+        return b
+
+
 class RunPanel(QWidget):
     run_requested = Signal()
     cancel_requested = Signal()
@@ -38,17 +103,8 @@ class RunPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model = QComboBox(self)
-        self.model.setEditable(True)
-        self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model.setMinimumContentsLength(16)
-        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model.setToolTip("A Hugging Face model id (e.g. Qwen/Qwen2-VL-2B-Instruct) or a "
-                              "local model folder")
-        self.model.lineEdit().setPlaceholderText("Hub id or model folder")
-        self.browse = QToolButton(self)
-        self.browse.setText("…")
-        self.browse.setToolTip("Choose a local model folder")
+        self.model = ModelPicker("Hub id or model folder", self)
+        self.browse = self.model.browse_button(self)
         self.prompt = QComboBox(self)
         self.prompt.setEditable(True)
         self.prompt.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -84,7 +140,6 @@ class RunPanel(QWidget):
         row.addWidget(self.cancel_button)
         row.addWidget(self.progress)
         row.addWidget(self.phase)
-        self.browse.clicked.connect(self.browse_model_folder)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
@@ -94,43 +149,19 @@ class RunPanel(QWidget):
 
     # ------------------------------------------------------------------ models
     def set_models(self, recent: list[str], current: str) -> None:
-        self.model.clear()
-        demo = demo_model_dir()
-        if demo is not None:
-            self.model.addItem(DEMO_LABEL, demo)
-        for name in recent:
-            if name != demo:
-                self.model.addItem(name, name)
-        if current == demo and demo is not None:
-            self.model.setCurrentIndex(0)
-        elif current:
-            self.model.setCurrentText(current)
-        elif demo is not None:
-            self.model.setCurrentIndex(0)
-        else:
-            self.model.setCurrentText("")
-            self.model.lineEdit().setPlaceholderText(
-                "Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder")
+        self.model.set_models(recent, current, demo_if_empty=True)
+        if not self.model.model_name():
+            self.model.set_placeholder("Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder")
 
     def set_model(self, name: str) -> None:
-        i = self.model.findData(name)
-        if i >= 0:
-            self.model.setCurrentIndex(i)
-        else:
-            self.model.setCurrentText(name)
+        self.model.set_model(name)
 
     def model_name(self) -> str:
         """The model to load: a demo entry resolves to its folder."""
-        text = self.model.currentText().strip()
-        i = self.model.findText(text, Qt.MatchFlag.MatchExactly)
-        if i >= 0 and self.model.itemData(i):
-            return str(self.model.itemData(i))
-        return text
+        return self.model.model_name()
 
     def browse_model_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
-        if folder:
-            self.model.setCurrentText(folder)
+        self.model.browse_folder()
 
     # ------------------------------------------------------------------ prompt
     def prompt_text(self) -> str:

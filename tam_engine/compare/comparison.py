@@ -49,14 +49,7 @@ def selection_frame_map(expl: Explanation, tokens: Sequence[int], media_index: i
         raise CompareError(
             f"{_model_name(expl, 'This model')} has no map for media item {media_index + 1}.",
             "Compare explanations of the same image or video.") from exc
-    if len(toks) == 1:
-        return expl.frame_map(toks[0], media_index, frame)
-    maps = expl.combined_grid_maps(toks, how)[gi]
-    slot = 0
-    if expl.media and media_index < len(expl.media):
-        slots = expl.media[media_index].frame_slot
-        slot = int(slots[min(frame, slots.size - 1)])
-    return maps[min(slot, maps.shape[0] - 1)]
+    return expl.selection_grid_maps(toks, how)[gi][expl.slot_of_frame(media_index, frame)]
 
 
 def _model_name(expl: Explanation, fallback: str) -> str:

@@ -8,6 +8,7 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -177,16 +178,22 @@ class Explanation:
                 return i
         raise KeyError(f"no vision grid for media {media_index}")
 
+    def slot_of_frame(self, media_index: int, frame: int) -> int:
+        """The temporal slot of media ``media_index``'s grid shown on displayed ``frame``: a
+        frame past the last shows the last one, a slot past the grid its last slot, and
+        without stored media every frame shows slot 0."""
+        slot = 0
+        if self.media and 0 <= media_index < len(self.media):
+            slots = self.media[media_index].frame_slot
+            slot = int(slots[min(max(int(frame), 0), slots.size - 1)])
+        grids = [g for g in self.grids if g.media_index == media_index]
+        return min(slot, grids[0].t - 1) if grids else slot
+
     def frame_map(self, k: int, media_index: int = 0, frame: int = 0,
                   kind: TokenKind = "answer", stage: Stage = "final") -> np.ndarray:
         """The ``(h, w)`` map of token ``k`` shown on displayed ``frame`` of a media item."""
-        gi = self.grid_for_media(media_index)
-        maps = self.grid_maps(k, kind, stage)[gi]
-        slot = 0
-        if self.media and media_index < len(self.media):
-            slots = self.media[media_index].frame_slot
-            slot = int(slots[min(frame, slots.size - 1)])
-        return maps[min(slot, maps.shape[0] - 1)]
+        maps = self.grid_maps(k, kind, stage)[self.grid_for_media(media_index)]
+        return maps[self.slot_of_frame(media_index, frame)]
 
     def combined_vector(self, indices: list[int] | np.ndarray, how: str = "mean",
                         kind: TokenKind = "answer") -> np.ndarray:
@@ -207,6 +214,26 @@ class Explanation:
                            ) -> list[np.ndarray]:
         vec = self.combined_vector(indices, how, kind)
         return [vec[s].reshape(g.t, g.h, g.w) for g, s in zip(self.grids, self.grid_slices)]
+
+    def selection_grid_maps(self, tokens: Sequence[int], how: str = "mean",
+                            kind: TokenKind = "answer") -> list[np.ndarray]:
+        """What a selection shows, one ``(t, h, w)`` array per grid: one token's final maps,
+        or the phrase maps (:meth:`combined_grid_maps`) of several."""
+        toks = [int(k) for k in tokens]
+        if len(toks) == 1:
+            return self.grid_maps(toks[0], kind)
+        return self.combined_grid_maps(toks, how, kind)
+
+    def frame_strengths(self, tokens: Sequence[int], media_index: int = 0, how: str = "mean",
+                        kind: TokenKind = "answer", n_frames: int | None = None) -> np.ndarray:
+        """Mean of the selection's map on each of ``n_frames`` displayed frames (default: the
+        stored media item's), in [0, 1]."""
+        grid = self.selection_grid_maps(tokens, how, kind)[self.grid_for_media(media_index)]
+        per_slot = grid.reshape(grid.shape[0], -1).mean(axis=1) / 255.0
+        if n_frames is None:
+            n_frames = self.media[media_index].n_frames if media_index < len(self.media) else 1
+        slots = [self.slot_of_frame(media_index, f) for f in range(n_frames)]
+        return per_slot[slots].astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
