@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tam_engine.core.explanation import atomic_write_bytes
+from tam_engine.core.atomic import atomic_write_bytes
 
 SETTINGS_VERSION = 1
 CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"

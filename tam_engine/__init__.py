@@ -6,11 +6,12 @@ The pipeline is ``media/prompt -> adapter -> capture -> engine -> Explanation ->
 from __future__ import annotations
 
 from tam_engine.core.engine import explain
-from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.inputs import Candidates, TamInputs
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid
+from tam_engine.core.token_maps import TokenMaps
 
 __version__ = "0.1.0"
 

@@ -29,7 +29,7 @@ EPS = 1e-8
 class RefTokens:
     """Reference outputs for one set of explained tokens (answer or prompt).
 
-    Shapes mirror ``tam_engine.core.explanation.TokenMaps``: vision arrays ``(N, n_vision)``,
+    Shapes mirror ``tam_engine.core.token_maps.TokenMaps``: vision arrays ``(N, n_vision)``,
     ``relevance``/``context`` ``(N, n_prompt + n_answer)``; ``relevance`` is only meaningful
     where ``context`` is True (it is 0 elsewhere).
     """

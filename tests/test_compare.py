@@ -14,9 +14,10 @@ from tam_engine.compare.comparison import (
     selection_frame_map,
 )
 from tam_engine.core.errors import Cancelled
-from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
+from tam_engine.core.token_maps import TokenMaps
 from tam_engine.export import ExportError
 from tam_engine.export.compare import export_compare_mp4, export_compare_png
 from tam_engine.render.compare_figure import ComparePanel, render_side_by_side

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from reference_tam import RefTokens, reference_explain, synthetic_inputs
 
 from tam_engine.core.engine import explain
-from tam_engine.core.explanation import TamOptions, TokenMaps
+from tam_engine.core.explanation import TamOptions
+from tam_engine.core.token_maps import TokenMaps
 
 MAX_CELLS = 64
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

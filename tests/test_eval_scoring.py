@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
+from tam_engine.core.token_maps import TokenMaps
 from tam_engine.eval.datasets import EvalItem, coco_vocabulary
 from tam_engine.eval.metrics import otsu_threshold
 from tam_engine.eval.scoring import score_explanation

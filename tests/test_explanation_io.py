@@ -13,7 +13,8 @@ from reference_tam import synthetic_inputs
 
 from tam_engine.core.engine import explain
 from tam_engine.core.errors import ExplanationFileError, TamError
-from tam_engine.core.explanation import FORMAT_VERSION, Explanation, TamOptions
+from tam_engine.core.explanation import Explanation, TamOptions
+from tam_engine.core.explanation_file import FORMAT_VERSION
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
 

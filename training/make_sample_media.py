@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tam_engine.core.explanation import atomic_write_bytes
+from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.demo import synth
 
 #: Held-out scene seeds of the samples (training draws from synth.item_seed(20251125, ...)).

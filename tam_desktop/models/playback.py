@@ -15,8 +15,9 @@ from typing import Literal
 import numpy as np
 
 from tam_desktop.models.events import Event
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.colormaps import COLORMAPS
 
 CombineHow = Literal["mean", "max"]

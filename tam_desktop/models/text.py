@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token as display_token
 
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidge
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import display_token, token_tooltip
-from tam_engine.core.explanation import TokenKind
+from tam_engine.core.token_maps import TokenKind
 
 # look -> (background, text, border)
 LOOKS: dict[str, tuple[str, str, str]] = {

@@ -25,7 +25,8 @@ from tam_engine.export.common import (
 from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 if TYPE_CHECKING:
-    from tam_engine.core.explanation import Explanation, TokenKind
+    from tam_engine.core.explanation import Explanation
+    from tam_engine.core.token_maps import TokenKind
     from tam_engine.export import Layout
 
 WHATS = ("png", "textmap", "sequence", "sheet", "sweep", "video", "html", "json", "npz")

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tam_engine.core.explanation import Explanation, TamOptions, TokenMaps
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.inputs import TamInputs
 from tam_engine.core.media import MediaItem
+from tam_engine.core.token_maps import TokenMaps
 
 _EPS = 1e-8
 

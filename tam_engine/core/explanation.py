@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -15,16 +14,21 @@ from typing import Literal
 
 import numpy as np
 
+from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
+from tam_engine.core.explanation_file import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    json_default,
+    not_an_explanation,
+    read_header,
+)
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid, grid_slices
+from tam_engine.core.token_maps import TokenKind, TokenMaps
 from tam_engine.core.tokens import special_from_texts, special_mask
 
-FORMAT_NAME = "tam-explanation"
-FORMAT_VERSION = 1
-
-TokenKind = Literal["answer", "prompt"]
 Stage = Literal["raw", "eci", "filtered", "final"]
 
 
@@ -40,54 +44,6 @@ class TamOptions:
     def __post_init__(self) -> None:
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError("kernel_size must be a positive odd number")
-
-
-@dataclass
-class TokenMaps:
-    """Maps of a set of explained tokens (all answer tokens, or all prompt tokens).
-
-    Vision arrays are ``(N, n_vision)``: one row per token, columns in the flattened vision
-    order of :attr:`Explanation.grids`.
-
-    ``relevance`` is ``(N, C)`` with ``C = n_prompt + n_answer`` text columns (prompt tokens then
-    answer tokens): the clipped logit of the token's class at each context token's relevant
-    position (section 3 of the method). ``context`` marks which columns are this token's context.
-    ``norm_lo``/``norm_hi`` are the joint min/max used to normalise vision and text together.
-    """
-
-    kind: TokenKind
-    token_ids: np.ndarray
-    positions: np.ndarray
-    texts: list[str]
-    raw: np.ndarray
-    eci: np.ndarray
-    filtered: np.ndarray
-    maps: np.ndarray
-    alpha: np.ndarray
-    relevance: np.ndarray
-    context: np.ndarray
-    norm_lo: np.ndarray
-    norm_hi: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.token_ids.size)
-
-    def normalised_relevance(self, k: int) -> np.ndarray:
-        """Context relevances of token ``k`` on the joint [0, 1] scale (NaN outside context)."""
-        lo, hi = float(self.norm_lo[k]), float(self.norm_hi[k])
-        out = np.full(self.relevance.shape[1], np.nan, dtype=np.float32)
-        ctx = self.context[k]
-        if hi > lo:
-            out[ctx] = np.clip((self.relevance[k, ctx] - lo) / (hi - lo), 0.0, 1.0)
-        else:
-            out[ctx] = 0.0
-        return out
-
-    def visual_strength(self) -> np.ndarray:
-        """Mean of each token's final map in [0, 1]: how much visual evidence it shows."""
-        if self.maps.shape[1] == 0:
-            return np.zeros(len(self), np.float32)
-        return (self.maps.astype(np.float32).mean(axis=1) / 255.0).astype(np.float32)
 
 
 _TOKEN_ARRAYS = ("token_ids", "positions", "raw", "eci", "filtered", "maps", "alpha",
@@ -275,7 +231,7 @@ class Explanation:
             "media": media_meta,
             "meta": self.meta,
         }
-        text = json.dumps(header, default=_json_default)
+        text = json.dumps(header, default=json_default)
         arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
@@ -300,7 +256,7 @@ class Explanation:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
             if magic != b"PK\x03\x04":  # every .npz is a zip archive
-                raise _not_an_explanation(path, "not an .npz archive")
+                raise not_an_explanation(path, "not an .npz archive")
             npz = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             if isinstance(exc, ExplanationFileError):
@@ -309,11 +265,11 @@ class Explanation:
                 raise ExplanationFileError(
                     f"{path.name} is damaged or truncated ({exc}).",
                     "Save the explanation again, or explain the media again.") from exc
-            raise _not_an_explanation(path, str(exc)) from exc
+            raise not_an_explanation(path, str(exc)) from exc
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise _not_an_explanation(path, "not an .npz archive")
+            raise not_an_explanation(path, "not an .npz archive")
         with npz:
-            header = _read_header(npz, path)
+            header = read_header(npz, path)
             try:
                 return cls._from_npz(npz, header)
             except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
@@ -355,62 +311,3 @@ class Explanation:
                    # Files saved before the mask was recorded get the conservative guess.
                    is_special=(npz["is_special"] if "is_special" in npz.files
                                else special_from_texts(header["token_texts"])))
-
-
-_OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."
-
-
-def _not_an_explanation(path: Path, why: str) -> ExplanationFileError:
-    return ExplanationFileError(f"{path.name} is not a TAM explanation file ({why}).",
-                                _OPEN_HINT)
-
-
-def _read_header(npz, path: Path) -> dict:
-    """The JSON header, checked for our format name and a version this code can read."""
-    if "header" not in npz.files:
-        raise _not_an_explanation(path, "no header")
-    try:
-        header = json.loads(bytes(npz["header"]).decode("utf-8"))
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _not_an_explanation(path, f"unreadable header: {exc}") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise _not_an_explanation(path, "another kind of .npz file")
-    try:
-        version = int(header.get("version", 0))
-    except (TypeError, ValueError) as exc:
-        raise _not_an_explanation(path, "no valid format version") from exc
-    if version > FORMAT_VERSION:
-        raise ExplanationFileError(
-            f"{path.name} was written by a newer tam-desktop (file format {version}; this "
-            f"version reads format {FORMAT_VERSION} and older).",
-            "Upgrade tam-desktop to open it.")
-    return header
-
-
-def _json_default(obj):
-    """Let ``meta`` hold numpy scalars and arrays (saved as plain numbers and lists)."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"meta value of type {type(obj).__name__} cannot be saved")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -319,7 +319,7 @@ def write_dataset(out_dir: str | Path, n_images: int, n_videos: int, seed: int =
 
     ``progress(i, n)`` is called after each item. Returns the path of ``meta.json``.
     """
-    from tam_engine.core.explanation import atomic_write_bytes
+    from tam_engine.core.atomic import atomic_write_bytes
 
     out = Path(out_dir)
     items: list[dict] = []

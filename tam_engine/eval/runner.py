@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import Cancelled, TamError
-from tam_engine.core.explanation import Explanation, TamOptions, atomic_write_bytes
+from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.eval.datasets import EvalDataset, EvalItem
 from tam_engine.eval.metrics import f1_iou, meteor, rouge_l
 from tam_engine.eval.scoring import score_explanation

@@ -10,9 +10,11 @@ from typing import Literal
 
 import numpy as np
 
+from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import Cancelled, TamError
-from tam_engine.core.explanation import Explanation, TokenKind, atomic_write_bytes
+from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.png import png_bytes
 
 Progress = Callable[[int, int], None]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tam_engine.core.explanation import Explanation, TokenKind, atomic_write_bytes
+from tam_engine.core.atomic import atomic_write_bytes
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 

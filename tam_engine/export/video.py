@@ -9,7 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import (
     DEFAULT_CRF,
     DEFAULT_PRESET,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.overlay import add_caption, add_colorbar, heatmap, overlay, token_caption
 from tam_engine.render.textmap import render_text_map

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import DEFAULT_OPACITY, colormap_lut
 from tam_engine.render.figure import resize_frame

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tam_engine.core.explanation import Explanation, TokenKind
+from tam_engine.core.explanation import Explanation
+from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, colour_of
 from tam_engine.render.fonts import FontStack, font_stack
