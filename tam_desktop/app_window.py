@@ -34,7 +34,7 @@ Shortcut = str | QKeySequence.StandardKey | list[str]
 
 def media_file_filter() -> str:
     """The file dialog filter for every image and video the engine reads."""
-    from tam_engine.media.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from tam_engine.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     images = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
     videos = " ".join(f"*{e}" for e in VIDEO_EXTENSIONS)

@@ -88,7 +88,7 @@ def _step_load_model(state: SelfTestState) -> str:
 
 
 def _step_load_image(state: SelfTestState) -> str:
-    from tam_engine.media.io import load_image
+    from tam_engine.media.images import load_image
 
     assert state.image_path is not None
     state.media = load_image(state.image_path)
@@ -98,7 +98,7 @@ def _step_load_image(state: SelfTestState) -> str:
 
 def _step_decode_video(state: SelfTestState) -> str:
     from tam_engine.core.resources import sample_video_path
-    from tam_engine.media.io import load_video
+    from tam_engine.media.video import load_video
 
     # Decoding only (explaining a clip takes longer): proves the video stack (PyAV) is complete.
     path = state.video_path or sample_video_path()

@@ -11,8 +11,9 @@ import pytest
 from gui_factories import synthetic_explanation
 
 from tam_desktop.models import DisplayOptions, Event, FrameCursor, PlaybackState
-from tam_desktop.models.text import candidates_line, display_token, token_tooltip
+from tam_desktop.models.text import candidates_line, token_tooltip
 from tam_desktop.settings import AppSettings, GenerationPrefs, load_settings, save_settings
+from tam_engine.core.tokens import display_token
 
 
 def test_models_do_not_import_qt():

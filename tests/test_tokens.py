@@ -45,8 +45,8 @@ def test_every_display_uses_the_one_rule_set():
 
     from make_golden import build_explanation
 
-    from tam_desktop.models.text import display_token as gui_display_token
     from tam_engine.compare.comparison import Comparison
+    from tam_engine.core.tokens import display_token as gui_display_token
     from tam_engine.render.html_page import build_html
     from tam_engine.render.overlay import token_caption
     from tam_engine.render.textmap import candidate_cells

@@ -1,8 +1,5 @@
-"""How tokens are written for people (Qt-free, shared by the views).
-
-``display_token`` is the engine's one rule set (:mod:`tam_engine.core.tokens`), re-exported here
-for the views.
-"""
+"""Token tooltips and candidate lines for the views (Qt-free); a token's own text is written by
+:func:`tam_engine.core.tokens.display_token`."""
 
 from __future__ import annotations
 
@@ -10,7 +7,6 @@ import html
 
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.token_maps import TokenKind
-from tam_engine.core.tokens import display_token as display_token
 
 
 def token_tooltip(expl: Explanation, k: int, kind: TokenKind = "answer", top: int = 5) -> str:

@@ -8,8 +8,9 @@ import numpy as np
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from tam_desktop.models.playback import PlaybackState
-from tam_desktop.models.text import candidates_line, display_token
+from tam_desktop.models.text import candidates_line
 from tam_desktop.views.colors import css_color, text_color_on
+from tam_engine.core.tokens import display_token
 
 
 def text_map_html(state: PlaybackState) -> str:

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
-from tam_desktop.models.text import display_token
+from tam_engine.core.tokens import display_token
 
 
 def _bar_path(heights: np.ndarray, width: float = 0.8) -> tuple[np.ndarray, np.ndarray]:

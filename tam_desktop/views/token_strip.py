@@ -13,8 +13,9 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QRes
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
 from tam_desktop.models.playback import PlaybackState
-from tam_desktop.models.text import display_token, token_tooltip
+from tam_desktop.models.text import token_tooltip
 from tam_engine.core.token_maps import TokenKind
+from tam_engine.core.tokens import display_token
 
 # look -> (background, text, border)
 LOOKS: dict[str, tuple[str, str, str]] = {
