@@ -232,3 +232,35 @@ def test_files_that_are_not_explanations_give_clear_errors(tmp_path):
         assert path.name in err.message, path
         assert err.hint, path
         assert isinstance(err, ValueError)
+
+
+def _header(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(bytes(z["header"]).decode("utf-8"))
+
+
+def test_plain_geometry_is_written_as_version_1_for_older_releases(tmp_path):
+    path = _explanation().save(tmp_path / "plain.tam.npz")
+    header = _header(path)
+    assert header["version"] == 1
+    assert all(g["box"] == [0.0, 0.0, 1.0, 1.0] and g["role"] == "full" for g in header["grids"])
+
+
+def test_grid_geometry_round_trips_and_needs_version_2(tmp_path):
+    expl = _explanation()
+    cropped = [dataclasses.replace(g, box=(0.125, 0.0, 0.875, 1.0)) for g in expl.grids]
+    path = dataclasses.replace(expl, grids=cropped).save(tmp_path / "crop.tam.npz")
+    assert _header(path)["version"] == 2
+    back = Explanation.load(path)
+    assert [g.box for g in back.grids] == [(0.125, 0.0, 0.875, 1.0)] * len(cropped)
+    assert [g.role for g in back.grids] == ["full"] * len(cropped)
+
+
+def test_a_version_1_file_without_geometry_opens_with_whole_frame_grids(tmp_path):
+    path = _explanation().save(tmp_path / "e.tam.npz")
+    header = _header(path)
+    old = tmp_path / "old.tam.npz"
+    grids = [{k: v for k, v in g.items() if k not in ("box", "role")} for g in header["grids"]]
+    _rewrite_header(path, old, grids=grids, version=1)
+    back = Explanation.load(old)
+    assert all(g.box == (0.0, 0.0, 1.0, 1.0) and g.role == "full" for g in back.grids)

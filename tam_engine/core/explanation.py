@@ -19,13 +19,14 @@ from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.explanation_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    PLAIN_GEOMETRY_VERSION,
     json_default,
     not_an_explanation,
     read_header,
 )
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
-from tam_engine.core.spans import VisionGrid, grid_slices
+from tam_engine.core.spans import FULL_BOX, VisionGrid, grid_slices
 from tam_engine.core.token_maps import TokenKind, TokenMaps
 from tam_engine.core.tokens import special_from_texts, special_mask
 
@@ -220,7 +221,9 @@ class Explanation:
             media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps})
         header = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": (PLAIN_GEOMETRY_VERSION
+                        if all(g.box == FULL_BOX and g.role == "full" for g in self.grids)
+                        else FORMAT_VERSION),
             "input_len": int(self.input_len),
             "token_texts": list(self.token_texts),
             "grids": [g.to_meta() for g in self.grids],
@@ -282,7 +285,8 @@ class Explanation:
     def _from_npz(cls, npz, header: dict) -> Explanation:
         grids = [
             VisionGrid(kind=gm["kind"], media_index=gm["media_index"], t=gm["t"], h=gm["h"],
-                       w=gm["w"], positions=npz[f"grid{gi}_positions"])
+                       w=gm["w"], positions=npz[f"grid{gi}_positions"],
+                       box=tuple(gm.get("box", FULL_BOX)), role=gm.get("role", "full"))
             for gi, gm in enumerate(header["grids"])
         ]
 

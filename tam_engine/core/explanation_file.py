@@ -14,7 +14,12 @@ import numpy as np
 from tam_engine.core.errors import ExplanationFileError
 
 FORMAT_NAME = "tam-explanation"
-FORMAT_VERSION = 1
+#: The newest format this code reads and writes. Version 2 added each grid's geometry (``box``,
+#: ``role``); a file whose grids all show their whole media item is still written as version 1,
+#: which older releases open, while a cropped or tiled one is version 2, which they refuse rather
+#: than draw its maps over the wrong region.
+FORMAT_VERSION = 2
+PLAIN_GEOMETRY_VERSION = 1
 
 _OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."
 

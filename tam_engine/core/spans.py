@@ -12,6 +12,12 @@ from typing import Literal
 import numpy as np
 
 VisionKind = Literal["image", "video"]
+#: What part of a media item a grid shows: all of it, one tile of a tiled image, or the global
+#: thumbnail a tiled image also gets.
+GridRole = Literal["full", "tile", "thumbnail"]
+#: ``(x0, y0, x1, y1)`` as fractions of the original frame's width and height.
+Box = tuple[float, float, float, float]
+FULL_BOX: Box = (0.0, 0.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,13 @@ class VisionGrid:
     positions
         Sequence positions of the ``t*h*w`` vision tokens of this grid, in row-major
         ``(t, h, w)`` order.
+    box
+        The region of the ORIGINAL frame that the grid's cells cover, ``(x0, y0, x1, y1)`` as
+        fractions of the frame's width and height: the whole frame for a plain resize, the
+        central part for a centre crop, beyond ``[0, 1]`` where the processor padded, one tile's
+        part for a tile. The adapter derives it from the processor's own settings and sizes.
+    role
+        ``"full"`` (the grid shows the whole item), ``"tile"`` or ``"thumbnail"``.
     """
 
     kind: VisionKind
@@ -38,10 +51,18 @@ class VisionGrid:
     h: int
     w: int
     positions: np.ndarray = field(repr=False)
+    box: Box = FULL_BOX
+    role: GridRole = "full"
 
     def __post_init__(self) -> None:
         pos = np.asarray(self.positions, dtype=np.int64).reshape(-1)
         object.__setattr__(self, "positions", pos)
+        x0, y0, x1, y1 = (float(v) for v in self.box)
+        if not (x1 > x0 and y1 > y0):
+            raise ValueError(f"grid box {self.box} is empty")
+        object.__setattr__(self, "box", (x0, y0, x1, y1))
+        if self.role not in ("full", "tile", "thumbnail"):
+            raise ValueError(f"unknown grid role {self.role!r}")
         if pos.size != self.t * self.h * self.w:
             raise ValueError(
                 f"grid {self.t}x{self.h}x{self.w} needs {self.t * self.h * self.w} positions, "
@@ -54,7 +75,7 @@ class VisionGrid:
 
     def to_meta(self) -> dict:
         return {"kind": self.kind, "media_index": self.media_index, "t": self.t, "h": self.h,
-                "w": self.w}
+                "w": self.w, "box": list(self.box), "role": self.role}
 
 
 def grid_slices(grids: Iterable[VisionGrid]) -> list[slice]:
