@@ -39,14 +39,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tam_engine.core.media import MediaItem  # noqa: E402
-from tam_engine.demo.tiny_models import (  # noqa: E402
+from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
+from tam_engine.inference.capture import capture, greedy_config  # noqa: E402
+from tam_engine.inference.loading import load_model  # noqa: E402
+from tam_engine.testing.tiny_models import (  # noqa: E402
     build_qwen2_vl_processor,
     qwen2_vl_model,
     qwen_tokenizer,
 )
-from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
-from tam_engine.inference.capture import capture, greedy_config  # noqa: E402
-from tam_engine.inference.loading import load_model  # noqa: E402
 
 VOCAB = 151_936
 

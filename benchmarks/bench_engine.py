@@ -129,7 +129,6 @@ def torch_buffers_mib(inputs) -> float:
 def run_case(weight, case: Case, repeats: int) -> dict:
     import numpy as np
     import torch
-    from reference_tam import reference_explain
 
     from tam_engine.core.engine import (
         explain,
@@ -138,6 +137,7 @@ def run_case(weight, case: Case, repeats: int) -> dict:
         score_table,
     )
     from tam_engine.core.explanation import TamOptions
+    from tam_engine.testing.reference import reference_explain
 
     inputs = make_inputs(weight, case)
     rows, classes = needed_rows_and_classes(inputs)
@@ -193,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
     import torch
 
     if args.threads:

@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-bench-config-"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 W, H = 1920, 1080
 GRID = (39, 69)
@@ -49,9 +49,8 @@ def _timed(app, view, change) -> float:
 
 
 def bench_switches(app, n: int) -> tuple[float, float]:
-    from gui_factories import synthetic_explanation
-
     from tam_desktop.main_window import MainWindow
+    from tam_engine.testing.synthetic import synthetic_explanation
 
     window = MainWindow(save_on_close=False)
     window.resize(1600, 1000)
@@ -80,7 +79,7 @@ def bench_run_stall(app, tokens: int) -> tuple[float, float, int]:
 
     from tam_desktop.main_window import MainWindow
     from tam_desktop.settings import GenerationPrefs
-    from tam_engine.demo.tiny_models import build_tiny_model
+    from tam_engine.testing.tiny_models import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="tam-bench-gui-"))
     model = build_tiny_model("qwen2_vl", tmp / "model")

@@ -51,7 +51,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from tam_engine.demo import synth  # noqa: E402
-from tam_engine.demo import tiny_models as tm  # noqa: E402
+from tam_engine.testing import tiny_models as tm  # noqa: E402
 
 SIZE = 224  # scenes are drawn at this size
 PATCH, MERGE, TPS = 14, 2, 2

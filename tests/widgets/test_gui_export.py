@@ -8,11 +8,11 @@ import threading
 import av
 import numpy as np
 import pytest
-from gui_factories import synthetic_explanation
 from PIL import Image
 from PySide6.QtWidgets import QPushButton
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.testing.synthetic import synthetic_explanation
 
 IMAGE_KEYS = ["token_png", "textmap_png", "sequence", "contact_sheet", "sweep_mp4", "html",
               "json", "npz"]

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from gui_factories import synthetic_explanation
 
 from tam_desktop.models import DisplayOptions, Event, FrameCursor, PlaybackState
 from tam_desktop.models.text import candidates_line, token_tooltip
 from tam_desktop.settings import AppSettings, GenerationPrefs, load_settings, save_settings
 from tam_engine.core.tokens import display_token
+from tam_engine.testing.synthetic import synthetic_explanation
 
 
 def test_models_do_not_import_qt():

@@ -10,13 +10,13 @@ import re
 import av
 import numpy as np
 import pytest
-from make_golden import ANSWER, PROMPT, build_explanation
 from PIL import Image
 
 from tam_engine import export as ex
 from tam_engine.cli import main as tam_main
 from tam_engine.core.errors import Cancelled
 from tam_engine.render.mp4 import H264Writer
+from tam_engine.testing.golden import ANSWER, PROMPT, build_explanation
 
 
 @pytest.fixture(scope="module")

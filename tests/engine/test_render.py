@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
-from make_golden import ANSWER, GOLDEN_DIR, PROMPT, build_explanation, golden_images
 from PIL import Image
 
 from tam_engine.render import (
@@ -23,6 +23,7 @@ from tam_engine.render.colormaps import colour_of
 from tam_engine.render.fonts import FONT_FILES, font_coverage, font_paths, font_stack
 from tam_engine.render.overlay import even_size, resize_map
 from tam_engine.render.textmap import BLACK, GREY, WHITE, candidate_cells, token_cells
+from tam_engine.testing.golden import ANSWER, PROMPT, build_explanation, golden_images
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,8 @@ def test_luts(name):
     small = big[:5, :7]                                                           # numpy path
     np.testing.assert_array_equal(apply_colormap(big, name), lut[big])
     np.testing.assert_array_equal(apply_colormap(small, name), lut[small])
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden"
 
 
 def test_jet_runs_blue_to_red_and_gray_is_identity():

@@ -1,4 +1,4 @@
-"""The fast engine against the loop-by-loop reference (tests/reference_tam.py), by hypothesis.
+"""The fast engine against the loop-by-loop reference (tam_engine/testing/reference.py), by hypothesis.
 
 Float maps (raw, ECI, filtered) must agree to rtol 1e-5 with atol 1e-5 * max|value|, uint8 maps
 within one level. Inputs are tiny (d <= 16, <= 64 vision cells) so each example is fast.
@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference_tam import RefTokens, reference_explain, synthetic_inputs
 
 from tam_engine.core.engine import explain
 from tam_engine.core.explanation import TamOptions
 from tam_engine.core.token_maps import TokenMaps
+from tam_engine.testing.reference import RefTokens, reference_explain
+from tam_engine.testing.synthetic import synthetic_inputs
 
 MAX_CELLS = 64
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_eval.fake_explainer import fake_explain
 
 from tam_engine.core.errors import MediaError
 from tam_engine.core.explanation import TamOptions
@@ -23,6 +22,7 @@ from tam_engine.eval.runner import (
     run_eval,
     variants_for,
 )
+from tam_engine.testing.fake_eval import fake_explain
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from tam_engine.cli.export import ExportOptions
 from tam_engine.core.errors import TamError
 
 COMMANDS = (cli_explain, cli_export, cli_eval, cli_synth)
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _synth(tmp_path, *extra):
@@ -90,7 +90,7 @@ def test_an_interrupt_inside_a_command_is_130(tmp_path, capsys, monkeypatch):
 
 
 def test_an_interrupted_export_says_nothing_was_written(tmp_path, capsys, monkeypatch):
-    from make_golden import build_explanation
+    from tam_engine.testing.golden import build_explanation
 
     src = build_explanation().save(tmp_path / "e.tam.npz")
 

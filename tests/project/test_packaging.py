@@ -16,7 +16,7 @@ import tam_engine
 from tam_engine.core import resources
 from tam_engine.core.errors import TamError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
 APP_ID = "io.github.tam_desktop.TamDesktop"
 

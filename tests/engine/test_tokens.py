@@ -43,13 +43,12 @@ def test_visible_keeps_spaces_and_only_maps_characters():
 def test_every_display_uses_the_one_rule_set():
     import dataclasses
 
-    from make_golden import build_explanation
-
     from tam_engine.compare.comparison import Comparison
     from tam_engine.core.tokens import display_token as gui_display_token
     from tam_engine.render.html_page import build_html
     from tam_engine.render.overlay import token_caption
     from tam_engine.render.textmap import candidate_cells
+    from tam_engine.testing.golden import build_explanation
 
     assert gui_display_token is display_token
     assert token_caption(" \t", 0, 1) == "\u201c\u21e5\u201d  (token 1 / 1)"

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures_eval.fake_explainer import fake_explain
 
 from tam_engine.eval.datasets import open_dataset
 from tam_engine.eval.runner import run_eval, variants_for
+from tam_engine.testing.fake_eval import fake_explain
 
-SCRIPT = Path(__file__).parent / "fixtures_eval" / "dist_eval.py"
+SCRIPT = Path(__file__).parent / "fixtures" / "dist_eval.py"
 
 
 def _free_port() -> int:

@@ -9,7 +9,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from reference_tam import synthetic_inputs
 
 from tam_engine.core.engine import explain
 from tam_engine.core.errors import ExplanationFileError, TamError
@@ -17,6 +16,7 @@ from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.explanation_file import FORMAT_VERSION
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
+from tam_engine.testing.synthetic import synthetic_inputs
 
 TEXTS = ["猫", " 🐶", " naïve", "\n", " der Straße", " 日本語", "👩‍👩‍👧", " ok"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from reference_tam import synthetic_inputs
 from test_engine_reference import run_both
 
 from tam_engine.core.engine import explain, explain_from_scores, score_table
 from tam_engine.core.explanation import TamOptions
+from tam_engine.testing.synthetic import synthetic_inputs
 
 
 def _inputs(seed: int = 5, **kw):

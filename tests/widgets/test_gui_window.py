@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from gui_factories import synthetic_explanation
 from PySide6.QtCore import QEvent, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
@@ -16,6 +15,7 @@ from tam_desktop.main_window import MainWindow
 from tam_desktop.views.colors import lut
 from tam_engine.render.colormaps import colormap_lut
 from tam_engine.render.overlay import resize_map
+from tam_engine.testing.synthetic import synthetic_explanation
 
 
 def click_token(qtbot, strip, index, modifier=Qt.KeyboardModifier.NoModifier):

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from reference_tam import rank_gaussian_cell, rank_gaussian_map, reflect_index
 
 from tam_engine.core.filters import SORT9, rank_gaussian_filter
+from tam_engine.testing.reference import rank_gaussian_cell, rank_gaussian_map, reflect_index
 
 
 def _strict():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from gui_factories import synthetic_explanation
 
 from tam_engine.compare.comparison import selection_frame_map
+from tam_engine.testing.synthetic import synthetic_explanation
 
 
 def test_slot_of_frame_follows_the_media_and_clamps_both_ways():

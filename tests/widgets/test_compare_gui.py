@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gui_factories import synthetic_explanation
 from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QPushButton
 
@@ -15,6 +14,7 @@ from tam_desktop.settings import AppSettings, GenerationPrefs
 from tam_engine.compare.comparison import Comparison
 from tam_engine.render.compare_figure import render_side_by_side
 from tam_engine.render.overlay import resize_map
+from tam_engine.testing.synthetic import synthetic_explanation
 
 
 def click_token(qtbot, strip, index, modifier=Qt.KeyboardModifier.NoModifier):
