@@ -73,6 +73,13 @@ class VisionGrid:
     def size(self) -> int:
         return self.t * self.h * self.w
 
+    def cell_box(self, row: int, col: int) -> Box:
+        """The part of the original frame that cell ``(row, col)`` saw: the grid's box divided
+        evenly into ``h x w`` cells. The one geometry rule the renderer and the checks share."""
+        x0, y0, x1, y1 = self.box
+        cw, ch = (x1 - x0) / self.w, (y1 - y0) / self.h
+        return (x0 + col * cw, y0 + row * ch, x0 + (col + 1) * cw, y0 + (row + 1) * ch)
+
     def to_meta(self) -> dict:
         return {"kind": self.kind, "media_index": self.media_index, "t": self.t, "h": self.h,
                 "w": self.w, "box": list(self.box), "role": self.role}

@@ -301,5 +301,7 @@ def build_tiny_model(family: str, out_dir: str | Path) -> Path:
     elif family == "internvl":
         _build_internvl(out)
     else:
-        raise ValueError(f"unknown tiny family {family!r}; choose one of {', '.join(FAMILIES)}")
+        from tam_engine.testing.families import family_spec
+
+        family_spec(family).build(out)
     return out
