@@ -24,8 +24,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tam_engine.demo.synth import SynthObject
 
 #: Base seed of the held-out scenes (training uses a different base, see training/).
 HELDOUT_SEED = 424242
@@ -99,7 +103,7 @@ def clean_answer(texts: list[str]) -> str:
     return "".join(t for t in texts if not (t.startswith("<|") and t.endswith("|>"))).strip()
 
 
-def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
+def named_words(texts: list[str], objects) -> list[tuple[int, SynthObject]]:
     """(answer token index, object) for each colour/shape token of a correct caption.
 
     A correct caption names the objects in order, one ``a/an COLOUR SHAPE`` phrase each; the
@@ -107,7 +111,7 @@ def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
     """
     from tam_engine.demo.synth import COLORS, SHAPES
 
-    out: list[tuple[int, object]] = []
+    out: list[tuple[int, SynthObject]] = []
     phrase = -1
     for k, t in enumerate(texts):
         w = t.strip()
@@ -118,7 +122,7 @@ def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
     return out
 
 
-def phrase_objects(texts: list[str], objects) -> list[tuple[int, object]]:
+def phrase_objects(texts: list[str], objects) -> list[tuple[int, SynthObject]]:
     """(token index, object) for colour/shape tokens of phrases naming exactly one real object.
 
     A phrase is a colour token followed by a shape token; it counts when exactly one object
@@ -126,7 +130,7 @@ def phrase_objects(texts: list[str], objects) -> list[tuple[int, object]]:
     """
     from tam_engine.demo.synth import COLORS, SHAPES
 
-    out: list[tuple[int, object]] = []
+    out: list[tuple[int, SynthObject]] = []
     words = [t.strip() for t in texts]
     for k in range(len(words) - 1):
         if words[k] in COLORS and words[k + 1] in SHAPES:
@@ -165,7 +169,7 @@ def peak_inside(map_u8: np.ndarray, mask: np.ndarray) -> bool:
 
 
 def _settings(device: str):
-    from tam_engine.inference.adapters.base import GenerationSettings
+    from tam_engine.inference.settings import GenerationSettings
 
     return GenerationSettings(max_new_tokens=40, device=device, dtype="float32")
 
