@@ -44,9 +44,9 @@ from tam_engine.demo.tiny_models import (  # noqa: E402
     qwen2_vl_model,
     qwen_tokenizer,
 )
-from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
-from tam_engine.inference.capture import capture, greedy_config  # noqa: E402
+from tam_engine.inference.capture.generate import capture, greedy_config  # noqa: E402
 from tam_engine.inference.loading import load_model  # noqa: E402
+from tam_engine.inference.settings import GenerationSettings  # noqa: E402
 
 VOCAB = 151_936
 

@@ -8,9 +8,10 @@ from dataclasses import asdict
 from tam_engine.core.engine import explain
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import GenerationSettings
-from tam_engine.inference.capture import OnToken, ShouldStop, capture
+from tam_engine.inference.capture.generate import capture
+from tam_engine.inference.capture.hooks import OnToken, ShouldStop
 from tam_engine.inference.loading import LoadedModel
+from tam_engine.inference.settings import GenerationSettings
 
 __all__ = ["GenerationSettings", "run_and_explain"]
 
