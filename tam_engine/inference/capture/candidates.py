@@ -6,11 +6,13 @@
 - ``"states"``: afterwards, from the recorded final-norm states and ``lm_head`` in a few batched
   products (:func:`candidates_from_states`).
 
-Both give the same candidates. Each is the cheaper one on its device (``benchmarks/
-bench_capture.py`` measures both): per step on a CPU, where the row is still in cache; from the
-states on a GPU, where one large product is nearly free while small per-step kernels add launch
-latency. On a CPU both use the piecewise top-k (:func:`_topk_exact`) and the ``exp2``
-log-sum-exp (:func:`_log_sum_exp`), each several times faster there than torch's own.
+Both give the same candidates; ``"auto"`` picks the cheaper one for the device (the benchmark
+``benchmarks/bench_capture.py`` times both): per step on a CPU, where the row is still in cache
+and a second product over the vocabulary would cost more; from the states on a GPU, where one
+large product is nearly free while small per-step kernels add launch latency. The states path
+is also the fallback when a model bypasses its ``lm_head`` module. On a CPU both use the
+piecewise top-k (:func:`_topk_exact`) and the ``exp2`` log-sum-exp (:func:`_log_sum_exp`), each
+several times faster there than torch's own.
 """
 
 from __future__ import annotations
