@@ -110,8 +110,8 @@ def _step_decode_video(state: SelfTestState) -> str:
 
 
 def _step_explain(state: SelfTestState) -> str:
-    from tam_engine.inference.adapters.base import GenerationSettings
     from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.settings import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=SELF_TEST_MAX_NEW_TOKENS)
     state.explanation = run_and_explain(state.loaded, [state.media], SELF_TEST_PROMPT, settings)

@@ -172,8 +172,8 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     def on_token(index: int, text: str) -> None:
         emit(TokenStreamed(index, text))
 
-    return run_and_explain(loaded, media, request.prompt, gen.to_generation_settings(),
-                           on_token=on_token, should_stop=should_stop)
+    return run_and_explain(loaded, media, request.prompt, gen, on_token=on_token,
+                           should_stop=should_stop)
 
 
 def start_run_worker(request: RunRequest, cache: ModelCache,

@@ -7,8 +7,8 @@ import pytest
 
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters import GenerationSettings
 from tam_engine.inference.pipeline import run_and_explain
+from tam_engine.inference.settings import GenerationSettings
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tam_engine.inference.adapters.base import Adapter, GenerationSettings, Prepared, SpanError
+from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
@@ -24,6 +24,5 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "GenerationSettings", "GenericAdapter", "InternVLAdapter",
-           "LlavaAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError",
-           "adapter_class_for"]
+__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "InternVLAdapter", "LlavaAdapter",
+           "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError", "adapter_class_for"]
