@@ -206,7 +206,8 @@ def _step_window(state: SelfTestState) -> str:
         shot = window.grab()  # paints every widget, the heat-map views included
         if shot.isNull() or shot.width() == 0:
             raise SelfTestFailure("the main window could not be painted")
-        return f"main window {shot.width()}x{shot.height()} painted on '{app.platformName()}'"
+        platform_name = QApplication.platformName()
+        return f"main window {shot.width()}x{shot.height()} painted on '{platform_name}'"
     finally:
         window.close()
         window.deleteLater()

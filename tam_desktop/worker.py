@@ -82,7 +82,8 @@ class ModelCache:
             self._key, self._model = None, None  # free the old model before loading the new
             loader = self._loader
             if loader is None:
-                from tam_engine.inference.loading import load_model as loader
+                from tam_engine.inference.loading import load_model
+                loader = load_model
             model = loader(name, device=device, dtype=dtype)
             self._key, self._model = key, model
             return model
