@@ -6,6 +6,8 @@ candidate comes out of ``tam_engine.core.engine.explain`` exactly as it would af
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tam_engine.core.engine import explain
@@ -74,13 +76,16 @@ def synthetic_inputs(rng: np.random.Generator, *, d: int = 8, vocab: int = 20,
     hidden = hidden.astype(np.float32)
     weight = weight.astype(np.float32)
     b = None if b is None else b.astype(np.float32)
+    lm_hidden: Any = hidden
+    lm_weight: Any = weight
+    lm_bias: Any = b
     if torch_tensors:
         import torch
 
-        hidden, weight = torch.from_numpy(hidden), torch.from_numpy(weight)
-        b = None if b is None else torch.from_numpy(b)
+        lm_hidden, lm_weight = torch.from_numpy(hidden), torch.from_numpy(weight)
+        lm_bias = None if b is None else torch.from_numpy(b)
     texts = [TIE_WORDS[int(i) % len(TIE_WORDS)] for i in ids]
-    return TamInputs(ids=ids, input_len=L, hidden=hidden, lm_weight=weight, lm_bias=b,
+    return TamInputs(ids=ids, input_len=L, hidden=lm_hidden, lm_weight=lm_weight, lm_bias=lm_bias,
                      spans=Spans(grids=tuple(vgrids), prompt_positions=prm), token_texts=texts)
 
 
@@ -125,7 +130,8 @@ def synthetic_explanation(kind: str = "image", *, width: int = 64, height: int =
     frames = np.stack([
         np.stack([(xx * 4 + 40 * i) % 256, (yy * 5) % 256, np.full_like(xx, 90 + 20 * i)], -1)
         for i in range(n)]).astype(np.uint8)
-    media = MediaItem(kind=kind, path=f"synthetic.{'png' if kind == 'image' else 'mp4'}",
-                      frames=frames, frame_slot=np.arange(n) // 2 if kind == "video" else [0],
+    media = MediaItem(kind="video" if kind == "video" else "image",
+                      path=f"synthetic.{'png' if kind == 'image' else 'mp4'}",
+                      frames=frames, frame_slot=np.arange(n) // 2 if kind == "video" else np.zeros(1),
                       timestamps=np.arange(n) / 2.0, fps=2.0 if kind == "video" else 0.0)
     return explain(inputs, media=[media], meta={"model": "synthetic", "prompt": "Describe"})
