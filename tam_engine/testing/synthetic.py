@@ -135,3 +135,26 @@ def synthetic_explanation(kind: str = "image", *, width: int = 64, height: int =
                       frames=frames, frame_slot=np.arange(n) // 2 if kind == "video" else np.zeros(1),
                       timestamps=np.arange(n) / 2.0, fps=2.0 if kind == "video" else 0.0)
     return explain(inputs, media=[media], meta={"model": "synthetic", "prompt": "Describe"})
+
+
+def compare_pair(kind: str = "image") -> tuple[Explanation, Explanation]:
+    """Two explanations of the same media by "two models": A says "a red circle and a blue
+    square moves left ." on a 6x8 grid; B says "a blue circle and a blue square moves" on a
+    3x4 grid."""
+    a = synthetic_explanation(kind, width=96, height=72, seed=0)
+    b = synthetic_explanation(kind, width=96, height=72, grid_hw=(3, 4), n_answer=8, seed=5)
+    b.answer.texts[1] = " blue"
+    a.meta["model"], b.meta["model"] = "model-a", "model-b"
+    return a, b
+
+
+def independent_difference(ex_a: Explanation, map_a: np.ndarray, map_b: np.ndarray
+                           ) -> np.ndarray:
+    """A - B written independently of the renderer: both uint8 maps resized bilinearly to A's
+    frame, on [0, 1]."""
+    import cv2
+
+    h, w = ex_a.media[0].frames.shape[1:3]
+    fa = cv2.resize(map_a.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
+    fb = cv2.resize(map_b.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
+    return fa - fb
