@@ -30,9 +30,6 @@ PROMPT_PRESETS = (
 )
 
 
-#: The app's generation settings are the engine's own type; the old name stays for the GUI code.
-GenerationPrefs = GenerationSettings
-
 #: The generation fields the user sets in the app and that settings.json keeps, under these
 #: names. ``top_k`` keeps its default. ``trust_remote_code`` is never read from a file: it runs
 #: code from a model's repository, so it must stay a deliberate choice, never a stored one.

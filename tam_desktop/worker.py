@@ -17,10 +17,10 @@ from typing import Any
 
 from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_worker
 
-from tam_desktop.settings import GenerationPrefs
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.inference.settings import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunRequest:
     model: str
     media_paths: tuple[str, ...]
     prompt: str
-    generation: GenerationPrefs
+    generation: GenerationSettings
     media: tuple[MediaItem, ...] = field(default=(), compare=False, repr=False)
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from tam_desktop.models import DisplayOptions, Event, FrameCursor, PlaybackState
 from tam_desktop.models.text import candidates_line, token_tooltip
-from tam_desktop.settings import AppSettings, GenerationPrefs, load_settings, save_settings
+from tam_desktop.settings import AppSettings, load_settings, save_settings
 from tam_engine.core.tokens import display_token
+from tam_engine.inference.settings import GenerationSettings
 from tam_engine.testing.synthetic import synthetic_explanation
 
 
@@ -135,7 +136,7 @@ def test_token_text_helpers():
 def test_settings_round_trip_and_tolerate_garbage(tmp_path):
     path = tmp_path / "s" / "settings.json"
     s = AppSettings(colormap="magma", opacity=0.25, last_model="m")
-    s.generation = GenerationPrefs(max_new_tokens=7, max_pixels=200_000, device="cpu")
+    s.generation = GenerationSettings(max_new_tokens=7, max_pixels=200_000, device="cpu")
     for f in ("a.png", "b.png", "a.png"):
         s.add_recent_file(f)
     save_settings(s, path)
@@ -155,9 +156,7 @@ def test_settings_round_trip_and_tolerate_garbage(tmp_path):
 def test_generation_settings_are_the_engines_and_keep_their_json_names(tmp_path):
     """The app stores the engine's own GenerationSettings; a settings.json written before (the
     same seven names) loads into it and is written back unchanged."""
-    from tam_engine.inference.pipeline import GenerationSettings
 
-    assert GenerationPrefs is GenerationSettings
     stored = {"max_new_tokens": 5, "video_fps": 1.5, "max_frames": 4, "min_pixels": None,
               "max_pixels": 200_704, "device": "cpu", "dtype": "float32"}
     path = tmp_path / "settings.json"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QThreadPool
 
-from tam_desktop.settings import GenerationPrefs
 from tam_engine.compare.comparison import Comparison
+from tam_engine.inference.settings import GenerationSettings
 from tam_engine.render.overlay import resize_map
 from tam_engine.testing.synthetic import independent_difference
 
@@ -19,7 +19,7 @@ def two_models(tiny_model_dir):
 
 
 def run_both(qtbot, w, max_new_tokens=5):
-    w.settings.generation = GenerationPrefs(max_new_tokens=max_new_tokens, device="cpu",
+    w.settings.generation = GenerationSettings(max_new_tokens=max_new_tokens, device="cpu",
                                             max_frames=4)
     w.run_bar.run_button.click()
     qtbot.waitUntil(lambda: not w.controller.running, timeout=120_000)
@@ -104,7 +104,7 @@ def test_cancel_during_model_a_skips_model_b(qtbot, compare_window, two_models, 
             w.run_bar.cancel_button.click()
 
     w.states["a"].streamed.connect(on_streamed)
-    w.settings.generation = GenerationPrefs(max_new_tokens=400, device="cpu")
+    w.settings.generation = GenerationSettings(max_new_tokens=400, device="cpu")
     w.run_bar.run_button.click()
     qtbot.waitUntil(lambda: not w.controller.running, timeout=60_000)
     assert w.states["a"].explanation is None and w.states["b"].explanation is None
