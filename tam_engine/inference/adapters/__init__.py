@@ -8,11 +8,18 @@ from tam_engine.inference.adapters.base import Adapter, GenerationSettings, Prep
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
+from tam_engine.inference.adapters.llava_next import (
+    LlavaNextAdapter,
+    LlavaNextVideoAdapter,
+    LlavaOnevisionAdapter,
+)
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
 
 #: Most specific first; the generic adapter is the last resort.
 ADAPTERS: tuple[type[Adapter], ...] = (
-    Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter, GenericAdapter,
+    Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter,
+    LlavaNextAdapter, LlavaNextVideoAdapter, LlavaOnevisionAdapter,
+    GenericAdapter,
 )
 
 
@@ -25,5 +32,6 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
 
 
 __all__ = ["ADAPTERS", "Adapter", "GenerationSettings", "GenericAdapter", "InternVLAdapter",
-           "LlavaAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError",
+           "LlavaAdapter", "LlavaNextAdapter", "LlavaNextVideoAdapter", "LlavaOnevisionAdapter",
+           "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError",
            "adapter_class_for"]
