@@ -1,9 +1,9 @@
 """LLaVA-NeXT, LLaVA-OneVision and LLaVA-NeXT-Video: tiny random models with their real
 processors, and each vision token's brightness read from the processor's own ``pixel_values``.
 
-The tiny towers take 64 px tiles with 8 px patches (8 x 8 features per tile); the grid
-resolutions are multiples of 64, so a 128 px image already tiles. (Real checkpoints: 336/14
-CLIP for LLaVA-NeXT and NeXT-Video, 384/14 SigLIP for OneVision.)
+The tiny towers take 64 px tiles with 8 px patches (8 x 8 features per tile), the decoders one
+layer; the grid resolutions are multiples of 64, so a 128 px image already tiles. (Real
+checkpoints: 336/14 CLIP for LLaVA-NeXT and NeXT-Video, 384/14 SigLIP for OneVision.)
 
 The oracle: every tile's patches are averaged to one brightness per patch (the feature the
 tower would give it), and those features go through the model class's OWN packing code
@@ -171,7 +171,10 @@ def build(out_dir: Path, family: str, hidden: int = 64, seed: int = 0) -> None:
                             **_text_dims(len(tok), hidden),
                             "bos_token_id": tok.convert_tokens_to_ids(pad if onevision else "<s>"),
                             "eos_token_id": tok.convert_tokens_to_ids(eos),
-                            "pad_token_id": tok.convert_tokens_to_ids(pad)}
+                            "pad_token_id": tok.convert_tokens_to_ids(pad),
+                            # one decoder layer: these sequences are long (up to 1,500 tokens
+                            # for a tiled video) and the matrix must stay fast
+                            "num_hidden_layers": 1}
     image_id, video_id = _token_ids(family)
     ids = {"image_token_index": image_id}
     if family != "llava_next":
