@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from tam_engine.core.explanation import Explanation, TamOptions
-from tam_engine.inference.adapters import GenerationSettings, SpanError
-from tam_engine.inference.pipeline import run_and_explain
+from tam_engine.inference.adapters import SpanError
+from tam_engine.inference.pipeline import GenerationSettings, run_and_explain
 from tam_engine.testing.families.llava_next import SPECS
 from tam_engine.testing.geometry import assert_grid_sees_square, case_media, per_grid
 
