@@ -9,6 +9,11 @@ from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.glm4v import Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
+from tam_engine.inference.adapters.llava_next import (
+    LlavaNextAdapter,
+    LlavaNextVideoAdapter,
+    LlavaOnevisionAdapter,
+)
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
 from tam_engine.inference.adapters.qwen3_vl import (
     Qwen3_5Adapter,
@@ -22,6 +27,7 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter,
     Qwen3VLAdapter, Qwen3VLMoeAdapter, Qwen3_5Adapter, Qwen3_5MoeAdapter,
     Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter,
+    LlavaNextAdapter, LlavaNextVideoAdapter, LlavaOnevisionAdapter,
     GenericAdapter,
 )
 
@@ -34,5 +40,8 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "InternVLAdapter", "LlavaAdapter",
-           "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError", "adapter_class_for"]
+__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "Glm46VAdapter", "Glm4vAdapter",
+           "Glm4vMoeAdapter", "InternVLAdapter", "LlavaAdapter", "LlavaNextAdapter",
+           "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Prepared", "Qwen2VLAdapter",
+           "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "Qwen3VLMoeAdapter", "Qwen3_5Adapter",
+           "Qwen3_5MoeAdapter", "SpanError", "adapter_class_for"]

@@ -146,8 +146,8 @@ class Adapter:
         kwargs = self._processor_kwargs(settings)
         if videos:
             kwargs.update(self._video_kwargs(media))
-        inputs = self.processor(text=[text], images=images or None, videos=videos or None,
-                                return_tensors="pt", **kwargs)
+        inputs = self.processor(text=[text], images=self._images_arg(images),
+                                videos=videos or None, return_tensors="pt", **kwargs)
         ids = inputs["input_ids"][0].cpu().numpy().astype(np.int64)
         prompt_pos = self._prompt_positions(text, char_span, ids)
         grids, slots = self._grids(media, inputs, ids)
@@ -159,6 +159,11 @@ class Adapter:
 
     def _video_kwargs(self, media: list[MediaItem]) -> dict[str, Any]:
         return {}
+
+    def _images_arg(self, images: list[np.ndarray]) -> Any:
+        """The images as the processor call takes them: one flat list (a family whose processor
+        reads the nesting, e.g. one list per prompt, overrides this)."""
+        return images or None
 
     # ------------------------------------------------------------------ spans
     def _prompt_positions(self, text: str, char_span: tuple[int, int], ids: np.ndarray
