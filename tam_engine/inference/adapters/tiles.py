@@ -60,7 +60,8 @@ def token_runs(ids: np.ndarray, token: int) -> list[np.ndarray]:
     return np.split(pos, np.flatnonzero(np.diff(pos) != 1) + 1)
 
 
-def merged_images_kwargs(processor: Any, call_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def merged_images_kwargs(processor: Any, call_kwargs: dict[str, Any] | None = None
+                         ) -> dict[str, Any]:
     """The image settings a processor call with ``call_kwargs`` uses.
 
     Several processors carry defaults of their own that override the image processor's saved
