@@ -10,13 +10,15 @@ the square its ``cell_box`` covers, for every tile and every thumbnail.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from tam_engine.core.errors import ModelLoadError, TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.spans import FULL_BOX
-from tam_engine.inference.adapters import GenerationSettings
+from tam_engine.inference.adapters import GenerationSettings, SpanError
 from tam_engine.inference.loading import load_model
 from tam_engine.inference.pipeline import run_and_explain
 from tam_engine.testing.families import CASES
@@ -174,3 +176,49 @@ def test_final_norm_feeds_lm_head(tiny_model_dir, family):
     handle.remove()
     torch.testing.assert_close(model.get_output_embeddings()(seen[-1]), logits)
 
+
+
+@pytest.mark.parametrize("family, placed", [("internvl_tiled", 16), ("idefics3", 16)])
+def test_a_count_mismatch_names_the_family_the_image_and_both_counts(tiny_loaded, monkeypatch,
+                                                                      family, placed):
+    # A model config that disagrees with its processor: 3 x 3 cells per tile instead of 4 x 4.
+    adapter = tiny_loaded(family).adapter
+    monkeypatch.setattr(adapter, "tile_cells", lambda: (3, 3))
+    with pytest.raises(SpanError) as err:
+        adapter.prepare(case_media("two"), PROMPT)
+    message = str(err.value)
+    assert message.startswith(f"{adapter.family}: image 1")
+    assert re.search(r"\b9\b", message) and re.search(rf"\b{placed}\b", message)
+
+
+@pytest.mark.parametrize("family", ["internvl", "idefics3", "aya_vision"])
+def test_cells_are_row_major_in_the_models_own_shuffle(family):
+    """The order the adapters and the oracle assume: cell k of a tile is the k-th block of
+    ``SHRINK x SHRINK`` patches, row-major. Checked on each model's own pixel shuffle with a
+    position-coded patch map (``f x f`` patches holding their own row and column)."""
+    import torch
+
+    f = 8
+    rows, cols = np.meshgrid(np.arange(f), np.arange(f), indexing="ij")
+    coded = torch.tensor(np.stack([rows, cols], -1), dtype=torch.float32)[None]  # (1, f, f, 2)
+    if family == "internvl":
+        from transformers.models.internvl.modeling_internvl import InternVLModel
+
+        out = InternVLModel.pixel_shuffle(None, coded, 1 / SHRINK)
+    elif family == "idefics3":
+        from transformers.models.idefics3.modeling_idefics3 import Idefics3Connector
+
+        out = Idefics3Connector.pixel_shuffle(None, coded.reshape(1, f * f, 2), SHRINK)
+    else:
+        from transformers.models.aya_vision.modeling_aya_vision import (
+            AyaVisionMultiModalProjector,
+        )
+
+        class Projector:
+            downsample_factor = SHRINK
+
+        out = AyaVisionMultiModalProjector.pixel_shuffle(Projector, coded.reshape(1, f * f, 2))
+    cells = out.reshape(-1, SHRINK * SHRINK, 2).numpy()  # each cell's patches' (row, col)
+    k = np.arange((f // SHRINK) ** 2)
+    np.testing.assert_array_equal(cells[:, :, 0].max(1) // SHRINK, k // (f // SHRINK))
+    np.testing.assert_array_equal(cells[:, :, 1].max(1) // SHRINK, k % (f // SHRINK))

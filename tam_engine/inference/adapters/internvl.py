@@ -25,6 +25,7 @@ from tam_engine.inference.adapters.tiles import (
 class InternVLAdapter(TiledAdapter):
     family = "internvl"
     native_video = True
+    pieces_share_runs = True
     model_types: tuple[str, ...] = ("internvl",)
 
     @classmethod

@@ -15,7 +15,7 @@ end a run, so they never land inside a grid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -125,14 +125,15 @@ class _Runs:
     def begin(self) -> None:
         self.start = (self.i, self.off)
 
-    def take(self, n: int, image: int, role: str) -> np.ndarray:
+    def take(self, n: int, image: int, role: str, whole_run: bool) -> np.ndarray:
+        """The next ``n`` cells; ``whole_run``: they must be a whole run (separators around)."""
         if self.i >= len(self.runs):
             raise SpanError(
                 f"{self.family}: image {image} needs {n} more vision tokens for its {role} grid "
                 "but the processor placed none.", "This model family needs its own adapter.")
         run = self.runs[self.i]
         left = run.size - self.off
-        if left < n:
+        if left < n or (whole_run and left != n):
             raise SpanError(
                 f"{self.family}: image {image}, {role} grid: the model makes {n} vision tokens "
                 f"for it but the processor placed {left}.",
@@ -198,6 +199,10 @@ class TiledAdapter(Adapter):
         """The pieces of every image item (not videos), in the user's order."""
         raise NotImplementedError
 
+    #: All pieces of an image share one run of cell tokens (InternVL); otherwise separators
+    #: (tile labels, row/column markers) end every piece's run.
+    pieces_share_runs: ClassVar[bool] = False
+
     def frame_cells(self, item: MediaItem, inputs: Any) -> tuple[int, int]:
         """``(h, w)`` cells of one frame of a video (families with a video path)."""
         raise NotImplementedError
@@ -212,18 +217,16 @@ class TiledAdapter(Adapter):
             if item.kind == "video":
                 # One run per frame; the frames form one grid with a slot each.
                 h, w = self.frame_cells(item, inputs)
-                frames = []
-                for _ in range(item.n_frames):
-                    runs.begin()
-                    frames.append(runs.take(h * w, mi + 1, "video frame"))
-                    runs.end(mi + 1)
+                frames = [runs.take(h * w, mi + 1, "video frame", whole_run=True)
+                          for _ in range(item.n_frames)]
                 grids.append(VisionGrid(kind="video", media_index=mi, t=item.n_frames, h=h, w=w,
                                         positions=np.concatenate(frames)))
                 slots.append(np.arange(item.n_frames, dtype=np.int64))
                 continue
             runs.begin()
             for piece in next(pieces):
-                pos = runs.take(piece.size, mi + 1, piece.role)
+                pos = runs.take(piece.size, mi + 1, piece.role,
+                                whole_run=not self.pieces_share_runs)
                 grids.append(VisionGrid(kind="image", media_index=mi, t=1, h=piece.h,
                                         w=piece.w, positions=pos, box=piece.box,
                                         role=piece.role))
