@@ -178,6 +178,34 @@ def test_final_norm_feeds_lm_head(tiny_model_dir, family):
 
 
 
+def test_a_decoder_without_a_final_norm_is_a_clear_error():
+    import torch
+
+    from tam_engine.inference.adapters.base import Adapter
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, norms: int) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 4)])
+            for i in range(norms):  # names no lookup knows
+                self.add_module(f"post_{i}_norm", torch.nn.LayerNorm(4))
+
+    class Model(torch.nn.Module):
+        def __init__(self, norms: int) -> None:
+            super().__init__()
+            self.model = Decoder(norms)
+
+        def get_decoder(self):
+            return self
+
+    adapter = Adapter(None, None)
+    only = Model(1)
+    assert adapter.final_norm(only) is only.model.post_0_norm
+    for norms in (0, 2):  # none, or no telling which
+        with pytest.raises(ModelLoadError, match="Cannot find the final norm"):
+            adapter.final_norm(Model(norms))
+
+
 @pytest.mark.parametrize("family, placed", [("internvl_tiled", 16), ("idefics3", 16)])
 def test_a_count_mismatch_names_the_family_the_image_and_both_counts(tiny_loaded, monkeypatch,
                                                                       family, placed):
