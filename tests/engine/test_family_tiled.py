@@ -250,3 +250,18 @@ def test_cells_are_row_major_in_the_models_own_shuffle(family):
     k = np.arange((f // SHRINK) ** 2)
     np.testing.assert_array_equal(cells[:, :, 0].max(1) // SHRINK, k // (f // SHRINK))
     np.testing.assert_array_equal(cells[:, :, 1].max(1) // SHRINK, k % (f // SHRINK))
+
+
+def test_gemma3_crops_are_where_either_backend_cuts_them(tiny_loaded):
+    # The PIL image processor cuts the same crops as the torchvision one.
+    import copy
+
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    adapter = copy.copy(tiny_loaded("gemma3").adapter)
+    fast = adapter.crop_boxes(adapter.image_settings(), 60, 180)
+    assert len(fast) == 3 and fast[0][0] == 0 and fast[-1][2] == 1
+    adapter.processor = copy.copy(adapter.processor)
+    adapter.processor.image_processor = Gemma3ImageProcessorPil(
+        **adapter.processor.image_processor.to_dict())
+    assert adapter.crop_boxes(adapter.image_settings(), 60, 180) == fast

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import FULL_BOX, Box
 from tam_engine.inference.adapters.base import SpanError, token_id
@@ -73,19 +75,23 @@ class Gemma3Adapter(TiledAdapter):
     def crop_boxes(self, settings: dict[str, Any], height: int, width: int) -> list[Box]:
         """The pan-and-scan crops of a ``height x width`` image, as boxes of the frame.
 
-        The image processor's own crop function is run on a coordinate map (row and column
-        index of every pixel, broadcast views: no memory), so each crop tells where it was cut.
+        The image processor's own crop function is run on two coordinate maps (each pixel's
+        row, then its column: broadcast views, no memory), so each crop tells where it was cut.
         """
         if not image_setting(self.processor, settings, "do_pan_and_scan", False):
             return []
-        import torch
+        ip = self.processor.image_processor
+        kw = {n: image_setting(self.processor, settings, n) for n in _PAN_AND_SCAN}
+        if hasattr(ip, "pan_and_scan_batched"):  # the torchvision backend
+            import torch
 
-        rows = torch.arange(height).view(height, 1).expand(height, width)
-        cols = torch.arange(width).view(1, width).expand(height, width)
-        probe = torch.stack([rows, cols])
-        crop = self.processor.image_processor.pan_and_scan_batched
-        pieces = crop(probe, **{n: image_setting(self.processor, settings, n)
-                                for n in _PAN_AND_SCAN})
-        return [(int(p[1, 0, 0]) / width, int(p[0, 0, 0]) / height,
-                 (int(p[1, 0, -1]) + 1) / width, (int(p[0, -1, 0]) + 1) / height)
-                for p in pieces]
+            rows: Any = torch.arange(height).view(1, height, 1).expand(1, height, width)
+            cols: Any = torch.arange(width).view(1, 1, width).expand(1, height, width)
+            cut = ip.pan_and_scan_batched
+        else:  # the PIL backend, one channels-first array at a time
+            rows = np.broadcast_to(np.arange(height).reshape(1, height, 1), (1, height, width))
+            cols = np.broadcast_to(np.arange(width).reshape(1, 1, width), (1, height, width))
+            cut = ip.pan_and_scan
+        return [(int(x[0, 0, 0]) / width, int(y[0, 0, 0]) / height,
+                 (int(x[0, 0, -1]) + 1) / width, (int(y[0, -1, 0]) + 1) / height)
+                for y, x in zip(cut(rows, **kw), cut(cols, **kw))]
