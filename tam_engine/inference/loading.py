@@ -9,6 +9,7 @@ explicitly allowed. Every failure is a :class:`~tam_engine.core.errors.ModelLoad
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,17 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
                              "models need `hf auth login`.") from exc
 
 
+def _missing_package(name: str, exc: ImportError) -> ModelLoadError:
+    """A missing optional dependency (SmolVLM's processor needs ``num2words``), named."""
+    match = re.search(r"pip install\s+[`'\"]?([A-Za-z0-9_.\-\[\]]+)", str(exc))
+    package = match.group(1) if match else (exc.name or "").split(".")[0]
+    if not package:
+        return ModelLoadError(f"Cannot load {name}: {exc}",
+                              "Install the Python package the message names.")
+    return ModelLoadError(f"{name} needs the Python package {package}, which is not installed.",
+                          f"Install it with `pip install {package}`, then load the model again.")
+
+
 def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str = "auto",
                trust_remote_code: bool = False, allow_pickle: bool = False) -> LoadedModel:
     """Load a vision-language model, its processor and the adapter for its family.
@@ -171,8 +183,13 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
             f"{name} ({kind}) is not a vision-language model this app can explain.",
             "Choose an image-text-to-text model: Qwen2-VL, Qwen2.5-VL, LLaVA-1.5 (llava-hf), "
             "InternVL3 (-hf) or another model with an image token.")
+    refusal = adapter_cls.refusal(config)
+    if refusal is not None:
+        raise refusal
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except ImportError as exc:
+        raise _missing_package(name, exc) from exc
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ModelLoadError(f"Cannot load the processor of {name}: {exc}",
                              "The folder or repository must contain the tokenizer and "
@@ -184,6 +201,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True, **placement)
         model.to(dev)
+    except ImportError as exc:
+        raise _missing_package(name, exc) from exc
     except (RuntimeError, MemoryError) as exc:
         if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
             raise ModelMemoryError(

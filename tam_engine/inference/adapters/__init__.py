@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tam_engine.inference.adapters.aya_vision import AyaVisionAdapter
 from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
+from tam_engine.inference.adapters.gemma3 import Gemma3Adapter
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.glm4v import Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter
+from tam_engine.inference.adapters.idefics3 import Idefics3Adapter, SmolVLMAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
+from tam_engine.inference.adapters.lfm2_vl import Lfm2VlAdapter
+from tam_engine.inference.adapters.llama4 import Llama4Adapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
 from tam_engine.inference.adapters.llava_next import (
     LlavaNextAdapter,
@@ -28,6 +33,8 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     Qwen3VLAdapter, Qwen3VLMoeAdapter, Qwen3_5Adapter, Qwen3_5MoeAdapter,
     Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter,
     LlavaNextAdapter, LlavaNextVideoAdapter, LlavaOnevisionAdapter,
+    Idefics3Adapter, SmolVLMAdapter, Lfm2VlAdapter, AyaVisionAdapter, Gemma3Adapter,
+    Llama4Adapter,
     GenericAdapter,
 )
 
@@ -40,8 +47,4 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "Glm46VAdapter", "Glm4vAdapter",
-           "Glm4vMoeAdapter", "InternVLAdapter", "LlavaAdapter", "LlavaNextAdapter",
-           "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Prepared", "Qwen2VLAdapter",
-           "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "Qwen3VLMoeAdapter", "Qwen3_5Adapter",
-           "Qwen3_5MoeAdapter", "SpanError", "adapter_class_for"]
+__all__ = ["ADAPTERS", "Adapter", "AyaVisionAdapter", "Gemma3Adapter", "GenericAdapter", "Glm46VAdapter", "Glm4vAdapter", "Glm4vMoeAdapter", "Idefics3Adapter", "InternVLAdapter", "Lfm2VlAdapter", "Llama4Adapter", "LlavaAdapter", "LlavaNextAdapter", "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "Qwen3VLMoeAdapter", "Qwen3_5Adapter", "Qwen3_5MoeAdapter", "SmolVLMAdapter", "SpanError", "adapter_class_for"]
