@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.views.colors import lut, pg_colormap
-from tam_engine.render.overlay import resize_map
+from tam_engine.core.placement import resize_map
 
 HEAT_MIN_SIDE = 512   # the heat map's long side is at least this, or the frame's
 HEAT_STEP = 256       # and grows with the view in these steps, so resizing rarely recomputes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tam_engine.core.placement import resize_map
 from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import (
     DEFAULT_COLORMAP,
@@ -18,16 +19,6 @@ from tam_engine.render.colormaps import (
 from tam_engine.render.fonts import font_stack
 
 WHITE = (255, 255, 255)
-
-
-def resize_map(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` uint8 map to ``size = (W, H)``."""
-    import cv2
-
-    m = np.ascontiguousarray(map_u8, dtype=np.uint8)
-    if m.shape[1] == size[0] and m.shape[0] == size[1]:
-        return m
-    return cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
 
 
 def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,

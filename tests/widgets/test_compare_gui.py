@@ -12,8 +12,8 @@ from tam_desktop.compare import CompareWindow, SelectionLink
 from tam_desktop.models import PlaybackState
 from tam_desktop.settings import AppSettings, GenerationPrefs
 from tam_engine.compare.comparison import Comparison
+from tam_engine.core.placement import resize_map
 from tam_engine.render.compare_figure import render_side_by_side
-from tam_engine.render.overlay import resize_map
 from tam_engine.testing.synthetic import synthetic_explanation
 
 
