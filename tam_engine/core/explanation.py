@@ -227,7 +227,8 @@ class Explanation:
         return natural_size([self.grids[i] for i in self.item_grids(media_index)], width)
 
     def place(self, grid_maps: Sequence[np.ndarray], media_index: int = 0, frame: int = 0,
-              layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None) -> PlacedMap:
+              layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None,
+              as_float: bool = False) -> PlacedMap:
         """``grid_maps`` (one ``(t, h, w)`` array per grid of :attr:`grids`) on displayed
         ``frame`` of a media item, placed in its original frame at ``size = (W, H)`` (default:
         the frame's own size) as ``layer`` (:mod:`tam_engine.core.placement`)."""
@@ -237,7 +238,7 @@ class Explanation:
         slot = self._raw_slot(media_index, frame)
         maps = [grid_maps[i][min(slot, self.grids[i].t - 1)] for i in idx]
         return place([self.grids[i] for i in idx], maps, layer,
-                     size or self.frame_size(media_index))
+                     size or self.frame_size(media_index), as_float)
 
     def placed_map(self, k: int, media_index: int = 0, frame: int = 0,
                    kind: TokenKind = "answer", stage: Stage = "final",
@@ -248,11 +249,11 @@ class Explanation:
 
     def placed_selection(self, tokens: Sequence[int], media_index: int = 0, frame: int = 0,
                          how: str = "mean", kind: TokenKind = "answer",
-                         layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None
-                         ) -> PlacedMap:
+                         layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None,
+                         as_float: bool = False) -> PlacedMap:
         """What a selection (:meth:`selection_grid_maps`) shows, in the original frame."""
         return self.place(self.selection_grid_maps(tokens, how, kind), media_index, frame,
-                          layer, size)
+                          layer, size, as_float)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

@@ -42,8 +42,9 @@ DEFAULT_LAYER: Layer = "fused"
 
 @dataclass(frozen=True)
 class PlacedMap:
-    """A map in original-frame pixels: ``values`` ``(H, W)`` uint8 (0 where uncovered) and
-    ``coverage`` ``(H, W)`` bool (the pixels some grid of the layer saw)."""
+    """A map in original-frame pixels: ``values`` ``(H, W)`` (uint8; float32 in [0, 1] when
+    placed ``as_float``; 0 where uncovered) and ``coverage`` ``(H, W)`` bool (the pixels some
+    grid of the layer saw)."""
 
     values: np.ndarray
     coverage: np.ndarray
@@ -98,11 +99,23 @@ def resize_map(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
 
 
+def _resize_values(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`resize_map` for uint8 maps; the same bilinear resize kept in float for float32
+    maps (the difference of two maps is taken on floats)."""
+    if m.dtype == np.uint8:
+        return resize_map(m, size)
+    import cv2
+
+    if m.shape[1] == size[0] and m.shape[0] == size[1]:
+        return m
+    return cv2.resize(np.ascontiguousarray(m), size, interpolation=cv2.INTER_LINEAR)
+
+
 def _place_one_layer(grids: Sequence[VisionGrid], maps: Sequence[np.ndarray],
                      size: tuple[int, int]) -> PlacedMap:
     w, h = size
     if len(grids) == 1 and grids[0].box == FULL_BOX:
-        return PlacedMap(resize_map(maps[0], size), np.ones((h, w), dtype=bool))
+        return PlacedMap(_resize_values(maps[0], size), np.ones((h, w), dtype=bool))
     total = np.zeros((h, w), dtype=np.float32)
     count = np.zeros((h, w), dtype=np.float32)
     for g, m in zip(grids, maps):
@@ -112,21 +125,26 @@ def _place_one_layer(grids: Sequence[VisionGrid], maps: Sequence[np.ndarray],
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if cx1 <= cx0 or cy1 <= cy0:
             continue                      # entirely outside the frame (padding only)
-        full = resize_map(m, (x1 - x0, y1 - y0))
+        full = _resize_values(m, (x1 - x0, y1 - y0))
         total[cy0:cy1, cx0:cx1] += full[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
         count[cy0:cy1, cx0:cx1] += 1.0
     covered = count > 0
-    values = np.zeros((h, w), dtype=np.uint8)
-    values[covered] = np.rint(total[covered] / count[covered]).astype(np.uint8)
+    dtype = maps[0].dtype if maps else np.uint8
+    values = np.zeros((h, w), dtype=dtype)
+    mean = total[covered] / count[covered]
+    values[covered] = np.rint(mean) if dtype == np.uint8 else mean
     return PlacedMap(values, covered)
 
 
 def place(grids: Sequence[VisionGrid], maps: Sequence[np.ndarray], layer: Layer,
-          size: tuple[int, int]) -> PlacedMap:
+          size: tuple[int, int], as_float: bool = False) -> PlacedMap:
     """One media item's maps (``maps[i]``: grid ``i``'s ``(h, w)`` uint8 map on the shown
-    frame) placed in a ``size = (W, H)`` frame, as ``layer``."""
+    frame) placed in a ``size = (W, H)`` frame, as ``layer``; ``as_float`` places them as
+    float32 in [0, 1], resized without rounding."""
     if len(grids) != len(maps):
         raise ValueError("one map per grid is needed")
+    if as_float:
+        maps = [np.asarray(m, dtype=np.float32) / 255.0 for m in maps]
     if not grids:
         w, h = size
         return PlacedMap(np.zeros((h, w), np.uint8), np.zeros((h, w), bool))
@@ -138,8 +156,11 @@ def place(grids: Sequence[VisionGrid], maps: Sequence[np.ndarray], layer: Layer,
     b = _place_one_layer([grids[i] for i in thumb], [maps[i] for i in thumb], size)
     both = a.coverage & b.coverage
     values = np.where(a.coverage, a.values, b.values)
-    mean = (a.values[both].astype(np.uint16) + b.values[both] + 1) // 2  # round half up
-    values[both] = mean.astype(np.uint8)
+    if as_float:
+        values[both] = (a.values[both] + b.values[both]) / 2
+    else:
+        mean = (a.values[both].astype(np.uint16) + b.values[both] + 1) // 2  # round half up
+        values[both] = mean.astype(np.uint8)
     return PlacedMap(values, a.coverage | b.coverage)
 
 
