@@ -67,6 +67,8 @@ class AppSettings:
     overlay_visible: bool = True
     stretch: bool = False
     combine: str = "mean"
+    layer: str = "fused"
+    tile_borders: bool = False
     generation: GenerationPrefs = field(default_factory=GenerationPrefs)
 
     # ------------------------------------------------------------------ recents
