@@ -368,6 +368,15 @@ class PlaybackState:
         return ex.place(self._grids_cache[1], self._media_index, self.cursor.frame,
                         self.display.layer, size)
 
+    def current_peak(self) -> int:
+        """The strongest cell (0..255) of the current selection on any grid and slot of the
+        current media item (the top of the stretched colour scale); 0 without a map."""
+        ex = self.explanation
+        if ex is None or self.current_grid() is None or self._grids_cache is None:
+            return 0
+        maps = self._grids_cache[1]
+        return max(int(maps[i].max()) for i in ex.item_grids(self._media_index))
+
     def has_tiles(self) -> bool:
         """Whether the explanation has a tiled media item (so the layer choice matters)."""
         return self.explanation is not None and self.explanation.has_tiles()

@@ -190,9 +190,9 @@ class MediaView(QWidget):
             hw = (max(1, round(w * scale)), max(1, round(h * scale)))
             placed = st.current_placed(hw)
             assert placed is not None
-            # Stretch: the colours span 0 .. the token's strongest cell on any frame (one scale
-            # for the whole clip, so playback does not flicker).
-            top = max(int(grid.max()), 1) if d.stretch else 255
+            # Stretch: the colours span 0 .. the token's strongest cell on any frame and any
+            # tile (one scale for the whole clip, so playback does not flicker).
+            top = max(st.current_peak(), 1) if d.stretch else 255
             self.heat_item.setImage(placed.values, autoLevels=False, levels=(0, top))
             self.heat_item.setRect(QRectF(0, 0, w, h))
             self.heat_clip.setPath(self._seen_path((w, h)))

@@ -79,3 +79,36 @@ def test_a_centre_crop_is_drawn_over_the_crop_only(qtbot, main_window):
     # The whole frame for an image seen whole, as before.
     main_window.show_explanation(synthetic_explanation("image", width=96, height=72))
     assert mv.heat_clip.path().boundingRect().getRect() == (0.0, 0.0, 96.0, 72.0)
+
+
+def test_the_compare_window_follows_the_layer(qtbot, no_gui_leaks):
+    from tam_desktop.app_context import AppContext
+    from tam_desktop.compare.window import CompareWindow
+    from tam_desktop.settings import AppSettings
+
+    display = DisplayOptions(layer="thumbnail", tile_borders=True)
+    w = CompareWindow(AppContext(AppSettings()), display=display)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    a, b = tiled_explanation(seed=0), tiled_explanation(seed=3)
+    w.show_explanations(a, b)
+    assert (w.display.layer, w.display.tile_borders) == ("thumbnail", True)
+    assert w.pane_a.display_bar.layer.isVisible()
+    w.states["a"].set_token(1)
+    shown = w.diff_view.diff.copy()
+    assert np.allclose(shown, w.comparison.difference(
+        w.states["a"].selection, w.states["b"].selection, size=shown.shape,
+        layer="thumbnail"))
+    w.display.layer = "tiles"
+    assert not np.allclose(w.diff_view.diff, shown)
+    w.close()
+
+
+def test_stretch_spans_every_tile(qtbot, main_window):
+    ex = tiled_explanation(width=160, height=96, tiles=(2, 3), seed=4)
+    main_window.show_explanation(ex)
+    main_window.state.set_token(1)
+    main_window.pane.display_bar.stretch.setChecked(True)
+    top = max(int(m.max()) for m in ex.grid_maps(1))
+    assert list(main_window.pane.media_view.heat_item.levels) == [0, top]
