@@ -55,18 +55,18 @@ def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int
     (``layout="overlay"``), or the paper figure with its text map (``"figure"``; every frame
     padded to the tallest text map so the video keeps one size). ``layer`` and
     ``tile_borders``: see :func:`tam_engine.render.figure.map_over`."""
-    style = {"layer": layer, "tile_borders": tile_borders}
     m = media_item(expl, media_index)
     tm = expl.tokens(kind)
     if layout == "figure":
         fig_w = width or 640
         first = paper_figure(expl, 0, media_index, frame, cmap, opacity, kind, width=fig_w,
-                             **style)
+                             layer=layer, tile_borders=tile_borders)
         text_w = first.shape[1]
         tallest = max(text_map_height(expl, k, kind, width=text_w) for k in range(len(tm)))
         for k in range(len(tm)):
             yield paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=fig_w,
-                               caption=caption, text_min_height=tallest, **style)
+                               caption=caption, text_min_height=tallest, layer=layer,
+                               tile_borders=tile_borders)
         return
     if layout != "overlay":
         raise ValueError(f"layout must be 'overlay' or 'figure', not {layout!r}")
@@ -74,7 +74,8 @@ def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int
     if width is not None and width != base.shape[1]:
         base = resize_frame(base, width)
     for k in range(len(tm)):
-        img = map_over(base, expl, k, media_index, frame, kind, cmap, opacity, **style)
+        img = map_over(base, expl, k, media_index, frame, kind, cmap, opacity, layer=layer,
+                       tile_borders=tile_borders)
         if caption:
             img = _burn_caption(img, token_caption(tm.texts[k], k, len(tm)))
         yield img
