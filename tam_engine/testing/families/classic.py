@@ -8,7 +8,7 @@ the adapter:
 
 * Qwen2-VL / Qwen2.5-VL: one row of ``pixel_values`` per ``patch x patch`` patch, rows already
   grouped ``merge x merge`` per token (the processor's own patch order), so a token's
-  brightness is the mean of its ``merge**2`` consecutive rows.
+  brightness is taken over its ``merge**2`` consecutive rows.
 * LLaVA-1.5 and InternVL (one tile per image or frame): one ``(3, S, S)`` plane per image or
   frame, split evenly into the token grid (CLIP patches; InternVL's pixel shuffle keeps the
   tile's row-major order).
@@ -63,7 +63,8 @@ def qwen_brightness(prepared: Any) -> np.ndarray:
         out.append(per_token)
     order = [g.kind for g in grids]
     if "image" in order and "video" in order and order != sorted(order):
-        raise AssertionError("mixed image and video media need their tokens interleaved")
+        raise AssertionError("the brightness is read images first: a video before an image "
+                             "is not supported here")
     return np.concatenate(out) if out else np.zeros(0)
 
 
