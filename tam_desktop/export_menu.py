@@ -151,7 +151,9 @@ class ExportMenu(QObject):
         st = self.host.state
         d = st.display
         mi, frame, k, kind = st.media_index, st.cursor.frame, st.token, st.kind
-        look = {"cmap": d.colormap, "opacity": d.opacity}
+        # What is shown is what is written: the layer of a tiled image and its tile borders too.
+        look = {"cmap": d.colormap, "opacity": d.opacity, "layer": d.layer,
+                "tile_borders": d.tile_borders}
         where = {"media_index": mi, "frame": frame}
         jobs: dict[str, tuple[Callable[..., Any], tuple, dict]] = {
             "token_png": (ex.export_token_png, (k, "figure"),

@@ -31,6 +31,7 @@ from tam_desktop.views.run_panel import RunPanel
 from tam_desktop.worker import RunRequest, warm_up_engine
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.core.placement import LAYERS
 
 
 class MainWindow(AppWindow):
@@ -41,7 +42,9 @@ class MainWindow(AppWindow):
         self._save_on_close = save_on_close
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
                                  overlay_visible=s.overlay_visible, combine=s.combine,
-                                 stretch=s.stretch)
+                                 stretch=s.stretch, tile_borders=s.tile_borders)
+        if s.layer in LAYERS:   # a value from a newer or damaged settings file is ignored
+            display.layer = s.layer
         self.state = PlaybackState(display=display)
         self.pane = ExplanationPane(self.state, parent=self)
         self.run_panel = RunPanel(self)
@@ -346,6 +349,7 @@ class MainWindow(AppWindow):
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
         s.overlay_visible, s.combine, s.stretch = d.overlay_visible, d.combine, d.stretch
+        s.layer, s.tile_borders = d.layer, d.tile_borders
         s.geometry = self.saveGeometry().toBase64().toStdString()
         s.splitter_state = self.pane.h_split.saveState().toBase64().toStdString()
         prompt = self.run_panel.prompt_text()

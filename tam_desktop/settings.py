@@ -55,6 +55,8 @@ class AppSettings:
     overlay_visible: bool = True
     stretch: bool = False
     combine: str = "mean"
+    layer: str = "fused"
+    tile_borders: bool = False
     generation: GenerationSettings = field(default_factory=GenerationSettings)
 
     # ------------------------------------------------------------------ recents

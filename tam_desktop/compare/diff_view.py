@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from tam_engine.compare.comparison import Comparison
+from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.tokens import display_token
 from tam_engine.render.diff import DIVERGING_NAME, diff_overlay, diverging_lut
 from tam_engine.render.figure import resize_frame
@@ -61,8 +62,9 @@ class DiffView(QWidget):
 
     def show_difference(self, cmp: Comparison | None, tokens_a: tuple[int, ...],
                         tokens_b: tuple[int, ...], media_index: int, frame: int,
-                        how: str, aligned: bool) -> None:
-        """Draw A's selection minus B's on displayed ``frame`` (nothing without both)."""
+                        how: str, aligned: bool, layer: Layer = DEFAULT_LAYER) -> None:
+        """Draw A's selection minus B's on displayed ``frame`` (nothing without both), each
+        placed where its grids looked (``layer`` of a tiled image)."""
         if cmp is None or not tokens_a or not tokens_b or not cmp.a.grids or not cmp.b.grids:
             self.diff = None
             self.image_item.clear()
@@ -79,7 +81,8 @@ class DiffView(QWidget):
             m = cmp.a.media[media_index]
             base = resize_frame(m.frames[min(frame, m.n_frames - 1)], size[1])
             size = base.shape[:2]   # the renderer's rounding: map and frame match exactly
-        diff = cmp.difference(tokens_a, tokens_b, media_index, frame, how, size=size)
+        diff = cmp.difference(tokens_a, tokens_b, media_index, frame, how, size=size,
+                              layer=layer)
         self.diff = diff
         self.image_item.setImage(diff_overlay(base, diff), autoLevels=False)
         if self._shape != diff.shape:

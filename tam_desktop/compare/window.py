@@ -153,8 +153,8 @@ class CompareWindow(AppWindow):
         self.link.changed.connect(self._update_diff)
         self.link.changed.connect(self._update_alignment_label)
         self.frame_cursor.frame_changed.connect(lambda _f: self._update_diff())
-        self.display.changed.connect(lambda name: self._update_diff() if name == "combine"
-                                     else None)
+        self.display.changed.connect(lambda name: self._update_diff()
+                                     if name in ("combine", "layer") else None)
         self.exports.finished.connect(self._on_exported)
         self.exports.failed.connect(lambda exc: self.report_error("Cannot export", exc))
         self.exports.cancelled.connect(
@@ -210,7 +210,7 @@ class CompareWindow(AppWindow):
         try:
             self.diff_view.show_difference(self.comparison, ta, tb, a.media_index,
                                            self.frame_cursor.frame, self.display.combine,
-                                           self.link.aligned)
+                                           self.link.aligned, self.display.layer)
         except (TamError, KeyError, ValueError, IndexError) as exc:
             # e.g. B has no grid for the media item A shows: say so instead of a stale map.
             self.diff_view.show_difference(None, (), (), 0, 0, "mean", False)
@@ -338,7 +338,7 @@ class CompareWindow(AppWindow):
         return {"tokens_a": a.selection if a.kind == "answer" else (),
                 "tokens_b": b.selection if b.kind == "answer" else (),
                 "media_index": a.media_index, "cmap": d.colormap, "opacity": d.opacity,
-                "how": d.combine}
+                "how": d.combine, "layer": d.layer}
 
     def _can_export(self) -> bool:
         if self.comparison is None:

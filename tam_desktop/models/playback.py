@@ -3,7 +3,7 @@
 ``PlaybackState`` is composed of two parts that can be shared between panes: a ``FrameCursor``
 (frame index and play/pause, so two panes showing the same video stay on the same frame) and
 ``DisplayOptions`` (colour map, opacity, overlay on/off, contrast stretch, how a phrase is
-combined). Token index
+combined, which layer of a tiled image and whether its tile borders show). Token index
 and selection belong to one pane, because two explanations have different tokens.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from tam_desktop.models.events import Event
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap, check_layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.colormaps import COLORMAPS
 
@@ -88,7 +89,8 @@ class DisplayOptions:
 
     def __init__(self, colormap: str = "jet", opacity: float = 0.5,
                  overlay_visible: bool = True, combine: str = "mean",
-                 stretch: bool = False) -> None:
+                 stretch: bool = False, layer: Layer = DEFAULT_LAYER,
+                 tile_borders: bool = False) -> None:
         self.changed = Event("display_changed")  # (name: str)
         self._values: dict[str, object] = {}
         self.colormap = colormap
@@ -96,11 +98,13 @@ class DisplayOptions:
         self.overlay_visible = overlay_visible
         self.combine = combine
         self.stretch = stretch
+        self.layer = layer
+        self.tile_borders = tile_borders
 
     def copy(self) -> DisplayOptions:
         """The same options, unshared (a window of its own starts where this one is)."""
         return DisplayOptions(self.colormap, self.opacity, self.overlay_visible, self.combine,
-                              self.stretch)
+                              self.stretch, self.layer, self.tile_borders)
 
     def _set(self, name: str, value: object) -> None:
         if self._values.get(name) != value:
@@ -142,6 +146,25 @@ class DisplayOptions:
     @stretch.setter
     def stretch(self, value: bool) -> None:
         self._set("stretch", bool(value))
+
+    @property
+    def layer(self) -> Layer:
+        """What a tiled image shows: its tiles stitched, its thumbnail, or both fused
+        (:mod:`tam_engine.core.placement`); the same for an image seen whole."""
+        return self._values["layer"]  # type: ignore[return-value]
+
+    @layer.setter
+    def layer(self, name: str) -> None:
+        self._set("layer", check_layer(name))
+
+    @property
+    def tile_borders(self) -> bool:
+        """Outline the tiles (and a cropped or padded grid) over the image."""
+        return bool(self._values["tile_borders"])
+
+    @tile_borders.setter
+    def tile_borders(self, value: bool) -> None:
+        self._set("tile_borders", bool(value))
 
     @property
     def combine(self) -> CombineHow:
@@ -335,9 +358,32 @@ class PlaybackState:
         return self._grids_cache[1][gi]
 
     def current_map(self) -> np.ndarray | None:
-        """The ``(h, w)`` uint8 map drawn over the displayed frame, or None without one."""
+        """The ``(h, w)`` uint8 map of the current media item's first grid on the displayed
+        frame, or None without one (:meth:`current_placed` is what is drawn)."""
         grid = self.current_grid()
         return None if grid is None else grid[self.current_slot()]
+
+    def current_placed(self, size: tuple[int, int]) -> PlacedMap | None:
+        """The current token's or phrase's map on the displayed frame, placed where the item's
+        grids looked (the display's layer) at ``size = (W, H)``; None without one."""
+        ex = self.explanation
+        if ex is None or self.current_grid() is None or self._grids_cache is None:
+            return None
+        return ex.place(self._grids_cache[1], self._media_index, self.cursor.frame,
+                        self.display.layer, size)
+
+    def current_peak(self) -> int:
+        """The strongest cell (0..255) of the current selection on any grid and slot of the
+        current media item (the top of the stretched colour scale); 0 without a map."""
+        ex = self.explanation
+        if ex is None or self.current_grid() is None or self._grids_cache is None:
+            return 0
+        maps = self._grids_cache[1]
+        return max(int(maps[i].max()) for i in ex.item_grids(self._media_index))
+
+    def has_tiles(self) -> bool:
+        """Whether the explanation has a tiled media item (so the layer choice matters)."""
+        return self.explanation is not None and self.explanation.has_tiles()
 
     def frame_strengths(self) -> np.ndarray | None:
         """Mean of the current map on each displayed frame in [0, 1] (for the filmstrip)."""
@@ -345,4 +391,4 @@ class PlaybackState:
         if ex is None or m is None or self.current_grid() is None:
             return None
         return ex.frame_strengths(self._selection, self._media_index, self.display.combine,
-                                  self._kind, n_frames=m.n_frames)
+                                  self._kind, n_frames=m.n_frames, layer=self.display.layer)

@@ -1,15 +1,28 @@
-"""The image (or current video frame) with the current token's map over it, and a colour bar."""
+"""The image (or current video frame) with the current token's map over it, and a colour bar.
+
+The map is drawn only over the part of the frame that the media item's grids saw (a centre
+crop leaves the margins plain), as the display's layer of a tiled image, with the tiles'
+outlines on request.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.views.colors import lut, pg_colormap
-from tam_engine.render.overlay import resize_map
+from tam_engine.core.placement import border_boxes, box_pixels, layer_members
 
 HEAT_MIN_SIDE = 512   # the heat map's long side is at least this, or the frame's
 HEAT_STEP = 256       # and grows with the view in these steps, so resizing rarely recomputes
@@ -35,11 +48,18 @@ class MediaView(QWidget):
         self.view_box = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
-        self.heat_item.setZValue(1)
+        # The heat map is clipped to the part of the frame its grids saw (the clip item's
+        # path, in frame pixels): elsewhere the plain frame shows through.
+        self.heat_clip = QGraphicsPathItem()
+        self.heat_clip.setPen(QPen(Qt.PenStyle.NoPen))
+        self.heat_clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+        self.heat_clip.setZValue(1)
         # The frame changes less often than the map drawn over it: keep its scaled rendering.
         self.image_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.view_box.addItem(self.image_item)
-        self.view_box.addItem(self.heat_item)
+        self.view_box.addItem(self.heat_clip)
+        self.heat_item.setParentItem(self.heat_clip)
+        self.border_items: list[QGraphicsRectItem] = []
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), width=14, interactive=False,
                                         colorMap=pg_colormap(state.display.colormap),
                                         label="activation")
@@ -107,7 +127,7 @@ class MediaView(QWidget):
             self.heat_item.setOpacity(d.opacity)
         elif name == "overlay_visible":
             self._update_heat()
-        elif name in ("combine", "stretch"):
+        elif name in ("combine", "stretch", "layer", "tile_borders"):
             self._update_heat()
 
     def _on_view_changed(self, *_args: object) -> None:
@@ -153,29 +173,75 @@ class MediaView(QWidget):
             self.heat_item.setVisible(False)
             self.colorbar.setVisible(st.explanation is not None)
             self._heat_key = None
+            self._show_borders([])
             return
         m = st.current_media
         slot = st.current_slot()
         h, w = self._frame_shape
-        key = (id(st.explanation), st.kind, st.selection, st.display.combine, st.media_index,
-               slot, h, w, self._heat_side, st.display.stretch)
+        d = st.display
+        key = (id(st.explanation), st.kind, st.selection, d.combine, st.media_index,
+               slot, h, w, self._heat_side, d.stretch, d.layer)
         if key != self._heat_key:
             self._heat_key = key
-            # The exporter's own bilinear resize, so screen and files agree. The map is made
-            # only as large as the screen shows it (a smooth map has no finer detail), which
-            # keeps resizing and drawing it cheap on big frames.
+            # The exporter's own placement and bilinear resize, so screen and files agree. The
+            # map is made only as large as the screen shows it (a smooth map has no finer
+            # detail), which keeps resizing and drawing it cheap on big frames.
             scale = min(1.0, self._heat_side / max(h, w))
             hw = (max(1, round(w * scale)), max(1, round(h * scale)))
-            # Stretch: the colours span 0 .. the token's strongest cell on any frame (one scale
-            # for the whole clip, so playback does not flicker).
-            top = max(int(grid.max()), 1) if st.display.stretch else 255
-            self.heat_item.setImage(resize_map(grid[slot], hw), autoLevels=False,
-                                    levels=(0, top))
+            placed = st.current_placed(hw)
+            assert placed is not None
+            # Stretch: the colours span 0 .. the token's strongest cell on any frame and any
+            # tile (one scale for the whole clip, so playback does not flicker).
+            top = max(st.current_peak(), 1) if d.stretch else 255
+            self.heat_item.setImage(placed.values, autoLevels=False, levels=(0, top))
             self.heat_item.setRect(QRectF(0, 0, w, h))
+            self.heat_clip.setPath(self._seen_path((w, h)))
             if tuple(self.colorbar.levels()) != (0.0, top / 255.0):
                 self.colorbar.setLevels((0.0, top / 255.0), update_items=False)
         self.heat_item.setVisible(m is not None)
         self.colorbar.setVisible(True)
+        self._show_borders(self._item_border_boxes() if d.tile_borders else [])
+
+    def _item_grids(self) -> list:
+        ex = self.state.explanation
+        if ex is None:
+            return []
+        return [ex.grids[i] for i in ex.item_grids(self.state.media_index)]
+
+    def _seen_path(self, size: tuple[int, int]) -> QPainterPath:
+        """The frame pixels some grid of the shown layer saw, as a path (clipped to the frame)."""
+        grids = self._item_grids()
+        w, h = size
+        frame = QRectF(0, 0, w, h)
+        path = QPainterPath()
+        for i in layer_members(grids, self.state.display.layer):
+            x0, y0, x1, y1 = box_pixels(grids[i].box, size)
+            part = QPainterPath()
+            part.addRect(QRectF(x0, y0, x1 - x0, y1 - y0).intersected(frame))
+            path = path.united(part)
+        return path.simplified()
+
+    def _item_border_boxes(self) -> list:
+        return border_boxes(self._item_grids(), self.state.display.layer)
+
+    def _show_borders(self, boxes: list) -> None:
+        """One thin outline per box (tiles, a cropped or padded grid), over the map."""
+        h, w = self._frame_shape
+        while len(self.border_items) > len(boxes):
+            self.view_box.removeItem(self.border_items.pop())
+        while len(self.border_items) < len(boxes):
+            item = QGraphicsRectItem()
+            pen = QPen(QColor(255, 255, 255, 220))
+            pen.setCosmetic(True)   # one screen pixel wide at any zoom
+            pen.setWidthF(1.0)
+            item.setPen(pen)
+            item.setZValue(2)
+            self.view_box.addItem(item)
+            self.border_items.append(item)
+        frame = QRectF(0, 0, w, h)
+        for item, box in zip(self.border_items, boxes):
+            x0, y0, x1, y1 = box_pixels(box, (w, h))
+            item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0).intersected(frame))
 
     # ------------------------------------------------------------------ read-out
     def _on_mouse_moved(self, pos: QPointF) -> None:
@@ -191,12 +257,14 @@ class MediaView(QWidget):
             self.value_label.clear()
             return
         text = f"x {x}, y {y}"
-        grid = st.current_grid()
-        if grid is not None:
-            cell = grid[st.current_slot()]
-            gy, gx = min(y * cell.shape[0] // h, cell.shape[0] - 1), min(
-                x * cell.shape[1] // w, cell.shape[1] - 1)
-            text += f"   activation {cell[gy, gx] / 255.0:.2f}"
+        heat = self.heat_image()
+        if heat is not None:
+            if not self.heat_clip.path().contains(QPointF(x + 0.5, y + 0.5)):
+                text += "   not seen by the model"
+            else:
+                hy, hx = min(y * heat.shape[0] // h, heat.shape[0] - 1), min(
+                    x * heat.shape[1] // w, heat.shape[1] - 1)
+                text += f"   activation {heat[hy, hx] / 255.0:.2f}"
         self.value_label.setText(text)
         self.value_label.adjustSize()
         self.value_label.move(8, 6)

@@ -25,6 +25,7 @@ from tam_desktop.views.media_view import MediaView
 from tam_desktop.views.text_map_view import TextMapView
 from tam_desktop.views.timeline import TokenTimeline
 from tam_desktop.views.token_strip import TokenStrip
+from tam_engine.core.placement import LAYERS
 
 
 def _caption(text: str) -> QLabel:
@@ -34,7 +35,8 @@ def _caption(text: str) -> QLabel:
 
 
 class DisplayBar(QWidget):
-    """Colour map, opacity, overlay on/off, how a phrase is combined, which media item."""
+    """Colour map, opacity, overlay on/off, how a phrase is combined, which media item; for a
+    tiled image also which layer (tiles, thumbnail, fused) and the tile borders."""
 
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,10 +59,17 @@ class DisplayBar(QWidget):
         self.combine.addItems(["mean", "max"])
         self.combine.setToolTip("How the maps of a phrase (Shift/Ctrl+click several tokens) "
                                 "are combined")
+        self.layer = QComboBox(self)
+        self.layer.addItems(LAYERS)
+        self.layer.setToolTip("The model saw this image as tiles and a thumbnail: show the tiles "
+                              "stitched, the thumbnail, or both fused (their mean where both "
+                              "cover)")
+        self.tile_borders = QCheckBox("Tile borders", self)
+        self.tile_borders.setToolTip("Outline the tiles the model saw")
         self.media = QComboBox(self)
         self.media.setToolTip("Which image or video of this run is shown")
         for w in (self.colormap, self.opacity, self.overlay, self.stretch, self.combine,
-                  self.media):
+                  self.layer, self.tile_borders, self.media):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         row = QHBoxLayout(self)
         row.setContentsMargins(4, 2, 4, 2)
@@ -75,6 +84,11 @@ class DisplayBar(QWidget):
         row.addSpacing(12)
         row.addWidget(QLabel("Phrase"))
         row.addWidget(self.combine)
+        self.layer_label = QLabel("Tiles")
+        row.addSpacing(12)
+        row.addWidget(self.layer_label)
+        row.addWidget(self.layer)
+        row.addWidget(self.tile_borders)
         self.media_label = QLabel("Media")
         row.addSpacing(12)
         row.addWidget(self.media_label)
@@ -85,6 +99,8 @@ class DisplayBar(QWidget):
         self.overlay.toggled.connect(lambda on: setattr(d, "overlay_visible", on))
         self.stretch.toggled.connect(lambda on: setattr(d, "stretch", on))
         self.combine.currentTextChanged.connect(lambda h: setattr(d, "combine", h))
+        self.layer.currentTextChanged.connect(lambda name: setattr(d, "layer", name))
+        self.tile_borders.toggled.connect(lambda on: setattr(d, "tile_borders", on))
         self.media.currentIndexChanged.connect(state.set_media_index)
         d.changed.connect(self._sync)
         state.content_changed.connect(self._on_content)
@@ -96,12 +112,15 @@ class DisplayBar(QWidget):
         d = self.state.display
         with signals_blocked(self.colormap), signals_blocked(self.opacity), \
                 signals_blocked(self.overlay), signals_blocked(self.stretch), \
-                signals_blocked(self.combine):
+                signals_blocked(self.combine), signals_blocked(self.layer), \
+                signals_blocked(self.tile_borders):
             self.colormap.setCurrentText(d.colormap)
             self.opacity.setValue(round(d.opacity * 100))
             self.overlay.setChecked(d.overlay_visible)
             self.stretch.setChecked(d.stretch)
             self.combine.setCurrentText(d.combine)
+            self.layer.setCurrentText(d.layer)
+            self.tile_borders.setChecked(d.tile_borders)
 
     def _on_content(self) -> None:
         media = self.state.media
@@ -115,8 +134,13 @@ class DisplayBar(QWidget):
         self.media.setVisible(many)
         self.media_label.setVisible(many)
         has_maps = self.state.explanation is not None
-        for w in (self.colormap, self.opacity, self.overlay, self.stretch, self.combine):
-            w.setEnabled(has_maps)
+        controls: tuple[QWidget, ...] = (self.colormap, self.opacity, self.overlay, self.stretch,
+                                         self.combine)
+        for control in controls:
+            control.setEnabled(has_maps)
+        tiled = self.state.has_tiles()   # the layers differ only for a tiled image
+        for layer_control in (self.layer_label, self.layer, self.tile_borders):
+            layer_control.setVisible(tiled)
 
     def _on_media_index(self, index: int) -> None:
         with signals_blocked(self.media):

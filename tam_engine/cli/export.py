@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tam_engine.cli.exitcodes import ExitCode, Interrupted
 from tam_engine.core.errors import ExplanationFileError
+from tam_engine.core.placement import DEFAULT_LAYER, LAYERS, Layer
 from tam_engine.export.common import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
@@ -64,6 +65,11 @@ class ExportOptions:
                                  nargs="?", const="", metavar="VIDEO")
     crf: int = _option(DEFAULT_CRF, "H.264 quality (lower = better)", type=int)
     preset: str = _option(DEFAULT_PRESET, "x264 speed preset")
+    layer: Layer = _option(DEFAULT_LAYER, "a tiled image's map: its tiles stitched, its "
+                           "thumbnail, or both fused (their mean where both cover)",
+                           choices=LAYERS)
+    tile_borders: bool = _option(False, "outline the tiles (and cropped or padded grids) of "
+                                 "the media", action="store_true")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ExportOptions:
@@ -80,7 +86,7 @@ def add_export_options(p: argparse.ArgumentParser, prefix: str = "",
     group = p.add_argument_group(title)
     for f in fields(ExportOptions):
         spec = dict(f.metadata)
-        if "choices" not in spec:
+        if "choices" not in spec and "action" not in spec:
             spec.setdefault("metavar", f.name.upper())
         group.add_argument(f"--{prefix}{f.name.replace('_', '-')}", dest=_DEST + f.name,
                            default=f.default, **spec)
@@ -150,7 +156,8 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
     o = options
     k = (o.token or 1) - 1
     common: dict[str, Any] = {"kind": o.kind, "media_index": o.media - 1, "cmap": o.cmap,
-                              "opacity": o.opacity}
+                              "opacity": o.opacity, "layer": o.layer,
+                              "tile_borders": o.tile_borders}
     width: dict[str, Any] = {"width": o.width} if o.width else {}
     if what in ("png", "textmap"):
         layout: Layout = "textmap" if what == "textmap" else o.layout
@@ -188,5 +195,6 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
                                        **width)
         if what == "html":
             return ex.export_html(expl, out, media_index=o.media - 1, frame=o.frame - 1,
-                                  cmap=o.cmap, opacity=o.opacity, progress=progress)
+                                  cmap=o.cmap, opacity=o.opacity, progress=progress,
+                                  layer=o.layer, tile_borders=o.tile_borders)
     raise ValueError(what)

@@ -20,9 +20,10 @@ import numpy as np
 from tam_engine.compare.alignment import Side, WordAlignment, align_words
 from tam_engine.core.errors import TamError
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.tokens import display_token
 from tam_engine.render.compare_figure import ComparePanel
-from tam_engine.render.diff import difference_map
+from tam_engine.render.diff import placed_difference
 
 Mode = Literal["auto", "words", "frames"]
 Schedule = list[tuple[tuple[int, ...], tuple[int, ...], int]]
@@ -110,22 +111,26 @@ class Comparison:
 
     def difference(self, tokens_a: Sequence[int], tokens_b: Sequence[int],
                    media_index: int = 0, frame: int = 0, how: str = "mean",
-                   size: tuple[int, int] | None = None) -> np.ndarray:
-        """``A - B`` of the two selections on displayed ``frame`` (float32, [-1, 1])."""
-        map_a = selection_frame_map(self.a, tokens_a, media_index, frame, how)
-        map_b = selection_frame_map(self.b, tokens_b, media_index,
-                                    self._frame_b(media_index, frame), how)
-        return difference_map(map_a, map_b, size or self.frame_size(media_index, frame))
+                   size: tuple[int, int] | None = None, layer: Layer = DEFAULT_LAYER
+                   ) -> np.ndarray:
+        """``A - B`` of the two selections on displayed ``frame`` (float32, [-1, 1]), each
+        placed where its grids looked (``layer``); 0 where either side's grids saw nothing."""
+        a, b = self.panels(tokens_a, tokens_b, media_index, frame, how, layer)
+        if not b.tokens:
+            raise CompareError("No word of model B is chosen.", "Click a word of B's answer.")
+        h, w = size or self.frame_size(media_index, frame)
+        return placed_difference(a.placed((w, h), True), b.placed((w, h), True))
 
     def word_difference(self, word_a: int, media_index: int = 0, frame: int = 0,
-                        how: str = "mean", size: tuple[int, int] | None = None
-                        ) -> np.ndarray | None:
+                        how: str = "mean", size: tuple[int, int] | None = None,
+                        layer: Layer = DEFAULT_LAYER) -> np.ndarray | None:
         """``A - B`` of word ``word_a`` of A and its aligned word of B; None without one."""
         j = self.alignment.aligned_word("a", word_a)
         if j is None:
             return None
         return self.difference(self.alignment.words_a[word_a].tokens,
-                               self.alignment.words_b[j].tokens, media_index, frame, how, size)
+                               self.alignment.words_b[j].tokens, media_index, frame, how, size,
+                               layer)
 
     def _frame_b(self, media_index: int, frame: int) -> int:
         """B's displayed frame for A's ``frame`` (the same index, clipped to B's frames)."""
@@ -138,7 +143,8 @@ class Comparison:
         return ex.media[media_index].n_frames if ex.media and media_index < len(ex.media) else 1
 
     def panels(self, tokens_a: Sequence[int], tokens_b: Sequence[int], media_index: int = 0,
-               frame: int = 0, how: str = "mean") -> tuple[ComparePanel, ComparePanel]:
+               frame: int = 0, how: str = "mean", layer: Layer = DEFAULT_LAYER
+               ) -> tuple[ComparePanel, ComparePanel]:
         """What the side-by-side figure shows for A's ``tokens_a`` and B's ``tokens_b`` on
         displayed ``frame`` of A (B shows its own frame for it).
 
@@ -157,8 +163,10 @@ class Comparison:
             cap_b = f"B \u00b7 {self.name_b}: \u201c{_selection_text(self.b, tokens_b)}\u201d"
         else:
             map_b, cap_b = None, f"B \u00b7 {self.name_b}: no matching word"
-        return (ComparePanel(self.a, _ints(tokens_a), media_index, frame, map_a, cap_a),
-                ComparePanel(self.b, _ints(tokens_b), media_index, frame_b, map_b, cap_b))
+        return (ComparePanel(self.a, _ints(tokens_a), media_index, frame, map_a, cap_a, how,
+                             layer),
+                ComparePanel(self.b, _ints(tokens_b), media_index, frame_b, map_b, cap_b, how,
+                             layer))
 
 
 def compare_schedule(cmp: Comparison, mode: Mode = "auto",
@@ -194,8 +202,9 @@ def compare_schedule(cmp: Comparison, mode: Mode = "auto",
 def compare_pictures(cmp: Comparison, mode: Mode = "auto",
                      tokens_a: Sequence[int] | None = None,
                      tokens_b: Sequence[int] | None = None, media_index: int = 0,
-                     frame: int = 0, how: str = "mean") -> list[tuple[ComparePanel, ComparePanel]]:
+                     frame: int = 0, how: str = "mean", layer: Layer = DEFAULT_LAYER
+                     ) -> list[tuple[ComparePanel, ComparePanel]]:
     """The panels of each picture of :func:`compare_schedule` (for
     :func:`tam_engine.export.compare.export_compare_mp4`)."""
-    return [cmp.panels(ta, tb, media_index, f, how)
+    return [cmp.panels(ta, tb, media_index, f, how, layer)
             for ta, tb, f in compare_schedule(cmp, mode, tokens_a, tokens_b, media_index, frame)]

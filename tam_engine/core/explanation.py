@@ -26,6 +26,7 @@ from tam_engine.core.explanation_file import (
 )
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
+from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap, natural_size, place, strength
 from tam_engine.core.spans import FULL_BOX, VisionGrid, grid_slices
 from tam_engine.core.token_maps import TokenKind, TokenMaps
 from tam_engine.core.tokens import special_from_texts, special_mask
@@ -135,14 +136,19 @@ class Explanation:
                 return i
         raise KeyError(f"no vision grid for media {media_index}")
 
-    def slot_of_frame(self, media_index: int, frame: int) -> int:
-        """The temporal slot of media ``media_index``'s grid shown on displayed ``frame``: a
-        frame past the last shows the last one, a slot past the grid its last slot, and
-        without stored media every frame shows slot 0."""
-        slot = 0
+    def _raw_slot(self, media_index: int, frame: int) -> int:
+        """The slot stored for displayed ``frame`` (a frame past the last shows the last one);
+        0 without stored media. Each grid clamps it to its own ``t``."""
         if self.media and 0 <= media_index < len(self.media):
             slots = self.media[media_index].frame_slot
-            slot = int(slots[min(max(int(frame), 0), slots.size - 1)])
+            return int(slots[min(max(int(frame), 0), slots.size - 1)])
+        return 0
+
+    def slot_of_frame(self, media_index: int, frame: int) -> int:
+        """The temporal slot of media ``media_index``'s first grid shown on displayed ``frame``:
+        a frame past the last shows the last one, a slot past the grid its last slot, and
+        without stored media every frame shows slot 0."""
+        slot = self._raw_slot(media_index, frame)
         grids = [g for g in self.grids if g.media_index == media_index]
         return min(slot, grids[0].t - 1) if grids else slot
 
@@ -182,15 +188,72 @@ class Explanation:
         return self.combined_grid_maps(toks, how, kind)
 
     def frame_strengths(self, tokens: Sequence[int], media_index: int = 0, how: str = "mean",
-                        kind: TokenKind = "answer", n_frames: int | None = None) -> np.ndarray:
-        """Mean of the selection's map on each of ``n_frames`` displayed frames (default: the
-        stored media item's), in [0, 1]."""
-        grid = self.selection_grid_maps(tokens, how, kind)[self.grid_for_media(media_index)]
-        per_slot = grid.reshape(grid.shape[0], -1).mean(axis=1) / 255.0
+                        kind: TokenKind = "answer", n_frames: int | None = None,
+                        layer: Layer = DEFAULT_LAYER) -> np.ndarray:
+        """Mean of the selection's placed ``layer`` on each of ``n_frames`` displayed frames
+        (default: the stored media item's), in [0, 1] (:func:`core.placement.strength`)."""
+        maps = self.selection_grid_maps(tokens, how, kind)
         if n_frames is None:
             n_frames = self.media[media_index].n_frames if media_index < len(self.media) else 1
-        slots = [self.slot_of_frame(media_index, f) for f in range(n_frames)]
-        return per_slot[slots].astype(np.float32)
+        idx = self.item_grids(media_index)
+        if not idx:
+            raise KeyError(f"no vision grid for media {media_index}")
+        grids = [self.grids[i] for i in idx]
+        per_slot: dict[int, float] = {}
+        out = np.zeros(n_frames, np.float64)
+        for f in range(n_frames):
+            slot = self._raw_slot(media_index, f)
+            if slot not in per_slot:
+                per_slot[slot] = strength(
+                    grids, [maps[i][min(slot, self.grids[i].t - 1)] for i in idx], layer)
+            out[f] = per_slot[slot]
+        return out.astype(np.float32)
+
+    # ------------------------------------------------------------------ placed maps
+    def item_grids(self, media_index: int) -> list[int]:
+        """Indices of media ``media_index``'s grids (tiles, thumbnail, ...), in sequence order."""
+        return [i for i, g in enumerate(self.grids) if g.media_index == media_index]
+
+    def has_tiles(self, media_index: int | None = None) -> bool:
+        """Whether a media item (default: any) was seen as tiles, so layers differ."""
+        return any(g.role == "tile" for g in self.grids
+                   if media_index is None or g.media_index == media_index)
+
+    def frame_size(self, media_index: int = 0, width: int = 448) -> tuple[int, int]:
+        """``(W, H)`` of the item's frames; without stored media, ``width`` wide at the aspect
+        ratio its grids imply."""
+        if 0 <= media_index < len(self.media):
+            return self.media[media_index].size
+        return natural_size([self.grids[i] for i in self.item_grids(media_index)], width)
+
+    def place(self, grid_maps: Sequence[np.ndarray], media_index: int = 0, frame: int = 0,
+              layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None,
+              as_float: bool = False) -> PlacedMap:
+        """``grid_maps`` (one ``(t, h, w)`` array per grid of :attr:`grids`) on displayed
+        ``frame`` of a media item, placed in its original frame at ``size = (W, H)`` (default:
+        the frame's own size) as ``layer`` (:mod:`tam_engine.core.placement`)."""
+        idx = self.item_grids(media_index)
+        if not idx:
+            raise KeyError(f"no vision grid for media {media_index}")
+        slot = self._raw_slot(media_index, frame)
+        maps = [grid_maps[i][min(slot, self.grids[i].t - 1)] for i in idx]
+        return place([self.grids[i] for i in idx], maps, layer,
+                     size or self.frame_size(media_index), as_float)
+
+    def placed_map(self, k: int, media_index: int = 0, frame: int = 0,
+                   kind: TokenKind = "answer", stage: Stage = "final",
+                   layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None
+                   ) -> PlacedMap:
+        """Token ``k``'s map in the original frame (see :meth:`place`)."""
+        return self.place(self.grid_maps(k, kind, stage), media_index, frame, layer, size)
+
+    def placed_selection(self, tokens: Sequence[int], media_index: int = 0, frame: int = 0,
+                         how: str = "mean", kind: TokenKind = "answer",
+                         layer: Layer = DEFAULT_LAYER, size: tuple[int, int] | None = None,
+                         as_float: bool = False) -> PlacedMap:
+        """What a selection (:meth:`selection_grid_maps`) shows, in the original frame."""
+        return self.place(self.selection_grid_maps(tokens, how, kind), media_index, frame,
+                          layer, size, as_float)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

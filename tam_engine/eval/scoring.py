@@ -16,7 +16,7 @@ import numpy as np
 
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.words import Word, group_words
-from tam_engine.eval.metrics import function_score, object_score, resize_map
+from tam_engine.eval.metrics import function_score, object_score
 from tam_engine.eval.words import function_class
 
 
@@ -46,8 +46,10 @@ class _ResizedMaps:
 
     def __call__(self, k: int) -> np.ndarray:
         if k not in self._cache:
-            hw = (int(self.shape[-2]), int(self.shape[-1]))
-            frames = [resize_map(self.expl.frame_map(k, 0, f), hw) for f in range(self.n_frames)]
+            # The map where the grids looked (0 where they saw nothing), at the mask's size.
+            wh = (int(self.shape[-1]), int(self.shape[-2]))
+            frames = [self.expl.placed_map(k, 0, f, size=wh).values
+                      for f in range(self.n_frames)]
             self._cache[k] = np.stack(frames) if self.video else frames[0]
         return self._cache[k]
 

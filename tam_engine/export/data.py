@@ -12,6 +12,7 @@ import numpy as np
 
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
@@ -69,7 +70,8 @@ def export_json(expl: Explanation, path: str | os.PathLike) -> Path:
 
 def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
     """The maps as arrays: per kind, the uint8 maps and the raw/ECI/filtered float maps, and
-    each grid's maps reshaped to ``(N, t, h, w)``. No pickles."""
+    each grid's maps reshaped to ``(N, t, h, w)``; each grid's media item, role and box of the
+    original frame (``(x0, y0, x1, y1)`` fractions) to place them. No pickles."""
     arrays: dict[str, np.ndarray] = {}
     for kind in ("answer", "prompt"):
         tm = expl.answer if kind == "answer" else expl.prompt
@@ -82,6 +84,9 @@ def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
         for gi, maps in enumerate(_grid_stacks(expl, kind)):
             arrays[f"{kind}_grid{gi}"] = maps
     arrays["grid_shapes"] = np.array([[g.t, g.h, g.w] for g in expl.grids], np.int64).reshape(-1, 3)
+    arrays["grid_media"] = np.array([g.media_index for g in expl.grids], np.int64)
+    arrays["grid_roles"] = np.array([g.role for g in expl.grids], dtype=str)
+    arrays["grid_boxes"] = np.array([g.box for g in expl.grids], np.float64).reshape(-1, 4)
     arrays["columns"] = np.array(expl.text_columns, dtype=str)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
@@ -98,13 +103,15 @@ def _grid_stacks(expl: Explanation, kind: TokenKind) -> list[np.ndarray]:
 def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0,
                 frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                 image_width: int = 480, progress: Progress | None = None,
-                should_stop: ShouldStop | None = None) -> Path:
+                should_stop: ShouldStop | None = None, layer: Layer = DEFAULT_LAYER,
+                tile_borders: bool = False) -> Path:
     """One self-contained HTML page: hover (or click) a token to see its map and text map."""
     from tam_engine.render.html_page import build_html
 
     if expl.grids:
         check_grid(expl, media_index)
     page = build_html(expl, media_index, frame, cmap, opacity, image_width,
-                      tick=lambda i, n: tick(i, n, progress, should_stop))
+                      tick=lambda i, n: tick(i, n, progress, should_stop), layer=layer,
+                      tile_borders=tile_borders)
     atomic_write_bytes(path, page.encode("utf-8"))
     return Path(path)

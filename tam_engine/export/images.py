@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import (
     ExportError,
@@ -30,17 +31,21 @@ from tam_engine.render.textmap import render_text_map
 
 def render_token(expl: Explanation, k: int, layout: Layout = "figure", kind: TokenKind = "answer",
                  media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
-                 opacity: float = DEFAULT_OPACITY, width: int = 640) -> np.ndarray:
-    """One token as an image: the paper figure, the captioned overlay, or the text map."""
+                 opacity: float = DEFAULT_OPACITY, width: int = 640,
+                 layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> np.ndarray:
+    """One token as an image: the paper figure, the captioned overlay, or the text map (the
+    map placed where the grids looked, as ``layer``; see :func:`render.figure.map_over`)."""
     check_token(expl, k, kind)
     if layout == "textmap" or not expl.grids:
         return render_text_map(expl, k, kind, width=width, cmap=cmap)
     check_grid(expl, media_index)
     if layout == "overlay":
-        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=width)
+        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=width,
+                            layer=layer, tile_borders=tile_borders)
         return add_caption(img, frame_caption(expl, k, media_index, frame, kind))
     if layout == "figure":
-        return paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=width)
+        return paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=width,
+                            layer=layer, tile_borders=tile_borders)
     raise ValueError(f"layout must be 'figure', 'overlay' or 'textmap', not {layout!r}")
 
 
@@ -85,8 +90,8 @@ def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: La
 def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: TokenKind = "answer",
                          media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
                          opacity: float = DEFAULT_OPACITY, thumb_width: int = 200, columns: int | None = None,
-                         progress: Progress | None = None, should_stop: ShouldStop | None = None
-                         ) -> Path:
+                         progress: Progress | None = None, should_stop: ShouldStop | None = None,
+                         layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> Path:
     """All tokens' overlays in one grid image, each captioned with its token."""
     tm = expl.tokens(kind)
     n = len(tm)
@@ -98,7 +103,8 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
     tiles = []
     for k in range(n):
         tick(k, n, progress, should_stop)
-        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=thumb_width)
+        img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=thumb_width,
+                            layer=layer, tile_borders=tile_borders)
         label = caption_strip(f"{k + 1}. " + token_caption(tm.texts[k], k, n).split("  (")[0],
                               img.shape[1], font_size=max(11, thumb_width // 16))
         tiles.append(np.concatenate([label, img], axis=0))

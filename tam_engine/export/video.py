@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import (
     DEFAULT_CRF,
@@ -24,9 +25,9 @@ from tam_engine.export.common import (
     tick,
 )
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
-from tam_engine.render.figure import frame_caption, paper_figure, resize_frame
+from tam_engine.render.figure import frame_caption, map_over, paper_figure, resize_frame
 from tam_engine.render.mp4 import H264Writer
-from tam_engine.render.overlay import caption_strip, overlay, token_caption
+from tam_engine.render.overlay import caption_strip, token_caption
 from tam_engine.render.textmap import text_map_height
 
 
@@ -47,20 +48,25 @@ def _burn_caption(img: np.ndarray, text: str) -> np.ndarray:
 def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int = 0,
                  frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                  width: int | None = None, caption: bool = True,
-                 layout: Literal["overlay", "figure"] = "overlay") -> Iterator[np.ndarray]:
+                 layout: Literal["overlay", "figure"] = "overlay",
+                 layer: Layer = DEFAULT_LAYER, tile_borders: bool = False
+                 ) -> Iterator[np.ndarray]:
     """One frame per token over one media frame: the captioned overlay at the media's size
     (``layout="overlay"``), or the paper figure with its text map (``"figure"``; every frame
-    padded to the tallest text map so the video keeps one size)."""
+    padded to the tallest text map so the video keeps one size). ``layer`` and
+    ``tile_borders``: see :func:`tam_engine.render.figure.map_over`."""
     m = media_item(expl, media_index)
     tm = expl.tokens(kind)
     if layout == "figure":
         fig_w = width or 640
-        first = paper_figure(expl, 0, media_index, frame, cmap, opacity, kind, width=fig_w)
+        first = paper_figure(expl, 0, media_index, frame, cmap, opacity, kind, width=fig_w,
+                             layer=layer, tile_borders=tile_borders)
         text_w = first.shape[1]
         tallest = max(text_map_height(expl, k, kind, width=text_w) for k in range(len(tm)))
         for k in range(len(tm)):
             yield paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=fig_w,
-                               caption=caption, text_min_height=tallest)
+                               caption=caption, text_min_height=tallest, layer=layer,
+                               tile_borders=tile_borders)
         return
     if layout != "overlay":
         raise ValueError(f"layout must be 'overlay' or 'figure', not {layout!r}")
@@ -68,7 +74,8 @@ def sweep_frames(expl: Explanation, kind: TokenKind = "answer", media_index: int
     if width is not None and width != base.shape[1]:
         base = resize_frame(base, width)
     for k in range(len(tm)):
-        img = overlay(base, expl.frame_map(k, media_index, frame, kind), cmap, opacity)
+        img = map_over(base, expl, k, media_index, frame, kind, cmap, opacity, layer=layer,
+                       tile_borders=tile_borders)
         if caption:
             img = _burn_caption(img, token_caption(tm.texts[k], k, len(tm)))
         yield img
@@ -80,12 +87,14 @@ def export_sweep_mp4(expl: Explanation, path: str | os.PathLike, kind: TokenKind
                      width: int | None = None, caption: bool = True,
                      layout: Literal["overlay", "figure"] = "overlay", crf: int = DEFAULT_CRF,
                      preset: str = DEFAULT_PRESET, progress: Progress | None = None,
-                     should_stop: ShouldStop | None = None) -> Path:
+                     should_stop: ShouldStop | None = None, layer: Layer = DEFAULT_LAYER,
+                     tile_borders: bool = False) -> Path:
     """An MP4 that steps through the tokens over one image (or one video frame)."""
     n = len(expl.tokens(kind))
     if n == 0:
         raise ExportError("This explanation has no tokens to sweep.", "")
-    frames = sweep_frames(expl, kind, media_index, frame, cmap, opacity, width, caption, layout)
+    frames = sweep_frames(expl, kind, media_index, frame, cmap, opacity, width, caption, layout,
+                          layer, tile_borders)
     with H264Writer(path, fps, crf=crf, preset=preset) as writer:
         for k, img in enumerate(frames):
             tick(k, n, progress, should_stop)
@@ -106,8 +115,8 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
                      cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY, fps: float = VIDEO_FPS,
                      width: int | None = None, caption: bool = True, crf: int = DEFAULT_CRF,
                      preset: str = DEFAULT_PRESET, source: str | os.PathLike | None = None,
-                     progress: Progress | None = None, should_stop: ShouldStop | None = None
-                     ) -> Path:
+                     progress: Progress | None = None, should_stop: ShouldStop | None = None,
+                     layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> Path:
     """Play a video with a token's map on each frame.
 
     ``token=None`` follows the answer: token k is shown during its share of the clip. By
@@ -127,7 +136,7 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
     if source is not None:
         return _video_from_source(expl, Path(path), Path(source), token, kind, media_index,
                                   cmap, opacity, width, caption, crf, preset, progress,
-                                  should_stop)
+                                  should_stop, layer, tile_borders)
     hold = max(1, int(round(fps / m.fps))) if m.fps > 0 else 1
     n_out = m.n_frames * hold
     schedule = (np.full(n_out, token) if token is not None else follow_schedule(n_out, n_tok))
@@ -141,7 +150,8 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
                 base = m.frames[f]
                 if width is not None and width != base.shape[1]:
                     base = resize_frame(base, width)
-                img = overlay(base, expl.frame_map(k, media_index, f, kind), cmap, opacity)
+                img = map_over(base, expl, k, media_index, f, kind, cmap, opacity, layer=layer,
+                               tile_borders=tile_borders)
                 if caption:
                     img = _burn_caption(img, frame_caption(expl, k, media_index, f, kind))
                 cache.clear()
@@ -154,7 +164,8 @@ def export_video_mp4(expl: Explanation, path: str | os.PathLike, token: int | No
 def _video_from_source(expl: Explanation, path: Path, source: Path, token: int | None,
                        kind: TokenKind, media_index: int, cmap: str, opacity: float,
                        width: int | None, caption: bool, crf: int, preset: str,
-                       progress: Progress | None, should_stop: ShouldStop | None) -> Path:
+                       progress: Progress | None, should_stop: ShouldStop | None,
+                       layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> Path:
     from tam_engine.media.video import iter_video_frames, probe_video
 
     m = expl.media[media_index]
@@ -170,7 +181,8 @@ def _video_from_source(expl: Explanation, path: Path, source: Path, token: int |
             k = token if token is not None else min(int(t / max(duration, 1e-9) * n_tok),
                                                     n_tok - 1)
             base = rgb if width is None or width == rgb.shape[1] else resize_frame(rgb, width)
-            img = overlay(base, expl.frame_map(k, media_index, f, kind), cmap, opacity)
+            img = map_over(base, expl, k, media_index, f, kind, cmap, opacity, layer=layer,
+                           tile_borders=tile_borders)
             if caption:
                 img = _burn_caption(img, frame_caption(expl, k, media_index, f, kind))
             writer.write(img)

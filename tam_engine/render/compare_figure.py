@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
-from tam_engine.render.diff import diff_overlay, difference_map, diverging_colorbar
+from tam_engine.render.diff import diff_overlay, diverging_colorbar, placed_difference
 from tam_engine.render.figure import resize_frame, token_overlay
 from tam_engine.render.layout import blank, column, pad_to, row
 from tam_engine.render.overlay import caption_strip, colorbar
@@ -35,7 +36,9 @@ class ComparePanel:
 
     ``tokens`` are answer-token indices; empty means the side has nothing chosen (model B has
     no word matching A's): the frame is shown without a map and nothing is subtracted.
-    ``map_u8`` is the selection's ``(h, w)`` map on ``frame`` (None without tokens).
+    ``map_u8`` is the selection's ``(h, w)`` map on ``frame`` on the item's first grid (None
+    without tokens); what is drawn is the selection (combined by ``how``) placed where all the
+    item's grids looked, as ``layer`` (:meth:`placed`).
     """
 
     expl: Explanation
@@ -44,6 +47,13 @@ class ComparePanel:
     frame: int
     map_u8: np.ndarray | None
     caption: str
+    how: str = "mean"
+    layer: Layer = DEFAULT_LAYER
+
+    def placed(self, size: tuple[int, int], as_float: bool = False) -> PlacedMap:
+        """The selection's map placed in the frame at ``size = (W, H)``."""
+        return self.expl.placed_selection(self.tokens, self.media_index, self.frame, self.how,
+                                          layer=self.layer, size=size, as_float=as_float)
 
     def __post_init__(self) -> None:
         if bool(self.tokens) != (self.map_u8 is not None):
@@ -65,10 +75,10 @@ def render_side_by_side(a: ComparePanel, b: ComparePanel, cmap: str = DEFAULT_CO
     fs = max(11, min(22, pw // 24))
     caption_h = int(caption_strip("Ag", pw, font_size=fs).shape[0])
     img_a = token_overlay(a.expl, a.tokens[0], a.media_index, a.frame, "answer", cmap,
-                          opacity, width=pw, map_u8=a.map_u8)
+                          opacity, width=pw, tokens=a.tokens, how=a.how, layer=a.layer)
     if b.tokens:
         img_b = token_overlay(b.expl, b.tokens[0], b.media_index, b.frame, "answer", cmap,
-                              opacity, width=pw, map_u8=b.map_u8)
+                              opacity, width=pw, tokens=b.tokens, how=b.how, layer=b.layer)
     else:
         plain = _frame(b, pw)
         img_b = plain if plain is not None else np.full_like(img_a, 235)
@@ -103,8 +113,10 @@ def _difference_panel(a: ComparePanel, b: ComparePanel, size: tuple[int, int], w
                       ) -> tuple[str, np.ndarray]:
     """Caption and image of A - B over A's greyed frame, at the size of A's panel."""
     base = _frame(a, width)
-    if a.map_u8 is not None and b.map_u8 is not None:
-        return DIFF_CAPTION, diff_overlay(base, difference_map(a.map_u8, b.map_u8, size))
+    if a.tokens and b.tokens:
+        wh = (size[1], size[0])
+        return DIFF_CAPTION, diff_overlay(base, placed_difference(a.placed(wh, True),
+                                                                  b.placed(wh, True)))
     return NO_DIFF_CAPTION, diff_overlay(base, np.zeros(size, np.float32), 0.0)
 
 

@@ -12,6 +12,7 @@ from functools import cache
 
 import numpy as np
 
+from tam_engine.core.placement import PlacedMap
 from tam_engine.render.fonts import font_stack
 
 DIVERGING_NAME = "blue-white-red"
@@ -43,6 +44,17 @@ def resize_float(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if m.shape == (h, w):
         return m
     return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def placed_difference(map_a: PlacedMap, map_b: PlacedMap) -> np.ndarray:
+    """``A - B`` of two maps placed in one frame at one size (``as_float``), float32 in
+    [-1, 1]; 0 wherever either side's grids did not see the picture (nothing to compare)."""
+    if map_a.values.shape != map_b.values.shape:
+        raise ValueError("both maps must be placed at the same size")
+    a, b = (m.values.astype(np.float32) / (255.0 if m.values.dtype == np.uint8 else 1.0)
+            for m in (map_a, map_b))
+    diff = np.where(map_a.coverage & map_b.coverage, a - b, np.float32(0.0))
+    return np.clip(diff, -1.0, 1.0).astype(np.float32)
 
 
 def difference_map(map_a: np.ndarray, map_b: np.ndarray, size: tuple[int, int] | None = None

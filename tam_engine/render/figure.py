@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer, border_boxes
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
-from tam_engine.render.overlay import add_caption, add_colorbar, heatmap, overlay, token_caption
+from tam_engine.render.overlay import (
+    add_caption,
+    add_colorbar,
+    draw_boxes,
+    heatmap,
+    overlay,
+    token_caption,
+)
 from tam_engine.render.textmap import render_text_map
 
 
@@ -23,24 +33,53 @@ def resize_frame(frame: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(frame), (int(width), height), interpolation=interp)
 
 
+def map_over(image: np.ndarray, expl: Explanation, k: int, media_index: int = 0,
+             frame: int = 0, kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
+             opacity: float = DEFAULT_OPACITY, tokens: Sequence[int] | None = None,
+             how: str = "mean", layer: Layer = DEFAULT_LAYER, tile_borders: bool = False
+             ) -> np.ndarray:
+    """Token ``k``'s map on displayed ``frame`` over ``image`` (that frame, at any size),
+    placed where the item's grids looked (``layer`` of a tiled item): the plain image where no
+    grid saw it.
+
+    ``tokens`` draws a selection instead (several tokens combined by ``how``, see
+    :meth:`Explanation.selection_grid_maps`). ``tile_borders`` outlines the boxes of the
+    layer's tiles (and of a cropped or padded grid).
+    """
+    size = (image.shape[1], image.shape[0])
+    placed = expl.placed_selection([int(t) for t in tokens] if tokens else [k], media_index,
+                                   frame, how, kind, layer, size)
+    out = overlay(image, placed.values, cmap, opacity, placed.coverage)
+    return _borders(out, expl, media_index, layer) if tile_borders else out
+
+
+def _borders(image: np.ndarray, expl: Explanation, media_index: int, layer: Layer
+             ) -> np.ndarray:
+    return draw_boxes(image, border_boxes(
+        [expl.grids[i] for i in expl.item_grids(media_index)], layer))
+
+
 def token_overlay(expl: Explanation, k: int, media_index: int = 0, frame: int = 0,
                   kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
                   opacity: float = DEFAULT_OPACITY, width: int | None = None,
-                  map_u8: np.ndarray | None = None) -> np.ndarray:
-    """Token ``k``'s map over displayed ``frame`` of media ``media_index``.
+                  tokens: Sequence[int] | None = None, how: str = "mean",
+                  layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> np.ndarray:
+    """:func:`map_over` the stored ``frame`` of media ``media_index``, ``width`` pixels wide.
 
     Without stored media (an explanation saved without frames) the coloured map is shown alone,
-    at the grid's aspect ratio. ``map_u8`` overrides the map (for combined phrase maps).
+    at the aspect ratio its grids imply.
     """
-    m = expl.frame_map(k, media_index, frame, kind) if map_u8 is None else map_u8
     if expl.media and media_index < len(expl.media):
         img = expl.media[media_index].frames[min(frame, expl.media[media_index].n_frames - 1)]
         if width is not None:
             img = resize_frame(img, width)
-        return overlay(img, m, cmap, opacity)
-    w = width or 448
-    h = max(1, int(round(w * m.shape[0] / max(m.shape[1], 1))))
-    return heatmap(m, (w, h), cmap)
+        return map_over(img, expl, k, media_index, frame, kind, cmap, opacity, tokens, how,
+                        layer, tile_borders)
+    size = expl.frame_size(media_index, width or 448)
+    placed = expl.placed_selection([int(t) for t in tokens] if tokens else [k], media_index,
+                                   frame, how, kind, layer, size)
+    out = heatmap(placed.values, size, cmap, placed.coverage)
+    return _borders(out, expl, media_index, layer) if tile_borders else out
 
 
 def frame_caption(expl: Explanation, k: int, media_index: int, frame: int,
@@ -58,17 +97,20 @@ def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0
                  cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                  kind: TokenKind = "answer", width: int = 640, colorbar: bool = True,
                  caption: bool = True, show_original: bool = False,
-                 text_min_height: int | None = None) -> np.ndarray:
+                 text_min_height: int | None = None, layer: Layer = DEFAULT_LAYER,
+                 tile_borders: bool = False) -> np.ndarray:
     """One figure for token ``k``: caption, overlay (and colour bar), text map below.
 
     ``width`` is the width of the media panel; the text map spans the whole figure.
     ``show_original`` puts the untouched frame to the left of the overlay.
     ``text_min_height`` pads the text map (videos need every frame the same size).
+    ``layer`` and ``tile_borders`` are those of :func:`token_overlay`.
     """
     parts: list[np.ndarray] = []
     if expl.grids:
         panel_w = (width - 4) // 2 if show_original else width
-        top = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=panel_w)
+        top = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=panel_w,
+                            layer=layer, tile_borders=tile_borders)
         if show_original and expl.media and media_index < len(expl.media):
             m = expl.media[media_index]
             orig = resize_frame(m.frames[min(frame, m.n_frames - 1)], panel_w)

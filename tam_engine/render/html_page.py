@@ -17,11 +17,12 @@ from collections.abc import Callable
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.placement import DEFAULT_LAYER, Layer, border_boxes
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import DEFAULT_OPACITY, colormap_lut
 from tam_engine.render.figure import resize_frame
-from tam_engine.render.overlay import heatmap
+from tam_engine.render.overlay import draw_boxes, heatmap
 from tam_engine.render.png import png_bytes
 
 
@@ -62,9 +63,32 @@ def _token_html(text: str, attrs: str) -> str:
             + ("<br>" if br else ""))
 
 
+def _heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, frame: int,
+                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool
+                ) -> np.ndarray:
+    """Token ``k``'s coloured map placed where the grids looked, at ``size``; transparent
+    (RGBA) where no grid saw the picture, so the page shows the plain frame there."""
+    placed = expl.placed_map(k, media_index, frame, kind, layer=layer, size=size)
+    img = heatmap(placed.values, size, cmap)
+    if tile_borders:
+        img = draw_boxes(img, border_boxes(
+            [expl.grids[i] for i in expl.item_grids(media_index)], layer))
+    if placed.covers_all:
+        return img
+    alpha = np.where(placed.coverage, 255, 0).astype(np.uint8)
+    return np.concatenate([img, alpha[..., None]], axis=2)
+
+
+def _cells_across(expl: Explanation, media_index: int) -> int:
+    """How many cells the item's finest grid has across the whole frame."""
+    grids = [expl.grids[i] for i in expl.item_grids(media_index)] or expl.grids[:1]
+    return max(int(round(g.w / (g.box[2] - g.box[0]))) for g in grids)
+
+
 def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: str = "jet",
                opacity: float = DEFAULT_OPACITY, image_width: int = 480,
-               tick: Callable[[int, int], None] | None = None) -> str:
+               tick: Callable[[int, int], None] | None = None, layer: Layer = DEFAULT_LAYER,
+               tile_borders: bool = False) -> str:
     kinds: list[TokenKind] = ["answer"]
     if expl.prompt is not None:
         kinds.append("prompt")
@@ -102,13 +126,14 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
             done += 1
             if not expl.grids:
                 continue
+            # 16 px per cell is smooth enough; the browser scales the rest of the way.
+            hw = min(size[0], _cells_across(expl, media_index) * 16)
+            hh = max(1, int(round(hw * size[1] / size[0])))
             for slot, i in slot_frame.items():
                 shown_frame = i if len(frame_uris) > 1 else frame
-                fm = expl.frame_map(k, media_index, shown_frame, kind)
-                # 16 px per cell is smooth enough; the browser scales the rest of the way.
-                hw = min(size[0], fm.shape[1] * 16)
-                hh = max(1, int(round(hw * size[1] / size[0])))
-                maps[f"{kind[0]}{k}s{slot}"] = _data_uri(heatmap(fm, (hw, hh), cmap))
+                maps[f"{kind[0]}{k}s{slot}"] = _data_uri(_heat_layer(
+                    expl, k, kind, media_index, shown_frame, cmap, (hw, hh), layer,
+                    tile_borders))
     if tick is not None:
         tick(total, total)
 

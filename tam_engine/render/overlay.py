@@ -6,8 +6,12 @@ PNG/MP4 exporters and the golden-image tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from tam_engine.core.placement import box_pixels, resize_map
+from tam_engine.core.spans import Box
 from tam_engine.core.tokens import display_token
 from tam_engine.render.colormaps import (
     DEFAULT_COLORMAP,
@@ -18,24 +22,19 @@ from tam_engine.render.colormaps import (
 from tam_engine.render.fonts import font_stack
 
 WHITE = (255, 255, 255)
-
-
-def resize_map(map_u8: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` uint8 map to ``size = (W, H)``."""
-    import cv2
-
-    m = np.ascontiguousarray(map_u8, dtype=np.uint8)
-    if m.shape[1] == size[0] and m.shape[0] == size[1]:
-        return m
-    return cv2.resize(m, size, interpolation=cv2.INTER_LINEAR)
+#: What a media-less heat map shows where no grid saw the picture.
+UNSEEN = (128, 128, 128)
 
 
 def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
-            opacity: float = DEFAULT_OPACITY) -> np.ndarray:
+            opacity: float = DEFAULT_OPACITY, coverage: np.ndarray | None = None) -> np.ndarray:
     """Blend the colour-mapped ``map_u8`` (resized bilinear to the frame) over ``frame``.
 
     ``out = (1 - opacity) * frame + opacity * colour(map)``, as in the paper's figures. The map
     is resized before colouring so that interpolation happens on values, not on colours.
+    ``coverage`` (``(H, W)`` bool, frame-sized, as :class:`~tam_engine.core.placement.PlacedMap`
+    gives it) keeps the plain frame where no grid saw the picture: a map is never drawn over
+    what its tokens did not see.
     """
     import cv2
 
@@ -46,13 +45,36 @@ def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
         raise ValueError("opacity must be within [0, 1]")
     h, w = frame.shape[:2]
     heat = apply_colormap(resize_map(map_u8, (w, h)), cmap)
-    return cv2.addWeighted(frame, 1.0 - opacity, heat, opacity, 0.0)
+    out = cv2.addWeighted(frame, 1.0 - opacity, heat, opacity, 0.0)
+    if coverage is not None and not coverage.all():
+        out[~coverage] = frame[~coverage]
+    return out
 
 
-def heatmap(map_u8: np.ndarray, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP
-            ) -> np.ndarray:
-    """The colour-mapped map alone, resized to ``size = (W, H)`` (for media-less views)."""
-    return apply_colormap(resize_map(map_u8, size), cmap)
+def heatmap(map_u8: np.ndarray, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP,
+            coverage: np.ndarray | None = None) -> np.ndarray:
+    """The colour-mapped map alone, resized to ``size = (W, H)`` (for media-less views);
+    pixels outside ``coverage`` (``(H, W)`` bool) are :data:`UNSEEN` grey."""
+    out = apply_colormap(resize_map(map_u8, size), cmap)
+    if coverage is not None and not coverage.all():
+        out[~coverage] = UNSEEN
+    return out
+
+
+def draw_boxes(image: np.ndarray, boxes: Sequence[Box], color: tuple[int, int, int] = WHITE,
+               thickness: int = 1) -> np.ndarray:
+    """``image`` with the outline of each box (fractions of the image, as grids' boxes are)
+    drawn on it, clipped to the image: the "tile borders" of a tiled item."""
+    import cv2
+
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    h, w = out.shape[:2]
+    for box in boxes:
+        x0, y0, x1, y1 = box_pixels(box, (w, h))
+        x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        x1, y1 = min(max(x1 - 1, 0), w - 1), min(max(y1 - 1, 0), h - 1)
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness, lineType=cv2.LINE_8)
+    return out
 
 
 def colorbar(height: int, cmap: str = DEFAULT_COLORMAP, width: int | None = None,

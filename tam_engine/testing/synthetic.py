@@ -158,3 +158,36 @@ def independent_difference(ex_a: Explanation, map_a: np.ndarray, map_b: np.ndarr
     fa = cv2.resize(map_a.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
     fb = cv2.resize(map_b.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
     return fa - fb
+
+
+def tiled_explanation(*, width: int = 160, height: int = 96, tiles: tuple[int, int] = (2, 3),
+                      cells: int = 4, thumbnail: bool = True, n_answer: int = 6,
+                      seed: int = 0) -> Explanation:
+    """An explanation of one image seen as ``rows x cols`` tiles of ``cells x cells`` tokens
+    each (boxes splitting the frame evenly, in row-major order), then a ``cells x cells``
+    thumbnail of the whole frame: the layout of the tiled families, built by hand."""
+    from tam_engine.core.spans import Spans, VisionGrid
+
+    rng = np.random.default_rng(seed)
+    rows, cols = tiles
+    shapes = [(1, cells, cells)] * (rows * cols + int(thumbnail))
+    inputs = synthetic_inputs(rng, d=16, vocab=40, grids=tuple(shapes), n_prompt=4,
+                              n_answer=n_answer, values="gaussian")
+    placed = []
+    for i, g in enumerate(inputs.spans.grids):
+        r, c = divmod(i, cols)
+        if i < rows * cols:
+            placed.append(VisionGrid("image", 0, 1, g.h, g.w, g.positions, role="tile",
+                                     box=(c / cols, r / rows, (c + 1) / cols, (r + 1) / rows)))
+        else:
+            placed.append(VisionGrid("image", 0, 1, g.h, g.w, g.positions, role="thumbnail"))
+    inputs.spans = Spans(grids=tuple(placed), prompt_positions=inputs.spans.prompt_positions)
+    texts = list(inputs.token_texts)
+    for k in range(n_answer):
+        texts[inputs.input_len + k] = WORDS[k % len(WORDS)]
+    inputs.token_texts = texts
+    yy, xx = np.mgrid[0:height, 0:width]
+    frame = np.stack([(xx * 255 // max(width - 1, 1)), (yy * 255 // max(height - 1, 1)),
+                      np.full_like(xx, 120)], -1).astype(np.uint8)
+    media = MediaItem(kind="image", path="tiled.png", frames=frame[None])
+    return explain(inputs, media=[media], meta={"model": "synthetic-tiled", "prompt": "Describe"})

@@ -154,15 +154,22 @@ def test_explain_export_and_export_have_the_same_options_and_defaults():
 def test_explain_export_and_export_read_the_same_values():
     parser = build_parser()
     export = _subparser(parser, "export")
-    changed: dict[str, str] = {}
+    changed: dict[str, str | None] = {}   # None: a flag, given without a value
     for f in fields(ExportOptions):
         action = _option(export, "--" + f.name.replace("_", "-"))
-        changed[f.name] = action.choices[-1] if action.choices else "3"
+        if action.nargs == 0:
+            changed[f.name] = None
+        else:
+            changed[f.name] = ([c for c in action.choices if c != f.default][-1]
+                               if action.choices else "3")
     assert all(changed[f.name] != f.default for f in fields(ExportOptions))
 
     def argv(prefix: str) -> list[str]:
-        return [arg for name, value in changed.items()
-                for arg in (f"--{prefix}{name.replace('_', '-')}", value)]
+        out = []
+        for name, value in changed.items():
+            out.append(f"--{prefix}{name.replace('_', '-')}")
+            out.extend([] if value is None else [value])
+        return out
 
     via_export = ExportOptions.from_args(parser.parse_args(["export", "e.tam.npz", "png",
                                                             *argv("")]))

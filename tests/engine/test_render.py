@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tam_engine.core.placement import resize_map
 from tam_engine.render import (
     COLORMAPS,
     add_caption,
@@ -21,7 +22,7 @@ from tam_engine.render import (
 )
 from tam_engine.render.colormaps import colour_of
 from tam_engine.render.fonts import FONT_FILES, font_coverage, font_paths, font_stack
-from tam_engine.render.overlay import even_size, resize_map
+from tam_engine.render.overlay import even_size
 from tam_engine.render.textmap import BLACK, GREY, WHITE, candidate_cells, token_cells
 from tam_engine.testing.golden import ANSWER, PROMPT, build_explanation, golden_images
 

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QPushButton
 
 from tam_desktop.compare import CompareWindow
 from tam_desktop.settings import AppSettings
+from tam_engine.core.placement import resize_map
 from tam_engine.render.compare_figure import render_side_by_side
-from tam_engine.render.overlay import resize_map
 from tam_engine.testing.synthetic import compare_pair, independent_difference, synthetic_explanation
 
 

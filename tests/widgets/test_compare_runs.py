@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import QThreadPool
 
 from tam_engine.compare.comparison import Comparison
+from tam_engine.core.placement import resize_map
 from tam_engine.inference.settings import GenerationSettings
-from tam_engine.render.overlay import resize_map
 from tam_engine.testing.synthetic import independent_difference
 
 

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication, QToolTip
 
 from tam_desktop.main_window import MainWindow
 from tam_desktop.views.colors import lut
+from tam_engine.core.placement import resize_map
 from tam_engine.render.colormaps import colormap_lut
-from tam_engine.render.overlay import resize_map
 from tam_engine.testing.synthetic import synthetic_explanation
 
 
