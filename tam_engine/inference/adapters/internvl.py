@@ -20,6 +20,10 @@ class InternVLAdapter(Adapter):
     family = "internvl"
     native_video = True
     model_types: tuple[str, ...] = ("internvl",)
+    title = "InternVL3 (-hf layout)"
+    examples = ("OpenGVLab/InternVL3-1B-hf",)
+    media = ("image", "images", "video")
+    notes = "16 x 16 per 448-px tile (one tile per image)"
 
     @classmethod
     def supports(cls, config: Any) -> bool:

@@ -21,6 +21,11 @@ class Qwen2VLAdapter(Adapter):
     family = "qwen2_vl"
     native_video = True
     model_types: tuple[str, ...] = ("qwen2_vl",)
+    title = "Qwen2-VL"
+    examples = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct")
+    media = ("image", "images", "video")
+    notes = ("`image_grid_thw / (1, 2, 2)` per image; one map per temporal slot (2 frames) "
+             "for video")
 
     @classmethod
     def supports(cls, config: Any) -> bool:
@@ -108,6 +113,9 @@ class Qwen2VLAdapter(Adapter):
 class Qwen2_5_VLAdapter(Qwen2VLAdapter):  # noqa: N801 - the family's own spelling
     family = "qwen2_5_vl"
     model_types = ("qwen2_5_vl",)
+    title = "Qwen2.5-VL"
+    examples = ("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct")
+    notes = "as Qwen2-VL"
 
 
 def _rows(value: Any) -> np.ndarray:
