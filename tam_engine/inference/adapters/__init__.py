@@ -8,12 +8,32 @@ from tam_engine.inference.adapters.base import Adapter, GenerationSettings, Prep
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
+from tam_engine.inference.adapters.mistral3 import Mistral3Adapter
+from tam_engine.inference.adapters.paligemma import PaliGemmaAdapter
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
 
 #: Most specific first; the generic adapter is the last resort.
 ADAPTERS: tuple[type[Adapter], ...] = (
-    Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter, GenericAdapter,
+    Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter,
+    Mistral3Adapter,
+    PaliGemmaAdapter,
+    GenericAdapter,
 )
+
+
+def supported_families() -> tuple[type[Adapter], ...]:
+    """The families with an adapter of their own (the registry less the generic last resort)."""
+    return tuple(cls for cls in ADAPTERS if cls is not GenericAdapter)
+
+
+def supported_family_titles() -> str:
+    """``"Qwen2-VL, Qwen2.5-VL, ..."``: the supported families, for messages."""
+    return ", ".join(cls.title for cls in supported_families())
+
+
+# The generic adapter names the supported families when it refuses a model; it cannot import
+# this registry (the registry imports it), so it is told here.
+GenericAdapter.supported_titles = supported_family_titles()
 
 
 def adapter_class_for(config: Any) -> type[Adapter] | None:
@@ -25,5 +45,6 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
 
 
 __all__ = ["ADAPTERS", "Adapter", "GenerationSettings", "GenericAdapter", "InternVLAdapter",
-           "LlavaAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "SpanError",
-           "adapter_class_for"]
+           "LlavaAdapter", "Mistral3Adapter", "PaliGemmaAdapter", "Prepared", "Qwen2VLAdapter",
+           "Qwen2_5_VLAdapter", "SpanError", "adapter_class_for", "supported_families",
+           "supported_family_titles"]
