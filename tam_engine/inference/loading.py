@@ -187,8 +187,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
                              "image-processor files.") from exc
     if adapter_cls.uses_chat_template and not has_chat_template(processor):
         raise ModelLoadError(
-            f"{name} ships no chat template, which {adapter_cls.title or 'its family'} needs "
-            "to build the prompt.",
+            f"{name} ships no chat template, which its family's adapter ({adapter_cls.title}) "
+            "needs to build the prompt.",
             "Use the chat (instruction-tuned) checkpoint of this model, or add its "
             "chat_template.jinja to the model folder.")
     try:

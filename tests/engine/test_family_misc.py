@@ -205,8 +205,35 @@ def _refusal(adapter, media) -> TamError:
 def test_generic_refuses_a_grid_it_cannot_verify_and_lists_the_families(tiny_loaded):
     # Mistral 3's [IMG] rows are separated by [IMG_BREAK]: not one square run per image.
     loaded = tiny_loaded("mistral3")
-    err = _refusal(GenericAdapter(loaded.processor, loaded.model.config), case_media("wide"))
-    assert "mistral3" in err.message and "3 runs of image tokens" in err.message
+    adapter = GenericAdapter(loaded.processor, loaded.model.config)
+    err = _refusal(adapter, case_media("square"))
+    assert "mistral3" in err.message and f"8 runs ({', '.join(['8'] * 8)} tokens) for 1 image" in (
+        err.message)
+    assert "expected 1024 per image" in err.message
+    # a wide image is refused before: the processor pads it
+    assert "pads non-square images" in _refusal(adapter, case_media("wide")).message
+
+
+def test_generic_refuses_a_centre_crop_of_a_non_square_image(tiny_loaded):
+    # LLaVA-1.5's processor centre-crops: the generic adapter cannot draw the grid over the
+    # whole frame (the silent wrong map of a wide image); a square image is accepted.
+    loaded = tiny_loaded("llava")
+    adapter = GenericAdapter(loaded.processor, loaded.model.config)
+    err = _refusal(adapter, case_media("wide"))
+    assert "centre-crops non-square images" in err.message
+    (g,) = adapter.prepare(case_media("square"), PROMPT).spans.grids
+    assert (g.h, g.w) == (4, 4)
+
+
+def test_generic_turns_any_mismatch_into_a_refusal(tiny_loaded):
+    # PaliGemma given a chat template: the processor adds <bos> the template does not show.
+    loaded = tiny_loaded("paligemma")
+    processor = copy.copy(loaded.processor)
+    processor.chat_template = ("{% for m in messages %}{% for c in m['content'] %}"
+                               "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}"
+                               "{% endif %}{% endfor %}{% endfor %}")
+    err = _refusal(GenericAdapter(processor, loaded.model.config), case_media("square"))
+    assert "Cannot locate the prompt" in err.message
 
 
 def test_generic_refusal_reports_real_per_image_counts(tiny_loaded):
@@ -219,6 +246,7 @@ def test_generic_refusal_reports_real_per_image_counts(tiny_loaded):
     assert counts[0] != counts[1]
     err = _refusal(adapter, media)
     assert f"image 1: {counts[0]}, image 2: {counts[1]}" in err.message
+    assert "expected 16 per image (the config's image_seq_length: a 4 x 4 grid)" in err.message
     assert f"{sum(counts) // 2} " not in err.message  # never an average
 
 

@@ -59,7 +59,7 @@ def test_a_checkpoint_without_a_chat_template_is_refused_at_load(tmp_path, tiny_
     (tmp_path / "chat_template.jinja").unlink()
     with pytest.raises(ModelLoadError) as info:
         load_model(tmp_path, device="cpu")
-    assert "no chat template" in info.value.message and "Mistral 3" in info.value.message
+    assert "no chat template" in info.value.message and "(Mistral 3)" in info.value.message
     assert "chat_template.jinja" in info.value.hint
 
 

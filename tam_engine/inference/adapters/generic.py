@@ -1,12 +1,13 @@
 """Any other image-text-to-text model, where its grids can be verified; refused otherwise.
 
 The generic adapter accepts only what it can check: every image is one contiguous run of the
-processor's image token, each run holds exactly the feature count the model declares (the
-processor's or config's ``image_seq_length``/``mm_tokens_per_image``, else the vision tower's
-``(image_size / patch_size)^2`` patches), and that count is a square grid over the whole image.
-Anything else (markers mistaken for image tokens, tiles, crops, per-image sizes, a family's own
-video path) is refused with the real per-image counts and the families that have an adapter.
-Videos go in as frames, only for processors with no video path of their own.
+processor's image token (or adjacent images share a run equally), each image holds exactly the
+feature count the model declares (the processor's or config's ``image_seq_length``/
+``mm_tokens_per_image``, else the vision tower's ``(image_size / patch_size)^2`` patches), that
+count is a square grid, and the grid saw the whole image (no centre crop or padding of a
+non-square image). Anything else (markers mistaken for image tokens, tiles, crops, per-image
+sizes, a family's own video path) is refused with the real per-image counts and the families that
+have an adapter. Videos go in as frames, only for processors with no video path of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ import numpy as np
 
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
-from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
+from tam_engine.inference.adapters.base import (
+    Adapter,
+    GenerationSettings,
+    Prepared,
+    SpanError,
+    token_id,
+)
+
+
+class UnsupportedModelError(SpanError):
+    """The generic adapter cannot verify where this model's vision tokens belong."""
 
 
 class GenericAdapter(Adapter):
@@ -41,9 +52,18 @@ class GenericAdapter(Adapter):
         return (getattr(config, "vision_config", None) is not None
                 and getattr(config, "model_type", None) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES)
 
-    def _refusal(self, reason: str) -> SpanError:
+    def prepare(self, media: list[MediaItem], prompt: str,
+                settings: GenerationSettings | None = None) -> Prepared:
+        try:
+            return super().prepare(media, prompt, settings)
+        except UnsupportedModelError:
+            raise
+        except SpanError as exc:  # whatever does not fit is a refusal that names the families
+            raise self._refusal(exc.message) from exc
+
+    def _refusal(self, reason: str) -> UnsupportedModelError:
         kind = getattr(self.config, "model_type", None) or "this model"
-        return SpanError(
+        return UnsupportedModelError(
             f"{reason} {kind} has no adapter of its own, and the generic one accepts only one "
             "square grid per image of the model's declared size.",
             f"Supported families: {self.supported_titles or 'see `tam models`'}. "
@@ -57,7 +77,8 @@ class GenericAdapter(Adapter):
             for name in names:
                 value = getattr(obj, name, None)
                 if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value:
-                    return int(value), name
+                    owner = "processor" if obj is self.processor else "config"
+                    return int(value), f"the {owner}'s {name}"
         size, patch = getattr(vc, "image_size", None), getattr(vc, "patch_size", None)
         if isinstance(size, int) and isinstance(patch, int) and patch and size % patch == 0:
             side = size // patch
@@ -70,6 +91,12 @@ class GenericAdapter(Adapter):
                 self.processor, "video_processor", None) is not None:
             raise self._refusal("This model processes videos its own way (it has a video "
                                 "processor), which the generic adapter does not follow.")
+        ip = getattr(self.processor, "image_processor", None)
+        changes = [what for what, flag in (("centre-crops", "do_center_crop"), ("pads", "do_pad"))
+                   if getattr(ip, flag, False)]
+        if changes and any(m.size[0] != m.size[1] for m in media):
+            raise self._refusal(f"The image processor {' and '.join(changes)} non-square images, "
+                                "so a grid does not show the whole image.")
         tid = token_id(self.processor, self.config, "image_token_id", "image_token_index")
         if tid is None:
             raise self._refusal("The processor names no image token.")
@@ -88,11 +115,12 @@ class GenericAdapter(Adapter):
         side = math.isqrt(n)
         if len(counts) != n_images or any(c != n for c in counts) or side * side != n:
             if len(counts) == n_images:
-                seen = ", ".join(f"image {i + 1}: {c}" for i, c in enumerate(counts))
+                seen = "Vision tokens per image: " + ", ".join(
+                    f"image {i + 1}: {c}" for i, c in enumerate(counts))
             else:
-                seen = (f"{n_images} image(s) but {len(counts)} runs of image tokens, of "
-                        + ", ".join(str(c) for c in counts))
+                seen = (f"The image tokens come in {len(counts)} runs ("
+                        + ", ".join(str(c) for c in counts) + f" tokens) for {n_images} image"
+                        + ("s" if n_images > 1 else ""))
             grid = f"a {side} x {side} grid" if side * side == n else "not a square grid"
-            raise self._refusal(f"Vision tokens per image ({seen}) do not match the {n} per image "
-                                f"that {source} declares ({grid}).")
+            raise self._refusal(f"{seen}; expected {n} per image ({source}: {grid}).")
         return self._frames_as_images(media, [(side, side)] * n_images, positions)

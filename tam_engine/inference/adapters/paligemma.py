@@ -30,7 +30,7 @@ class PaliGemmaAdapter(Adapter):
     family = "paligemma"
     model_types: tuple[str, ...] = ("paligemma",)
     uses_chat_template = False
-    title = "PaliGemma, PaliGemma 2"
+    title = "PaliGemma"
     examples = ("google/paligemma2-3b-mix-224", "google/paligemma-3b-mix-224")
     media = ("image", "images", "video")
     notes = ("16 x 16 at 224 px (32 x 32 at 448, 64 x 64 at 896); a prefix prompt, no chat "
