@@ -39,9 +39,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tam_engine.core.media import MediaItem  # noqa: E402
-from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
-from tam_engine.inference.capture import capture, greedy_config  # noqa: E402
+from tam_engine.inference.capture.generate import capture, greedy_config  # noqa: E402
 from tam_engine.inference.loading import load_model  # noqa: E402
+from tam_engine.inference.settings import GenerationSettings  # noqa: E402
 from tam_engine.testing.tiny_models import (  # noqa: E402
     build_qwen2_vl_processor,
     qwen2_vl_model,

@@ -78,7 +78,7 @@ def bench_run_stall(app, tokens: int) -> tuple[float, float, int]:
     from PySide6.QtCore import QThreadPool, QTimer
 
     from tam_desktop.main_window import MainWindow
-    from tam_desktop.settings import GenerationPrefs
+    from tam_engine.inference.settings import GenerationSettings
     from tam_engine.testing.tiny_models import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="tam-bench-gui-"))
@@ -96,7 +96,7 @@ def bench_run_stall(app, tokens: int) -> tuple[float, float, int]:
     app.processEvents()
     window.media_paths = [str(image)]
     window.run_panel.model.setCurrentText(str(model))
-    window.settings.generation = GenerationPrefs(max_new_tokens=tokens, device="cpu",
+    window.settings.generation = GenerationSettings(max_new_tokens=tokens, device="cpu",
                                                  max_pixels=28 * 28 * 1024)
     ticks: list[float] = []
     beat = QTimer()

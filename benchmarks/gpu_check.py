@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tam_engine.core.engine import score_table  # noqa: E402
 from tam_engine.core.media import MediaItem  # noqa: E402
-from tam_engine.inference.adapters import GenerationSettings  # noqa: E402
 from tam_engine.inference.capture import capture  # noqa: E402
 from tam_engine.inference.loading import load_model  # noqa: E402
 from tam_engine.inference.pipeline import run_and_explain  # noqa: E402
+from tam_engine.inference.settings import GenerationSettings  # noqa: E402
 from tam_engine.testing.tiny_models import FAMILIES, build_tiny_model  # noqa: E402
 
 

@@ -30,7 +30,8 @@ DOCS = Path(__file__).resolve().parent
 
 def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
     from tam_desktop.main_window import MainWindow
-    from tam_desktop.settings import AppSettings, GenerationPrefs
+    from tam_desktop.settings import AppSettings
+    from tam_engine.inference.settings import GenerationSettings
 
     w = MainWindow(AppSettings(), save_on_close=False)
     w.resize(1500, 900)
@@ -44,7 +45,7 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
     wait(lambda: bool(w.media_paths))
     w.run_panel.set_model(model)
     w.run_panel.set_prompt(prompt)
-    w.settings.generation = GenerationPrefs(max_new_tokens=32)
+    w.settings.generation = GenerationSettings(max_new_tokens=32)
     w.run()
     wait(lambda: not w.controller.running)
     ex = w.state.explanation
@@ -74,10 +75,11 @@ def _wait(app, cond, timeout: float = 300.0) -> None:
 def shoot_compare(app, media: Path, model_a: str, model_b: str, prompt: str, out: Path) -> str:
     from tam_desktop.app_context import AppContext
     from tam_desktop.compare.window import CompareWindow
-    from tam_desktop.settings import AppSettings, GenerationPrefs
+    from tam_desktop.settings import AppSettings
+    from tam_engine.inference.settings import GenerationSettings
 
     settings = AppSettings()
-    settings.generation = GenerationPrefs(max_new_tokens=32)
+    settings.generation = GenerationSettings(max_new_tokens=32)
     w = CompareWindow(AppContext(settings), media_paths=[str(media)], prompt=prompt,
                       model_a=model_a, model_b=model_b)
     w.move(0, 0)

@@ -69,8 +69,10 @@ class RunController:
         worker.yielded.connect(lambda ev: self._on_event(gen, ev))
         worker.returned.connect(lambda ex: self._on_returned(gen, ex))
         worker.errored.connect(lambda exc: self._on_errored(gen, exc))
-        worker.aborted.connect(lambda: self._on_aborted(gen))
-        worker.finished.connect(lambda: self._live.discard(worker))
+        # superqt types its argument-less signals as SigInst[None] (a slot taking one argument),
+        # which they are not: ``*_`` accepts the nothing they send and satisfies the stub.
+        worker.aborted.connect(lambda *_: self._on_aborted(gen))
+        worker.finished.connect(lambda *_: self._live.discard(worker))
         self._worker = worker
         self._live.add(worker)
         self.view.run_started(request)

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop import __version__
-from tam_desktop.settings import GenerationPrefs
 from tam_engine.core.errors import TamError
+from tam_engine.inference.settings import GenerationSettings
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -57,7 +57,7 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessa
 class GenerationDialog(QDialog):
     """Max new tokens, video sampling, image resolution limits, device and dtype."""
 
-    def __init__(self, prefs: GenerationPrefs, parent: QWidget | None = None) -> None:
+    def __init__(self, prefs: GenerationSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Generation Settings")
         self.max_new_tokens = QSpinBox(self)
@@ -89,7 +89,7 @@ class GenerationDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
-            lambda: self.set_prefs(GenerationPrefs()))
+            lambda: self.set_prefs(GenerationSettings()))
         form.addRow(buttons)
         self.set_prefs(prefs)
 
@@ -102,7 +102,7 @@ class GenerationDialog(QDialog):
                        "vision tokens = faster and less memory")
         return box
 
-    def set_prefs(self, p: GenerationPrefs) -> None:
+    def set_prefs(self, p: GenerationSettings) -> None:
         self.max_new_tokens.setValue(p.max_new_tokens)
         self.video_fps.setValue(p.video_fps)
         self.max_frames.setValue(p.max_frames)
@@ -111,8 +111,8 @@ class GenerationDialog(QDialog):
         self.device.setCurrentText(p.device)
         self.dtype.setCurrentText(p.dtype)
 
-    def prefs(self) -> GenerationPrefs:
-        return GenerationPrefs(
+    def prefs(self) -> GenerationSettings:
+        return GenerationSettings(
             max_new_tokens=self.max_new_tokens.value(),
             video_fps=round(self.video_fps.value(), 1),
             max_frames=self.max_frames.value(),

@@ -346,8 +346,8 @@ class MainWindow(AppWindow):
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
         s.overlay_visible, s.combine, s.stretch = d.overlay_visible, d.combine, d.stretch
-        s.geometry = bytes(self.saveGeometry().toBase64()).decode()
-        s.splitter_state = bytes(self.pane.h_split.saveState().toBase64()).decode()
+        s.geometry = self.saveGeometry().toBase64().toStdString()
+        s.splitter_state = self.pane.h_split.saveState().toBase64().toStdString()
         prompt = self.run_panel.prompt_text()
         if prompt:
             s.prompt = prompt

@@ -110,8 +110,8 @@ def _step_decode_video(state: SelfTestState) -> str:
 
 
 def _step_explain(state: SelfTestState) -> str:
-    from tam_engine.inference.adapters.base import GenerationSettings
     from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.settings import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=SELF_TEST_MAX_NEW_TOKENS)
     state.explanation = run_and_explain(state.loaded, [state.media], SELF_TEST_PROMPT, settings)
@@ -206,7 +206,8 @@ def _step_window(state: SelfTestState) -> str:
         shot = window.grab()  # paints every widget, the heat-map views included
         if shot.isNull() or shot.width() == 0:
             raise SelfTestFailure("the main window could not be painted")
-        return f"main window {shot.width()}x{shot.height()} painted on '{app.platformName()}'"
+        platform_name = QApplication.platformName()
+        return f"main window {shot.width()}x{shot.height()} painted on '{platform_name}'"
     finally:
         window.close()
         window.deleteLater()

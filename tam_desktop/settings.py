@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tam_engine.core.atomic import atomic_write_bytes
+from tam_engine.inference.settings import GenerationSettings
 
 SETTINGS_VERSION = 1
 CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"
@@ -29,24 +30,11 @@ PROMPT_PRESETS = (
 )
 
 
-@dataclass
-class GenerationPrefs:
-    """The generation settings the user chose (the GUI's half of ``GenerationSettings``)."""
-
-    max_new_tokens: int = 64
-    video_fps: float = 2.0
-    max_frames: int = 16
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-
-    def to_generation_settings(self) -> Any:
-        """A ``tam_engine.inference.pipeline.GenerationSettings`` with these values."""
-        from tam_engine.inference.pipeline import GenerationSettings
-
-        known = {f.name for f in fields(GenerationSettings)}
-        return GenerationSettings(**{k: v for k, v in asdict(self).items() if k in known})
+#: The generation fields the user sets in the app and that settings.json keeps, under these
+#: names. ``top_k`` keeps its default. ``trust_remote_code`` is never read from a file: it runs
+#: code from a model's repository, so it must stay a deliberate choice, never a stored one.
+STORED_GENERATION_FIELDS = ("max_new_tokens", "video_fps", "max_frames", "min_pixels",
+                            "max_pixels", "device", "dtype")
 
 
 @dataclass
@@ -67,7 +55,7 @@ class AppSettings:
     overlay_visible: bool = True
     stretch: bool = False
     combine: str = "mean"
-    generation: GenerationPrefs = field(default_factory=GenerationPrefs)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
 
     # ------------------------------------------------------------------ recents
     def add_recent_file(self, path: str) -> None:
@@ -78,7 +66,9 @@ class AppSettings:
 
     # ------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["generation"] = {k: out["generation"][k] for k in STORED_GENERATION_FIELDS}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AppSettings:
@@ -88,7 +78,8 @@ class AppSettings:
             return out
         gen = data.get("generation")
         if isinstance(gen, dict):
-            out.generation = _fill(GenerationPrefs(), gen)
+            stored = {k: v for k, v in gen.items() if k in STORED_GENERATION_FIELDS}
+            out.generation = _fill(GenerationSettings(), stored)
         rest = {k: v for k, v in data.items() if k not in ("generation", "version")}
         return _fill(out, rest)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_worker
 
-from tam_desktop.settings import GenerationPrefs
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.inference.settings import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunRequest:
     model: str
     media_paths: tuple[str, ...]
     prompt: str
-    generation: GenerationPrefs
+    generation: GenerationSettings
     media: tuple[MediaItem, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -82,7 +82,8 @@ class ModelCache:
             self._key, self._model = None, None  # free the old model before loading the new
             loader = self._loader
             if loader is None:
-                from tam_engine.inference.loading import load_model as loader
+                from tam_engine.inference.loading import load_model
+                loader = load_model
             model = loader(name, device=device, dtype=dtype)
             self._key, self._model = key, model
             return model
@@ -172,8 +173,8 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     def on_token(index: int, text: str) -> None:
         emit(TokenStreamed(index, text))
 
-    return run_and_explain(loaded, media, request.prompt, gen.to_generation_settings(),
-                           on_token=on_token, should_stop=should_stop)
+    return run_and_explain(loaded, media, request.prompt, gen, on_token=on_token,
+                           should_stop=should_stop)
 
 
 def start_run_worker(request: RunRequest, cache: ModelCache,

@@ -392,4 +392,4 @@ class CompareWindow(AppWindow):
         self.exports.cancel()
 
     def remember(self) -> None:
-        self.settings.compare_geometry = bytes(self.saveGeometry().toBase64()).decode()
+        self.settings.compare_geometry = self.saveGeometry().toBase64().toStdString()

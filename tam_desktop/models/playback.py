@@ -80,10 +80,14 @@ class FrameCursor:
 
 
 class DisplayOptions:
-    """How maps are drawn; shareable so compared panes look alike."""
+    """How maps are drawn; shareable so compared panes look alike.
+
+    Every value goes through its checking setter, so ``combine`` may be any text (it comes
+    from the stored settings): anything but "mean" or "max" raises ``ValueError``.
+    """
 
     def __init__(self, colormap: str = "jet", opacity: float = 0.5,
-                 overlay_visible: bool = True, combine: CombineHow = "mean",
+                 overlay_visible: bool = True, combine: str = "mean",
                  stretch: bool = False) -> None:
         self.changed = Event("display_changed")  # (name: str)
         self._values: dict[str, object] = {}

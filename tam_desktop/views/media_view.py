@@ -56,7 +56,7 @@ class MediaView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
         layout.addWidget(self.empty_label)
-        self.graphics.painted = self.painted  # type: ignore[attr-defined]
+        self.graphics.painted.connect(self.painted)
 
         self._frame_key: tuple | None = None
         self._heat_key: tuple | None = None
@@ -209,9 +209,8 @@ class MediaView(QWidget):
 
 
 class _PaintNotifyingLayout(pg.GraphicsLayoutWidget):
-    painted = None
+    painted = Signal()  # forwarded to MediaView.painted
 
     def paintEvent(self, ev) -> None:  # noqa: N802 (Qt override)
         super().paintEvent(ev)
-        if self.painted is not None:
-            self.painted.emit()
+        self.painted.emit()

@@ -48,7 +48,7 @@ class TokenTimeline(pg.PlotWidget):
                                       pen=pg.mkPen("#d93025", width=2),
                                       hoverPen=pg.mkPen("#ea4335", width=4))
         self.addItem(self.cursor)
-        self._strength = np.zeros(0, np.float32)
+        self._strength: np.ndarray = np.zeros(0, np.float32)
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         state.content_changed.connect(self._rebuild)

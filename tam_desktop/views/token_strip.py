@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
 from tam_desktop.models.playback import PlaybackState
@@ -143,7 +151,8 @@ class TokenCanvas(QWidget):
                        else Qt.CursorShape.ArrowCursor)
 
     def event(self, ev: QEvent) -> bool:
-        if ev.type() == QEvent.Type.ToolTip:
+        # PySide6 hands over the event's own class, so a tool-tip event is a QHelpEvent.
+        if ev.type() == QEvent.Type.ToolTip and isinstance(ev, QHelpEvent):
             i = self.index_at(ev.pos().x(), ev.pos().y())
             if i is None:
                 QToolTip.hideText()

@@ -61,8 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     from tam_engine.eval.datasets import open_dataset
     from tam_engine.eval.explainers import model_explain_fn, process_layout
     from tam_engine.eval.runner import format_summary, run_eval, variants_for
-    from tam_engine.inference.adapters.base import GenerationSettings
     from tam_engine.inference.loading import load_model
+    from tam_engine.inference.settings import GenerationSettings
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1.")

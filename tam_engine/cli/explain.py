@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tam_engine.core.explanation import TamOptions
-    from tam_engine.inference.adapters import GenerationSettings
     from tam_engine.inference.loading import load_model
     from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.settings import GenerationSettings
     from tam_engine.media.io import load_media
 
     _resolve_defaults(args)

@@ -2,7 +2,7 @@
 
 One definition each, so the two commands spell, default and document them the same way, and
 one place turns them into :func:`~tam_engine.inference.loading.load_model` arguments and
-:class:`~tam_engine.inference.adapters.GenerationSettings`.
+:class:`~tam_engine.inference.settings.GenerationSettings`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def load_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str
 
 
 def settings_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str, Any]:
-    """The :class:`~tam_engine.inference.adapters.GenerationSettings` fields the shared options set."""
+    """The :class:`~tam_engine.inference.settings.GenerationSettings` fields the shared options set."""
     return {"device": device or args.device, "dtype": args.dtype,
             "trust_remote_code": args.trust_remote_code, "video_fps": args.fps,
             "max_frames": args.max_frames, "min_pixels": args.min_pixels,

@@ -25,8 +25,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tam_engine.demo.synth import SynthObject
 
 #: Base seed of the held-out scenes (training uses a different base, see training/).
 HELDOUT_SEED = 424242
@@ -101,7 +105,7 @@ def clean_answer(texts: list[str], special: Sequence[bool] | np.ndarray) -> str:
     return "".join(t for t, s in zip(texts, special) if not s).strip()
 
 
-def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
+def named_words(texts: list[str], objects) -> list[tuple[int, SynthObject]]:
     """(answer token index, object) for each colour/shape token of a correct caption.
 
     A correct caption names the objects in order, one ``a/an COLOUR SHAPE`` phrase each; the
@@ -109,7 +113,7 @@ def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
     """
     from tam_engine.demo.synth import COLORS, SHAPES
 
-    out: list[tuple[int, object]] = []
+    out: list[tuple[int, SynthObject]] = []
     phrase = -1
     for k, t in enumerate(texts):
         w = t.strip()
@@ -120,7 +124,7 @@ def named_words(texts: list[str], objects) -> list[tuple[int, object]]:
     return out
 
 
-def phrase_objects(texts: list[str], objects) -> list[tuple[int, object]]:
+def phrase_objects(texts: list[str], objects) -> list[tuple[int, SynthObject]]:
     """(token index, object) for colour/shape tokens of phrases naming exactly one real object.
 
     A phrase is a colour token followed by a shape token; it counts when exactly one object
@@ -128,7 +132,7 @@ def phrase_objects(texts: list[str], objects) -> list[tuple[int, object]]:
     """
     from tam_engine.demo.synth import COLORS, SHAPES
 
-    out: list[tuple[int, object]] = []
+    out: list[tuple[int, SynthObject]] = []
     words = [t.strip() for t in texts]
     for k in range(len(words) - 1):
         if words[k] in COLORS and words[k + 1] in SHAPES:
@@ -167,7 +171,7 @@ def peak_inside(map_u8: np.ndarray, mask: np.ndarray) -> bool:
 
 
 def _settings(device: str):
-    from tam_engine.inference.adapters.base import GenerationSettings
+    from tam_engine.inference.settings import GenerationSettings
 
     return GenerationSettings(max_new_tokens=40, device=device, dtype="float32")
 

@@ -328,7 +328,7 @@ def write_dataset(out_dir: str | Path, n_images: int, n_videos: int, seed: int =
         scene = make_image_scene(item_seed(seed, "image", i), size)
         name = f"img_{i:05d}"
         atomic_write_bytes(out / "images" / f"{name}.png", encode_png(scene.image))
-        objects = []
+        objects: list[dict[str, object]] = []
         for j, o in enumerate(scene.objects):
             rel = f"masks/{name}_{j}.png"
             atomic_write_bytes(out / rel, encode_png(o.mask.astype(np.uint8) * 255))

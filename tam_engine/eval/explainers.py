@@ -4,44 +4,43 @@ from __future__ import annotations
 
 import datetime
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.eval.datasets import EvalItem
+
+if TYPE_CHECKING:
+    from tam_engine.inference.loading import LoadedModel
+    from tam_engine.inference.settings import GenerationSettings
 
 DEFAULT_PROMPT = "Describe this image in one sentence."
 DEFAULT_VIDEO_PROMPT = "Describe this video in one sentence."
 
 
-def model_explain_fn(loaded: Any, settings: Any, prompt: str | None = None
+def model_explain_fn(loaded: LoadedModel, settings: GenerationSettings,
+                     prompt: str | None = None
                      ) -> Callable[[EvalItem, Sequence[TamOptions]], list[Explanation]]:
     """Generate once per item with a loaded model; explain it once per option set.
 
-    ``loaded`` is a :class:`tam_engine.inference.loading.LoadedModel`, ``settings`` a
-    :class:`GenerationSettings`. The score table (the only model-sized product) is computed once
-    and the engine re-run per option set, so an ablation costs one generation.
+    The generation and the score table (the only model-sized product) are computed once per
+    item by :func:`~tam_engine.inference.pipeline.run_and_explain_many`, so an ablation costs
+    one generation.
     """
-    from tam_engine.core.engine import explain_from_scores, score_table
-    from tam_engine.inference.capture import capture
+    from tam_engine.inference.pipeline import run_and_explain_many
     from tam_engine.media.io import load_media
 
     def explain(item: EvalItem, options: Sequence[TamOptions]) -> list[Explanation]:
         media = load_media(item.media, fps=settings.video_fps, max_frames=settings.max_frames)
         text = prompt or (DEFAULT_VIDEO_PROMPT if item.kind == "video" else DEFAULT_PROMPT)
-        t0 = time.perf_counter()
-        prepared = loaded.adapter.prepare(media, text, settings)
-        inputs = capture(loaded, prepared, settings)
-        t1 = time.perf_counter()
-        table = score_table(inputs)
-        out = [explain_from_scores(inputs, table, o, media=prepared.media,
-                                   meta={"model": loaded.name, "prompt": text, "item": item.id})
-               for o in options]
-        timings = {"generate_s": round(t1 - t0, 4),
-                   "engine_s": round(time.perf_counter() - t1, 4)}
+        out = run_and_explain_many(loaded, media, text, settings, options)
+        t = out[0].meta["timings"]
+        # The records' names: generating includes preparing the inputs; the engine is the rest.
+        timings = {"generate_s": round(t["prepare_s"] + t["generate_s"], 4),
+                   "engine_s": t["explain_s"]}
         for e in out:
+            e.meta["item"] = item.id
             e.meta["timings"] = timings
         return out
 

@@ -1,18 +1,27 @@
-"""One call from media and a prompt to an :class:`~tam_engine.core.explanation.Explanation`."""
+"""One call from media and a prompt to an :class:`~tam_engine.core.explanation.Explanation`
+(or to several, one per set of engine options, from a single generation).
+
+:class:`GenerationSettings` is defined in :mod:`tam_engine.inference.settings` (the adapters
+need it and this module imports them) and re-exported here with the functions that take it.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
-from tam_engine.core.engine import explain
+from tam_engine.core.engine import explain_from_scores, score_table
+from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import GenerationSettings
-from tam_engine.inference.capture import OnToken, ShouldStop, capture
+from tam_engine.inference.capture.generate import capture
+from tam_engine.inference.capture.hooks import OnToken, ShouldStop
 from tam_engine.inference.loading import LoadedModel
+from tam_engine.inference.settings import GenerationSettings
 
-__all__ = ["GenerationSettings", "run_and_explain"]
+__all__ = ["GenerationSettings", "run_and_explain", "run_and_explain_many"]
 
 
 def run_and_explain(loaded: LoadedModel, media: list[MediaItem], prompt: str,
@@ -26,18 +35,33 @@ def run_and_explain(loaded: LoadedModel, media: list[MediaItem], prompt: str,
     :class:`~tam_engine.core.errors.Cancelled`). ``meta`` of the result holds the model, the prompt,
     the settings and the timings.
     """
+    return run_and_explain_many(loaded, media, prompt, settings, [options or TamOptions()],
+                                on_token=on_token, should_stop=should_stop)[0]
+
+
+def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: str,
+                         settings: GenerationSettings | None,
+                         options: Sequence[TamOptions],
+                         on_token: OnToken | None = None,
+                         should_stop: ShouldStop | None = None) -> list[Explanation]:
+    """:func:`run_and_explain` for several option sets (an ablation): one generation, and one
+    explanation per entry of ``options``, in order.
+
+    The model-sized product (the score table) is also computed once; each explanation equals
+    what :func:`run_and_explain` gives with that option set. Each has its own copy of the same
+    ``meta``; its ``timings`` are those of the whole call (``explain_s`` covers all of them).
+    """
+    if not options:
+        raise ValueError("options must hold at least one TamOptions")
     settings = settings or GenerationSettings()
-    options = options or TamOptions()
     t0 = time.perf_counter()
     prepared = loaded.adapter.prepare(media, prompt, settings)
     t1 = time.perf_counter()
     inputs = capture(loaded, prepared, settings, on_token=on_token, should_stop=should_stop)
     t2 = time.perf_counter()
     if should_stop is not None and should_stop():
-        from tam_engine.core.errors import Cancelled
-
         raise Cancelled()
-    meta = {
+    meta: dict[str, Any] = {
         "model": loaded.name,
         "family": loaded.family,
         "prompt": prompt,
@@ -47,8 +71,13 @@ def run_and_explain(loaded: LoadedModel, media: list[MediaItem], prompt: str,
         "input_tokens": int(inputs.input_len),
         "generated_tokens": int(inputs.n_answer),
     }
-    expl = explain(inputs, options, media=prepared.media, meta=meta)
+    table = score_table(inputs)
+    out = [explain_from_scores(inputs, table, o, media=prepared.media,
+                               meta={**meta, "settings": asdict(settings)})
+           for o in options]
     t3 = time.perf_counter()
-    expl.meta["timings"] = {"prepare_s": round(t1 - t0, 4), "generate_s": round(t2 - t1, 4),
-                            "explain_s": round(t3 - t2, 4)}
-    return expl
+    timings = {"prepare_s": round(t1 - t0, 4), "generate_s": round(t2 - t1, 4),
+               "explain_s": round(t3 - t2, 4)}
+    for expl in out:
+        expl.meta["timings"] = dict(timings)
+    return out

@@ -65,8 +65,10 @@ class _Scores:
     """Clipped logits ``a_c(p) = max(0, H[p] . W[c] + b[c])``, one dot product per pair."""
 
     def __init__(self, hidden, weight, bias) -> None:
-        self.h = _as_float64(hidden)
-        self.w = _as_float64(weight)
+        h, w = _as_float64(hidden), _as_float64(weight)
+        if h is None or w is None:
+            raise ValueError("the reference needs hidden states and lm_head weights")
+        self.h, self.w = h, w
         self.b = _as_float64(bias)
         self._memo: dict[tuple[int, int], float] = {}
 

@@ -6,6 +6,8 @@ candidate comes out of ``tam_engine.core.engine.explain`` exactly as it would af
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tam_engine.core.engine import explain
@@ -74,13 +76,16 @@ def synthetic_inputs(rng: np.random.Generator, *, d: int = 8, vocab: int = 20,
     hidden = hidden.astype(np.float32)
     weight = weight.astype(np.float32)
     b = None if b is None else b.astype(np.float32)
+    lm_hidden: Any = hidden
+    lm_weight: Any = weight
+    lm_bias: Any = b
     if torch_tensors:
         import torch
 
-        hidden, weight = torch.from_numpy(hidden), torch.from_numpy(weight)
-        b = None if b is None else torch.from_numpy(b)
+        lm_hidden, lm_weight = torch.from_numpy(hidden), torch.from_numpy(weight)
+        lm_bias = None if b is None else torch.from_numpy(b)
     texts = [TIE_WORDS[int(i) % len(TIE_WORDS)] for i in ids]
-    return TamInputs(ids=ids, input_len=L, hidden=hidden, lm_weight=weight, lm_bias=b,
+    return TamInputs(ids=ids, input_len=L, hidden=lm_hidden, lm_weight=lm_weight, lm_bias=lm_bias,
                      spans=Spans(grids=tuple(vgrids), prompt_positions=prm), token_texts=texts)
 
 
@@ -125,7 +130,31 @@ def synthetic_explanation(kind: str = "image", *, width: int = 64, height: int =
     frames = np.stack([
         np.stack([(xx * 4 + 40 * i) % 256, (yy * 5) % 256, np.full_like(xx, 90 + 20 * i)], -1)
         for i in range(n)]).astype(np.uint8)
-    media = MediaItem(kind=kind, path=f"synthetic.{'png' if kind == 'image' else 'mp4'}",
-                      frames=frames, frame_slot=np.arange(n) // 2 if kind == "video" else [0],
+    media = MediaItem(kind="video" if kind == "video" else "image",
+                      path=f"synthetic.{'png' if kind == 'image' else 'mp4'}",
+                      frames=frames, frame_slot=np.arange(n) // 2 if kind == "video" else np.zeros(1),
                       timestamps=np.arange(n) / 2.0, fps=2.0 if kind == "video" else 0.0)
     return explain(inputs, media=[media], meta={"model": "synthetic", "prompt": "Describe"})
+
+
+def compare_pair(kind: str = "image") -> tuple[Explanation, Explanation]:
+    """Two explanations of the same media by "two models": A says "a red circle and a blue
+    square moves left ." on a 6x8 grid; B says "a blue circle and a blue square moves" on a
+    3x4 grid."""
+    a = synthetic_explanation(kind, width=96, height=72, seed=0)
+    b = synthetic_explanation(kind, width=96, height=72, grid_hw=(3, 4), n_answer=8, seed=5)
+    b.answer.texts[1] = " blue"
+    a.meta["model"], b.meta["model"] = "model-a", "model-b"
+    return a, b
+
+
+def independent_difference(ex_a: Explanation, map_a: np.ndarray, map_b: np.ndarray
+                           ) -> np.ndarray:
+    """A - B written independently of the renderer: both uint8 maps resized bilinearly to A's
+    frame, on [0, 1]."""
+    import cv2
+
+    h, w = ex_a.media[0].frames.shape[1:3]
+    fa = cv2.resize(map_a.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
+    fb = cv2.resize(map_b.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_LINEAR)
+    return fa - fb

@@ -11,8 +11,9 @@ import pytest
 
 from tam_desktop.models import DisplayOptions, Event, FrameCursor, PlaybackState
 from tam_desktop.models.text import candidates_line, token_tooltip
-from tam_desktop.settings import AppSettings, GenerationPrefs, load_settings, save_settings
+from tam_desktop.settings import AppSettings, load_settings, save_settings
 from tam_engine.core.tokens import display_token
+from tam_engine.inference.settings import GenerationSettings
 from tam_engine.testing.synthetic import synthetic_explanation
 
 
@@ -135,7 +136,7 @@ def test_token_text_helpers():
 def test_settings_round_trip_and_tolerate_garbage(tmp_path):
     path = tmp_path / "s" / "settings.json"
     s = AppSettings(colormap="magma", opacity=0.25, last_model="m")
-    s.generation = GenerationPrefs(max_new_tokens=7, max_pixels=200_000, device="cpu")
+    s.generation = GenerationSettings(max_new_tokens=7, max_pixels=200_000, device="cpu")
     for f in ("a.png", "b.png", "a.png"):
         s.add_recent_file(f)
     save_settings(s, path)
@@ -152,10 +153,27 @@ def test_settings_round_trip_and_tolerate_garbage(tmp_path):
     assert load_settings(tmp_path / "missing.json") == AppSettings()
 
 
-def test_generation_prefs_become_engine_settings():
-    gs = GenerationPrefs(max_new_tokens=5, video_fps=1.0, max_frames=4, dtype="float32"
-                         ).to_generation_settings()
-    assert (gs.max_new_tokens, gs.video_fps, gs.max_frames, gs.dtype) == (5, 1.0, 4, "float32")
+def test_generation_settings_are_the_engines_and_keep_their_json_names(tmp_path):
+    """The app stores the engine's own GenerationSettings; a settings.json written before (the
+    same seven names) loads into it and is written back unchanged."""
+
+    stored = {"max_new_tokens": 5, "video_fps": 1.5, "max_frames": 4, "min_pixels": None,
+              "max_pixels": 200_704, "device": "cpu", "dtype": "float32"}
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"version": 1, "colormap": "magma", "generation": stored}))
+    loaded = load_settings(path)
+    assert type(loaded.generation) is GenerationSettings
+    assert loaded.generation == GenerationSettings(max_new_tokens=5, video_fps=1.5, max_frames=4,
+                                                   max_pixels=200_704, device="cpu",
+                                                   dtype="float32")
+    save_settings(loaded, path)
+    written = json.loads(path.read_text())
+    assert written["generation"] == stored and written["colormap"] == "magma"
+    assert load_settings(path) == loaded
+    # top_k is not the app's to store; trust_remote_code is never taken from a file.
+    path.write_text(json.dumps({"generation": {**stored, "top_k": 9, "trust_remote_code": True}}))
+    gen = load_settings(path).generation
+    assert gen.top_k == GenerationSettings().top_k and gen.trust_remote_code is False
 
 
 def test_model_cache_keeps_one_model_per_key():

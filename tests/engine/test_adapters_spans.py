@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters import GenerationSettings, adapter_class_for
+from tam_engine.inference.adapters import adapter_class_for
+from tam_engine.inference.settings import GenerationSettings
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 PROMPT = "What colour is the shape on the left?"

@@ -9,8 +9,10 @@ import torch
 
 from tam_engine.core.errors import Cancelled, ModelMemoryError
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters import GenerationSettings
-from tam_engine.inference.capture import FinalHiddenHook, capture, token_texts
+from tam_engine.inference.capture import capture
+from tam_engine.inference.capture.detokenise import token_texts
+from tam_engine.inference.capture.hooks import FinalHiddenHook
+from tam_engine.inference.settings import GenerationSettings
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "llava", "internvl"]
 PROMPT = "Describe this image in one sentence."
@@ -157,7 +159,7 @@ def test_hook_records_until_released():
 
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_candidates_in_vocabulary_blocks_equal_the_full_softmax(tiny_loaded, with_bias):
-    from tam_engine.inference.capture import candidates_from_states
+    from tam_engine.inference.capture.candidates import candidates_from_states
 
     tok = tiny_loaded("qwen2_vl").adapter.tokenizer
     gen = torch.Generator().manual_seed(0)
@@ -175,7 +177,7 @@ def test_candidates_in_vocabulary_blocks_equal_the_full_softmax(tiny_loaded, wit
 
 @pytest.mark.parametrize("vocab", [7, 128 * 40, 128 * 40 + 57, 151_936])
 def test_piecewise_topk_equals_torch_topk(vocab):
-    from tam_engine.inference.capture import _topk_exact
+    from tam_engine.inference.capture.candidates import _topk_exact
 
     gen = torch.Generator().manual_seed(vocab)
     x = torch.randn(3, vocab, generator=gen)
@@ -188,7 +190,7 @@ def test_piecewise_topk_equals_torch_topk(vocab):
 
 
 def test_exp2_log_sum_exp_matches_float64():
-    from tam_engine.inference.capture import _log_sum_exp
+    from tam_engine.inference.capture.candidates import _log_sum_exp
 
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(4, 151_936, generator=gen) * torch.tensor([[1.0], [5.0], [20.0], [0.01]])
@@ -201,14 +203,14 @@ def test_exp2_log_sum_exp_matches_float64():
 def test_candidates_recorded_per_step_equal_those_from_the_states(tiny_loaded, family, monkeypatch):
     """On CPU the candidates come from lm_head's own rows during generation; they must equal the
     post-hoc computation from the captured states, and the lm_head hook must be gone after."""
-    import tam_engine.inference.capture as cap
+    import tam_engine.inference.capture.generate as gen
 
     loaded = tiny_loaded(family)
     settings = GenerationSettings(max_new_tokens=6, top_k=5)
     prepared = loaded.adapter.prepare([_image(2)], PROMPT, settings)
     calls = []
-    real = cap.candidates_from_states
-    monkeypatch.setattr(cap, "candidates_from_states", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gen.candidates_from_states
+    monkeypatch.setattr(gen, "candidates_from_states", lambda *a, **k: calls.append(1) or real(*a, **k))
     ti = capture(loaded, prepared, settings, min_new_tokens=6)
     assert not calls, "CPU run fell back to the post-hoc scan"
     head = loaded.adapter.lm_head(loaded.model)
@@ -224,12 +226,12 @@ def test_candidates_recorded_per_step_equal_those_from_the_states(tiny_loaded, f
 def test_step_candidates_fall_back_when_lm_head_is_bypassed(tiny_loaded, monkeypatch):
     """A model whose forward does not call the lm_head module gives no per-step rows: the
     candidates then come from the states, and are still right."""
-    import tam_engine.inference.capture as cap
+    from tam_engine.inference.capture.candidates import StepCandidates
 
     loaded = tiny_loaded("qwen2_vl")
     settings = GenerationSettings(max_new_tokens=4, top_k=3)
     prepared = loaded.adapter.prepare([_image(3)], PROMPT, settings)
-    monkeypatch.setattr(cap.StepCandidates, "_on_forward", lambda self, *a: None)
+    monkeypatch.setattr(StepCandidates, "_on_forward", lambda self, *a: None)
     ti = capture(loaded, prepared, settings, min_new_tokens=4)
     np.testing.assert_array_equal(ti.candidates.ids[:, 0], ti.ids[ti.input_len:])
 
@@ -238,7 +240,7 @@ def test_step_candidates_fall_back_when_lm_head_is_bypassed(tiny_loaded, monkeyp
 def test_step_candidates_equal_the_post_hoc_scan(tiny_loaded, vocab):
     """Per-step pieces, tails and sums, finished in one batch, give the same top-k and
     probabilities as the batched scan over the states (whole-row, piece and tail paths)."""
-    from tam_engine.inference.capture import StepCandidates, candidates_from_states
+    from tam_engine.inference.capture.candidates import StepCandidates, candidates_from_states
 
     tok = tiny_loaded("qwen2_vl").adapter.tokenizer
     gen = torch.Generator().manual_seed(vocab)

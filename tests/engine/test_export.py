@@ -82,11 +82,24 @@ def test_cancelled_sequence_leaves_nothing(tmp_path, expl):
     assert leftovers(tmp_path) == []
 
 
-def test_contact_sheet(tmp_path, expl):
+def test_contact_sheet_places_every_token_overlay_in_reading_order(tmp_path, expl):
+    from tam_engine.render.figure import token_overlay
+
     p = ex.export_contact_sheet(expl, tmp_path / "sheet.png", thumb_width=80, columns=5)
-    img = Image.open(p)
-    rows = int(np.ceil(len(ANSWER) / 5))
-    assert img.width > 5 * 80 and img.height > rows * 53
+    sheet = np.asarray(Image.open(p).convert("RGB"))
+    gap, rows = 6, int(np.ceil(len(ANSWER) / 5))
+    overlays = [token_overlay(expl, k, width=80) for k in range(len(ANSWER))]
+    oh, ow = overlays[0].shape[:2]
+    tile_h = (sheet.shape[0] - gap) // rows - gap      # caption strip + overlay
+    assert ow == 80 and tile_h > oh
+    assert sheet.shape[0] == rows * (tile_h + gap) + gap
+    for k, want in enumerate(overlays):
+        r, c = divmod(k, 5)
+        y = gap + r * (tile_h + gap) + (tile_h - oh)    # the overlay sits under its caption
+        x = gap + c * (80 + gap)
+        np.testing.assert_array_equal(sheet[y:y + oh, x:x + ow], want, err_msg=f"token {k + 1}")
+    # right of the five columns: the colour bar, nothing else
+    assert sheet.shape[1] > 5 * (80 + gap) + gap
 
 
 # ------------------------------------------------------------------------------ MP4

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tam_engine.core.errors import ModelLoadError
-from tam_engine.inference.adapters import GenerationSettings
 from tam_engine.inference.loading import load_model, resolve_device, resolve_dtype
+from tam_engine.inference.settings import GenerationSettings
 
 
 def test_folder_that_is_not_a_model(tmp_path):

@@ -169,11 +169,30 @@ def test_text_map_wraps_to_width(expl):
 
 
 # ------------------------------------------------------------------------------ figures
-def test_figure_stacks_overlay_and_text_map(expl):
-    fig = paper_figure(expl, 1, width=200)
-    assert fig.dtype == np.uint8 and fig.ndim == 3 and fig.shape[1] > 200
+def test_figure_stacks_overlay_over_the_text_map(expl):
+    from tam_engine.render.figure import token_overlay
+
+    bare = paper_figure(expl, 1, width=200, colorbar=False, caption=False)
+    top = token_overlay(expl, 1, width=200)
+    text = render_text_map(expl, 1, width=200)
+    # The overlay first, then the text map of the same width, stacked exactly.
+    assert bare.shape == (top.shape[0] + text.shape[0], 200, 3)
+    np.testing.assert_array_equal(bare[:top.shape[0]], top)
+    np.testing.assert_array_equal(bare[top.shape[0]:], text)
+    # The colour bar widens the figure; the caption adds rows above the overlay.
+    full = paper_figure(expl, 1, width=200)
+    assert full.shape[1] > 200 and full.shape[0] > bare.shape[0]
+
+
+def test_figure_with_the_original_keeps_the_promised_width(expl):
     both = paper_figure(expl, 1, width=200, show_original=True, colorbar=False, caption=False)
     assert both.shape[1] == 200
+    frame = expl.media[0].frames[0]
+    left = both[:, :98]
+    from tam_engine.render.figure import resize_frame
+
+    want = resize_frame(frame, 98)
+    np.testing.assert_array_equal(left[:want.shape[0]], want[:left.shape[0]])
 
 
 def test_figure_without_media_and_for_video():

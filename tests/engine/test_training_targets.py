@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
+import demo_inputs as di  # noqa: E402
 import train_demo_model as tdm  # noqa: E402
 
 from tam_engine.demo import synth  # noqa: E402
@@ -18,34 +19,34 @@ from tam_engine.demo import synth  # noqa: E402
 def test_coverage_is_the_covered_fraction_of_each_cell(grid):
     rng = np.random.default_rng(grid)
     mask = rng.random((224, 224)) < 0.3
-    cov = tdm.coverage(mask, grid)
+    cov = di.coverage(mask, grid)
     assert cov.shape == (1, grid, grid)
     assert cov.min() >= 0 and cov.max() <= 1
     # every pixel is shared out over the cells: the cell average is the mask average
     assert cov.mean() == pytest.approx(mask.mean(), abs=1e-6)
-    full = tdm.coverage(np.ones((224, 224), bool), grid)
+    full = di.coverage(np.ones((224, 224), bool), grid)
     np.testing.assert_allclose(full, 1.0, atol=1e-6)
     # a block exactly on the first cell of an 8 x 8 grid
     block = np.zeros((224, 224), bool)
     block[:28, :28] = True
-    c8 = tdm.coverage(block, 8)[0]
+    c8 = di.coverage(block, 8)[0]
     assert c8[0, 0] == 1.0 and c8.sum() == 1.0
 
 
 def test_centre_cover_marks_cells_whose_centre_is_inside():
     mask = np.zeros((224, 224), bool)
     mask[14, 42] = True  # the centre pixel of cell (0, 1) of an 8 x 8 grid
-    t = tdm.centre_cover(mask, 8)[0]
+    t = di.centre_cover(mask, 8)[0]
     assert t[0, 1] == 1 and t.sum() == 1
     video = np.zeros((4, 224, 224), bool)
     video[1, 14, 14] = True  # second frame of the first temporal slot
-    tv = tdm.centre_cover(video, 8)
+    tv = di.centre_cover(video, 8)
     assert tv.shape == (2, 8, 8) and tv[0, 0, 0] == 1 and tv.sum() == 1
 
 
 def test_word_targets_follow_the_objects():
     scene = synth.make_image_scene(34, n_objects=3)
-    b = tdm.Batcher.__new__(tdm.Batcher)
+    b = di.Batcher.__new__(di.Batcher)
     b.grid, b.hard, b.centre = 12, 0.25, False
     tgt = b.word_targets(scene)
     assert tgt.shape == (144, len(synth.CAPTION_WORDS))
@@ -60,4 +61,4 @@ def test_word_targets_follow_the_objects():
 @pytest.mark.slow
 def test_fast_batches_equal_the_real_processor_at_the_default_size():
     processor = tdm.build_processor(336)
-    tdm.check_against_processor(tdm.Batcher(processor, 336, 0.25))
+    tdm.check_against_processor(di.Batcher(processor, 336, 0.25))

@@ -95,3 +95,15 @@ def test_no_import_cycles_in_the_engine_or_the_app():
     # grimp sees ``pkg -> pkg.mod -> pkg`` when a module imports a sibling through the package;
     # keep every import pointing at the defining module so this list stays empty.
     assert _module_cycles(("tam_engine", "tam_desktop")) == []
+
+
+def test_test_tiers_keep_their_promises():
+    """tests/engine never touches Qt or the app; tests/controllers never makes a widget."""
+    tests = Path(__file__).resolve().parents[1]
+    for path in (tests / "engine").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for name in FORBIDDEN:
+            assert f"import {name}" not in text and f"from {name}" not in text, (path, name)
+    for path in (tests / "controllers").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "qtbot" not in text and "QtWidgets" not in text, path

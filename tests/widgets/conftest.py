@@ -79,3 +79,38 @@ def sample_media(tmp_path_factory):
     video = root / "moving.mp4"
     video.write_bytes(synth.encode_mp4(synth.make_video_scene(4, size=112, n_frames=8).frames))
     return {"image": image, "video": video}
+
+
+@pytest.fixture
+def compare_window(qtbot, no_gui_leaks, error_boxes):
+    """``compare_window(**kwargs)``: a real compare window on default settings, closed after
+    the test."""
+    from tam_desktop.app_context import AppContext
+    from tam_desktop.compare import CompareWindow
+    from tam_desktop.settings import AppSettings
+
+    windows = []
+
+    def make(**kwargs):
+        settings = kwargs.pop("settings", None) or AppSettings()
+        w = CompareWindow(AppContext(settings), **kwargs)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitExposed(w)
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+
+
+@pytest.fixture
+def click_token(qtbot):
+    """``click_token(strip, index, modifier=None)``: click a word chip of a token strip."""
+    from PySide6.QtCore import Qt
+
+    def click(strip, index, modifier=Qt.KeyboardModifier.NoModifier):
+        qtbot.mouseClick(strip.canvas, Qt.MouseButton.LeftButton, modifier,
+                         pos=strip.canvas.chip_rect(index).center())
+    return click

@@ -8,8 +8,8 @@ from PySide6.QtCore import QThreadPool
 
 from tam_desktop.controller import RunController
 from tam_desktop.models import PlaybackState
-from tam_desktop.settings import GenerationPrefs
 from tam_desktop.worker import ModelCache, RunRequest
+from tam_engine.inference.settings import GenerationSettings
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ def qwen_dir(tiny_model_dir):
 def start_run(window, model, media_path, max_new_tokens=6):
     window.media_paths = [str(media_path)]
     window.run_panel.model.setCurrentText(model)
-    window.settings.generation = GenerationPrefs(max_new_tokens=max_new_tokens, device="cpu",
+    window.settings.generation = GenerationSettings(max_new_tokens=max_new_tokens, device="cpu",
                                                  max_frames=4)
     window.run()
 
@@ -145,7 +145,7 @@ def test_controller_drops_results_of_a_cancelled_run(qtbot, no_gui_leaks, qwen_d
                                                      sample_media):
     state, view = PlaybackState(), RecordingView()
     ctl = RunController(state, view, ModelCache())
-    gen = GenerationPrefs(max_new_tokens=4, device="cpu")
+    gen = GenerationSettings(max_new_tokens=4, device="cpu")
     first = RunRequest(qwen_dir, (str(sample_media["image"]),), "Describe this image.", gen)
     ctl.start(first)
     with pytest.raises(RuntimeError):
@@ -173,7 +173,7 @@ def test_media_are_decoded_once_for_opening_and_every_run(qtbot, main_window, qw
     real = media_io.load_media
     monkeypatch.setattr(media_io, "load_media",
                         lambda paths, **kw: calls.append(list(paths)) or real(paths, **kw))
-    main_window.settings.generation = GenerationPrefs(max_new_tokens=3, device="cpu",
+    main_window.settings.generation = GenerationSettings(max_new_tokens=3, device="cpu",
                                                       max_frames=4)
     video = str(sample_media["video"])
     main_window.open_paths([video])

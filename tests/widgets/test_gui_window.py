@@ -257,9 +257,9 @@ def test_generation_settings_dialog_round_trip(qtbot, main_window, monkeypatch):
     from PySide6.QtWidgets import QDialog
 
     from tam_desktop.dialogs import GenerationDialog
-    from tam_desktop.settings import GenerationPrefs
+    from tam_engine.inference.settings import GenerationSettings
 
-    want = GenerationPrefs(max_new_tokens=33, video_fps=1.5, max_frames=9, min_pixels=None,
+    want = GenerationSettings(max_new_tokens=33, video_fps=1.5, max_frames=9, min_pixels=None,
                            max_pixels=401_408, device="cpu", dtype="bfloat16")
 
     def accept_with_changes(dlg):
@@ -301,7 +301,7 @@ def test_recent_files_menu_reopens(qtbot, main_window, sample_media):
 
 def test_a_run_gets_the_media_as_they_were_opened(qtbot, main_window, sample_media,
                                                   monkeypatch):
-    from tam_desktop.settings import GenerationPrefs
+    from tam_engine.inference.settings import GenerationSettings
 
     open_and_wait(qtbot, main_window, [sample_media["video"]])
     shown = main_window.state.media
@@ -312,6 +312,6 @@ def test_a_run_gets_the_media_as_they_were_opened(qtbot, main_window, sample_med
     assert requests[-1].media_paths == (str(sample_media["video"]),)
     assert requests[-1].media[0] is shown[0]               # decoded once, not read again
     # Other video sampling: the frames shown are not the ones to run on; the run reads them.
-    main_window.settings.generation = GenerationPrefs(max_frames=3)
+    main_window.settings.generation = GenerationSettings(max_frames=3)
     main_window.run()
     assert requests[-1].media == ()

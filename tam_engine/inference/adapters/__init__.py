@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tam_engine.inference.adapters.base import Adapter, GenerationSettings, Prepared, SpanError
+from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
@@ -44,7 +44,7 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "GenerationSettings", "GenericAdapter", "InternVLAdapter",
-           "LlavaAdapter", "Mistral3Adapter", "PaliGemmaAdapter", "Prepared", "Qwen2VLAdapter",
+__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "InternVLAdapter", "LlavaAdapter",
+           "Mistral3Adapter", "PaliGemmaAdapter", "Prepared", "Qwen2VLAdapter",
            "Qwen2_5_VLAdapter", "SpanError", "adapter_class_for", "supported_families",
            "supported_family_titles"]

@@ -16,6 +16,7 @@ import numpy as np
 from tam_engine.core.errors import MediaError, ModelLoadError, TamError
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid, VisionKind
+from tam_engine.inference.settings import GenerationSettings
 
 #: Media an adapter takes: one image, several images in one prompt, a video.
 MediaSupport = Literal["image", "images", "video"]
@@ -23,22 +24,6 @@ MediaSupport = Literal["image", "images", "video"]
 # A string no chat template alters and no prompt contains: rendering the template with it in
 # place of the prompt tells exactly where the prompt's characters land in the templated text.
 _SENTINEL = "\u2063TAMPROMPT\u2063"
-
-
-@dataclass
-class GenerationSettings:
-    """How to run the model. ``min_pixels``/``max_pixels`` bound the resized image area where the
-    processor supports it (Qwen2-VL family); ``None`` keeps the checkpoint's own limits."""
-
-    max_new_tokens: int = 64
-    top_k: int = 5
-    video_fps: float = 2.0
-    max_frames: int = 16
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    trust_remote_code: bool = False
 
 
 @dataclass

@@ -13,7 +13,8 @@ import numpy as np
 
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
-from tam_engine.inference.adapters.base import Adapter, GenerationSettings, SpanError, token_id
+from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
+from tam_engine.inference.settings import GenerationSettings
 
 
 class InternVLAdapter(Adapter):

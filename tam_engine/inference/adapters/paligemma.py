@@ -19,11 +19,11 @@ from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
 from tam_engine.inference.adapters.base import (
     Adapter,
-    GenerationSettings,
     Prepared,
     SpanError,
     token_id,
 )
+from tam_engine.inference.settings import GenerationSettings
 
 
 class PaliGemmaAdapter(Adapter):

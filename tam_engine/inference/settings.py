@@ -1,0 +1,30 @@
+"""How to run a model: the one settings type shared by the pipeline, the adapters, the CLI, eval
+and the desktop app (which stores it in its settings file).
+
+It lives in this small module, re-exported by :mod:`tam_engine.inference.pipeline` (its public
+home), because the adapters need it too and the pipeline imports them (through capture and
+loading): defining it in the pipeline would make adapters and pipeline import each other. The
+module imports nothing heavy, so the desktop app can read its settings file without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GenerationSettings"]
+
+
+@dataclass
+class GenerationSettings:
+    """How to run the model. ``min_pixels``/``max_pixels`` bound the resized image area where the
+    processor supports it (Qwen2-VL family); ``None`` keeps the checkpoint's own limits."""
+
+    max_new_tokens: int = 64
+    top_k: int = 5
+    video_fps: float = 2.0
+    max_frames: int = 16
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
