@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tam_engine.inference.adapters import ADAPTERS, GenericAdapter
+from tam_engine.inference.adapters import ADAPTERS
+from tam_engine.inference.adapters.generic import GenericAdapter
 
 #: The media columns: (the adapter's ``media`` entry, its heading).
 MEDIA_COLUMNS: tuple[tuple[str, str], ...] = (

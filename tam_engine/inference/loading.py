@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tam_engine.core.errors import ModelLoadError, ModelMemoryError
-from tam_engine.inference.adapters import Adapter, adapter_class_for, supported_family_titles
+from tam_engine.inference.adapters import adapter_class_for, supported_family_titles
+from tam_engine.inference.adapters.base import Adapter
 
 _TRUE = {"1", "on", "yes", "true"}
 # Import names whose pip package is named differently (the rest: the import name, with "-").

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tam_engine.cli import main
 from tam_engine.cli.exitcodes import ExitCode
-from tam_engine.inference.adapters import ADAPTERS, GenericAdapter
+from tam_engine.inference.adapters import ADAPTERS
+from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.catalog import families, markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"

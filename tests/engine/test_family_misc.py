@@ -16,8 +16,9 @@ import pytest
 from tam_engine.core.errors import TamError
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import VisionGrid
-from tam_engine.inference.adapters import ADAPTERS, GenericAdapter, supported_families
+from tam_engine.inference.adapters import ADAPTERS, supported_families
 from tam_engine.inference.adapters.base import SpanError
+from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.pipeline import run_and_explain
 from tam_engine.inference.settings import GenerationSettings
 from tam_engine.testing.families import family_spec

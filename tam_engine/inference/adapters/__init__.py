@@ -6,15 +6,24 @@ from typing import Any
 
 from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
 from tam_engine.inference.adapters.generic import GenericAdapter
+from tam_engine.inference.adapters.glm4v import Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
 from tam_engine.inference.adapters.mistral3 import Mistral3Adapter
 from tam_engine.inference.adapters.paligemma import PaliGemmaAdapter
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
+from tam_engine.inference.adapters.qwen3_vl import (
+    Qwen3_5Adapter,
+    Qwen3_5MoeAdapter,
+    Qwen3VLAdapter,
+    Qwen3VLMoeAdapter,
+)
 
 #: Most specific first; the generic adapter is the last resort.
 ADAPTERS: tuple[type[Adapter], ...] = (
     Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter,
+    Qwen3VLAdapter, Qwen3VLMoeAdapter, Qwen3_5Adapter, Qwen3_5MoeAdapter,
+    Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter,
     Mistral3Adapter,
     PaliGemmaAdapter,
     GenericAdapter,

@@ -25,6 +25,7 @@ from tam_engine.inference.adapters.base import (
     SpanError,
     token_id,
 )
+from tam_engine.inference.adapters.qwen2_vl import contiguous_runs
 from tam_engine.inference.settings import GenerationSettings
 
 
@@ -107,10 +108,8 @@ class GenericAdapter(Adapter):
                                 "its grids cannot be checked.")
         n, source = declared
         positions = np.flatnonzero(ids == tid)
-        runs = np.split(positions, np.flatnonzero(np.diff(positions) != 1) + 1) if (
-            positions.size) else []
-        counts = [int(r.size) for r in runs]
-        if len(runs) != n_images and all(c % n == 0 for c in counts) and sum(counts) == n * n_images:
+        counts = [int(r.size) for r in contiguous_runs(positions)]
+        if len(counts) != n_images and all(c % n == 0 for c in counts) and sum(counts) == n * n_images:
             counts = [n] * n_images  # adjacent images: one run of whole images
         side = math.isqrt(n)
         if len(counts) != n_images or any(c != n for c in counts) or side * side != n:
