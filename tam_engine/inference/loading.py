@@ -178,6 +178,9 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
             f"{name} ({kind}) is not a vision-language model this app can explain.",
             f"Choose an image-text-to-text model: {supported_family_titles()} (`tam models` "
             "lists them), or another model with an image token.")
+    refusal = adapter_cls.refusal(config)
+    if refusal is not None:
+        raise refusal
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ImportError as exc:

@@ -103,12 +103,18 @@ def test_llava_grid_is_the_patch_grid(tiny_loaded):
         assert np.all(prep.input_ids[g.positions] == adapter.processor.image_token_id)
 
 
-def test_internvl_grid_is_one_tile(tiny_loaded):
+def test_internvl_tiles_as_its_processor_does(tiny_loaded):
+    # The checkpoint's processor tiles a tall image (1 x 3 tiles, then the thumbnail): one grid
+    # of image_seq_length cells per tile, each over its third of the frame.
     adapter = tiny_loaded("internvl").adapter
     prep = adapter.prepare([_image(0, 300, 100)], PROMPT)
-    (g,) = prep.spans.grids
-    assert g.h * g.w == adapter.processor.image_seq_length == g.size
-    assert prep.model_inputs["pixel_values"].shape[0] == 1  # a single tile
+    grids = prep.spans.grids
+    assert len(grids) == prep.model_inputs["pixel_values"].shape[0] == 4
+    assert [g.role for g in grids] == ["tile", "tile", "tile", "thumbnail"]
+    boxes = [(0, 0, 1, 1 / 3), (0, 1 / 3, 1, 2 / 3), (0, 2 / 3, 1, 1), (0, 0, 1, 1)]
+    for g, box in zip(grids, boxes):
+        assert g.box == pytest.approx(box)
+        assert g.h * g.w == adapter.processor.image_seq_length == g.size
 
 
 def test_video_on_an_image_only_family_is_one_grid_of_frames(tiny_loaded):

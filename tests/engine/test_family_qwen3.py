@@ -9,8 +9,7 @@ import pytest
 from tam_engine.core.errors import MediaError
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import FULL_BOX
-from tam_engine.inference.adapters import adapter_class_for
-from tam_engine.inference.adapters.base import SpanError
+from tam_engine.inference.adapters import SpanError, adapter_class_for
 from tam_engine.inference.pipeline import run_and_explain
 from tam_engine.inference.settings import GenerationSettings
 from tam_engine.testing.families import qwen3

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from tam_engine.inference.adapters.aya_vision import AyaVisionAdapter
 from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
+from tam_engine.inference.adapters.gemma3 import Gemma3Adapter
 from tam_engine.inference.adapters.generic import GenericAdapter
 from tam_engine.inference.adapters.glm4v import Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter
+from tam_engine.inference.adapters.idefics3 import Idefics3Adapter, SmolVLMAdapter
 from tam_engine.inference.adapters.internvl import InternVLAdapter
+from tam_engine.inference.adapters.lfm2_vl import Lfm2VlAdapter
+from tam_engine.inference.adapters.llama4 import Llama4Adapter
 from tam_engine.inference.adapters.llava import LlavaAdapter
+from tam_engine.inference.adapters.llava_next import (
+    LlavaNextAdapter,
+    LlavaNextVideoAdapter,
+    LlavaOnevisionAdapter,
+)
 from tam_engine.inference.adapters.mistral3 import Mistral3Adapter
 from tam_engine.inference.adapters.paligemma import PaliGemmaAdapter
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
@@ -24,6 +34,9 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     Qwen2VLAdapter, Qwen2_5_VLAdapter, LlavaAdapter, InternVLAdapter,
     Qwen3VLAdapter, Qwen3VLMoeAdapter, Qwen3_5Adapter, Qwen3_5MoeAdapter,
     Glm4vAdapter, Glm4vMoeAdapter, Glm46VAdapter,
+    LlavaNextAdapter, LlavaNextVideoAdapter, LlavaOnevisionAdapter,
+    Idefics3Adapter, SmolVLMAdapter, Lfm2VlAdapter, AyaVisionAdapter, Gemma3Adapter,
+    Llama4Adapter,
     Mistral3Adapter,
     PaliGemmaAdapter,
     GenericAdapter,
@@ -53,7 +66,10 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "GenericAdapter", "InternVLAdapter", "LlavaAdapter",
-           "Mistral3Adapter", "PaliGemmaAdapter", "Prepared", "Qwen2VLAdapter",
-           "Qwen2_5_VLAdapter", "SpanError", "adapter_class_for", "supported_families",
-           "supported_family_titles"]
+__all__ = ["ADAPTERS", "Adapter", "AyaVisionAdapter", "Gemma3Adapter", "GenericAdapter",
+           "Glm46VAdapter", "Glm4vAdapter", "Glm4vMoeAdapter", "Idefics3Adapter",
+           "InternVLAdapter", "Lfm2VlAdapter", "Llama4Adapter", "LlavaAdapter", "LlavaNextAdapter",
+           "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Mistral3Adapter", "PaliGemmaAdapter",
+           "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter",
+           "Qwen3VLMoeAdapter", "Qwen3_5Adapter", "Qwen3_5MoeAdapter", "SmolVLMAdapter",
+           "SpanError", "adapter_class_for", "supported_families", "supported_family_titles"]

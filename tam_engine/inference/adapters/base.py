@@ -18,6 +18,10 @@ from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import Spans, VisionGrid, VisionKind
 from tam_engine.inference.settings import GenerationSettings
 
+_NORM_NAMES = ("norm", "final_layernorm", "ln_f", "final_layer_norm")
+# Where wrappers keep the decoder proper (a causal LM inside a vision-language model).
+_WRAPPERS = ("model", "language_model", "text_model", "decoder")
+
 #: Media an adapter takes: one image, several images in one prompt, a video.
 MediaSupport = Literal["image", "images", "video"]
 
@@ -88,16 +92,36 @@ class Adapter:
     def supports(cls, config: Any) -> bool:
         raise NotImplementedError
 
+    @classmethod
+    def refusal(cls, config: Any) -> TamError | None:
+        """Why this family cannot be explained with the installed libraries, checked before any
+        weights are loaded; ``None`` when it can."""
+        return None
+
     # ------------------------------------------------------------------ model parts
     def final_norm(self, model: Any) -> Any:
-        """The decoder's final norm: its output is exactly what ``lm_head`` consumes."""
-        decoder = model.get_decoder()
-        for name in ("norm", "final_layernorm", "ln_f", "final_layer_norm"):
-            module = getattr(decoder, name, None)
-            if module is not None:
-                return module
+        """The decoder's final norm: its output is exactly what ``lm_head`` consumes.
+
+        Looked up by its usual names on the decoder and on the modules a wrapper nests it in
+        (Llama 4's language model holds the decoder under ``model``); failing that, a decoder
+        whose only normalisation child is the final norm (LFM2 names it ``embedding_norm``).
+        """
+        decoders = [model.get_decoder()]
+        for decoder in decoders:  # grows as wrappers reveal the decoders they hold
+            for name in _NORM_NAMES:
+                module = getattr(decoder, name, None)
+                if module is not None:
+                    return module
+            for name in _WRAPPERS:
+                inner = getattr(decoder, name, None)
+                if hasattr(inner, "children") and all(inner is not d for d in decoders):
+                    decoders.append(inner)
+        for decoder in decoders:
+            norms = [m for m in decoder.children() if type(m).__name__.lower().endswith("norm")]
+            if len(norms) == 1:
+                return norms[0]
         raise ModelLoadError(
-            f"Cannot find the final norm of {type(decoder).__name__}.",
+            f"Cannot find the final norm of {type(decoders[0]).__name__}.",
             "This model family needs its own adapter; please report the model name.")
 
     def lm_head(self, model: Any) -> Any:
@@ -164,8 +188,8 @@ class Adapter:
         kwargs = self._processor_kwargs(settings)
         if videos:
             kwargs.update(self._video_kwargs(media))
-        inputs = self.processor(text=[text], images=images or None, videos=videos or None,
-                                return_tensors="pt", **kwargs)
+        inputs = self.processor(text=[text], images=self._images_arg(images),
+                                videos=videos or None, return_tensors="pt", **kwargs)
         ids = inputs["input_ids"][0].cpu().numpy().astype(np.int64)
         prompt_pos = self._prompt_positions(text, char_span, ids)
         grids, slots = self._grids(media, inputs, ids)
@@ -177,6 +201,11 @@ class Adapter:
 
     def _video_kwargs(self, media: list[MediaItem]) -> dict[str, Any]:
         return {}
+
+    def _images_arg(self, images: list[np.ndarray]) -> Any:
+        """The images as the processor call takes them: one flat list (a family whose processor
+        reads the nesting, e.g. one list per prompt, overrides this)."""
+        return images or None
 
     # ------------------------------------------------------------------ spans
     def _prompt_positions(self, text: str, char_span: tuple[int, int], ids: np.ndarray

@@ -16,9 +16,10 @@ import numpy as np
 
 from tam_engine.core.errors import MediaError
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import GenerationSettings, Prepared, SpanError, token_id
+from tam_engine.inference.adapters.base import Prepared, SpanError, token_id
 from tam_engine.inference.adapters.qwen2_vl import contiguous_runs
 from tam_engine.inference.adapters.qwen3_vl import Qwen3VLAdapter
+from tam_engine.inference.settings import GenerationSettings
 
 
 class Glm4vAdapter(Qwen3VLAdapter):

@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import GenerationSettings, Prepared
+from tam_engine.inference.adapters.base import Prepared
 from tam_engine.inference.adapters.qwen2_vl import Qwen2VLAdapter
+from tam_engine.inference.settings import GenerationSettings
 
 
 class Qwen3VLAdapter(Qwen2VLAdapter):
