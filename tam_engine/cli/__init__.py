@@ -1,4 +1,4 @@
-"""The ``tam`` command line: explain, export and evaluate without the GUI.
+"""The ``tam`` command line: explain, export and evaluate without the GUI; list the models.
 
 Each command module has ``register(subparsers)``, which adds its parser and sets ``func``:
 ``func(args)`` returns an :class:`~tam_engine.cli.exitcodes.ExitCode` or raises. :func:`main`
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tam_engine.cli import eval as cli_eval
     from tam_engine.cli import explain as cli_explain
     from tam_engine.cli import export as cli_export
+    from tam_engine.cli import models as cli_models
     from tam_engine.cli import synth as cli_synth
 
     parser = argparse.ArgumentParser(
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tam {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (cli_explain, cli_export, cli_eval, cli_synth):  # any order: independent
+    for command in (cli_explain, cli_export, cli_eval, cli_synth, cli_models):  # any order: independent
         command.register(sub)
     return parser
 

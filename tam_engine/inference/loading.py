@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from tam_engine.core.errors import ModelLoadError, ModelMemoryError
-from tam_engine.inference.adapters import Adapter, adapter_class_for
+from tam_engine.inference.adapters import adapter_class_for, supported_family_titles
+from tam_engine.inference.adapters.base import Adapter
 
 _TRUE = {"1", "on", "yes", "true"}
+# Import names whose pip package is named differently (the rest: the import name, with "-").
+_PIP_NAMES = {"PIL": "pillow", "vision": "pillow", "cv2": "opencv-python", "google": "protobuf",
+              "sklearn": "scikit-learn", "yaml": "pyyaml", "bs4": "beautifulsoup4",
+              "flash_attn": "flash-attn", "qwen_vl_utils": "qwen-vl-utils",
+              "Levenshtein": "levenshtein"}
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
            "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
@@ -125,7 +131,7 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
         raise ModelLoadError(
             f"{name} has an architecture this version of transformers does not know.",
             "Upgrade transformers, or choose a supported vision-language model "
-            "(Qwen2-VL, Qwen2.5-VL, LLaVA-1.5, InternVL3).") from exc
+            f"({supported_family_titles()}; `tam models` lists them).") from exc
     except OSError as exc:
         if is_offline():
             raise ModelLoadError(
@@ -136,17 +142,6 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
         raise ModelLoadError(f"Cannot find the model {name}.",
                              "Check the model id or path and your network connection; gated "
                              "models need `hf auth login`.") from exc
-
-
-def _missing_package(name: str, exc: ImportError) -> ModelLoadError:
-    """A missing optional dependency (SmolVLM's processor needs ``num2words``), named."""
-    match = re.search(r"pip install\s+[`'\"]?([A-Za-z0-9_.\-\[\]]+)", str(exc))
-    package = match.group(1) if match else (exc.name or "").split(".")[0]
-    if not package:
-        return ModelLoadError(f"Cannot load {name}: {exc}",
-                              "Install the Python package the message names.")
-    return ModelLoadError(f"{name} needs the Python package {package}, which is not installed.",
-                          f"Install it with `pip install {package}`, then load the model again.")
 
 
 def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str = "auto",
@@ -181,19 +176,25 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         kind = getattr(config, "model_type", "unknown")
         raise ModelLoadError(
             f"{name} ({kind}) is not a vision-language model this app can explain.",
-            "Choose an image-text-to-text model: Qwen2-VL, Qwen2.5-VL, LLaVA-1.5 (llava-hf), "
-            "InternVL3 (-hf) or another model with an image token.")
+            f"Choose an image-text-to-text model: {supported_family_titles()} (`tam models` "
+            "lists them), or another model with an image token.")
     refusal = adapter_cls.refusal(config)
     if refusal is not None:
         raise refusal
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ImportError as exc:
-        raise _missing_package(name, exc) from exc
+        raise _missing_package(f"the processor of {name}", exc) from exc
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ModelLoadError(f"Cannot load the processor of {name}: {exc}",
                              "The folder or repository must contain the tokenizer and "
                              "image-processor files.") from exc
+    if adapter_cls.uses_chat_template and not has_chat_template(processor):
+        raise ModelLoadError(
+            f"{name} ships no chat template, which its family's adapter ({adapter_cls.title}) "
+            "needs to build the prompt.",
+            "Use the chat (instruction-tuned) checkpoint of this model, or add its "
+            "chat_template.jinja to the model folder.")
     try:
         # Straight onto an accelerator (no full copy in CPU memory first).
         placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
@@ -224,3 +225,51 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     model.eval()
     return LoadedModel(model=model, processor=processor, adapter=adapter_cls(processor, model.config),
                        name=name, device=dev, dtype=torch_dtype)
+
+
+def has_chat_template(processor: Any) -> bool:
+    """Whether ``processor.apply_chat_template`` has a template to apply (a string, or a dict
+    of named templates with a "default" one), as transformers resolves it."""
+    template = getattr(processor, "chat_template", None)
+    if isinstance(template, dict):
+        return "default" in template
+    return isinstance(template, str) and bool(template.strip())
+
+
+def missing_packages(exc: ImportError) -> list[str]:
+    """The pip packages whose absence ``exc`` reports (empty when it does not say).
+
+    A ``ModuleNotFoundError`` names its module; transformers' own messages say
+    "pip install NAME", "Package `NAME` is required" or "requires the NAME library".
+    """
+    text = str(exc)
+    said = re.search(r"pip install ((?:[A-Za-z0-9_.\-\[\]]+ ?)+)", text)
+    if said:
+        return [_pip_name(n) for n in said.group(1).split()]
+    name = getattr(exc, "name", None)
+    if isinstance(name, str) and name:
+        return [_pip_name(name)]
+    for pattern in (r"No module named '([\w.]+)'", r"[Pp]ackage `([\w.\-]+)`",
+                    r"requires the (\w+) library"):
+        found = re.search(pattern, text)
+        if found:
+            return [_pip_name(found.group(1))]
+    return []
+
+
+def _pip_name(module: str) -> str:
+    top = module.strip("`'\"").split(".")[0]
+    return _PIP_NAMES.get(top) or top.lower().replace("_", "-")
+
+
+def _missing_package(what: str, exc: ImportError) -> ModelLoadError:
+    packages = missing_packages(exc)
+    if not packages:
+        return ModelLoadError(f"Loading {what} needs a Python package that is not installed: {exc}",
+                              "Install the package the message names, then load the model again.")
+    names = " ".join(packages)
+    return ModelLoadError(
+        f"Loading {what} needs the Python package{'s' if len(packages) > 1 else ''} {names}, "
+        "which is not installed.",
+        f"Install it with `pip install {names}` in the environment tam runs in, then load the "
+        "model again.")

@@ -15,12 +15,13 @@ from tam_engine.cli import build_parser, main
 from tam_engine.cli import eval as cli_eval
 from tam_engine.cli import explain as cli_explain
 from tam_engine.cli import export as cli_export
+from tam_engine.cli import models as cli_models
 from tam_engine.cli import synth as cli_synth
 from tam_engine.cli.exitcodes import BUG_NOTE, MEANING, ExitCode
 from tam_engine.cli.export import ExportOptions
 from tam_engine.core.errors import TamError
 
-COMMANDS = (cli_explain, cli_export, cli_eval, cli_synth)
+COMMANDS = (cli_explain, cli_export, cli_eval, cli_synth, cli_models)
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -19,6 +19,8 @@ from tam_engine.inference.adapters.llava_next import (
     LlavaNextVideoAdapter,
     LlavaOnevisionAdapter,
 )
+from tam_engine.inference.adapters.mistral3 import Mistral3Adapter
+from tam_engine.inference.adapters.paligemma import PaliGemmaAdapter
 from tam_engine.inference.adapters.qwen2_vl import Qwen2_5_VLAdapter, Qwen2VLAdapter
 from tam_engine.inference.adapters.qwen3_vl import (
     Qwen3_5Adapter,
@@ -35,8 +37,25 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     LlavaNextAdapter, LlavaNextVideoAdapter, LlavaOnevisionAdapter,
     Idefics3Adapter, SmolVLMAdapter, Lfm2VlAdapter, AyaVisionAdapter, Gemma3Adapter,
     Llama4Adapter,
+    Mistral3Adapter,
+    PaliGemmaAdapter,
     GenericAdapter,
 )
+
+
+def supported_families() -> tuple[type[Adapter], ...]:
+    """The families with an adapter of their own (the registry less the generic last resort)."""
+    return tuple(cls for cls in ADAPTERS if cls is not GenericAdapter)
+
+
+def supported_family_titles() -> str:
+    """``"Qwen2-VL, Qwen2.5-VL, ..."``: the supported families, for messages."""
+    return ", ".join(cls.title for cls in supported_families())
+
+
+# The generic adapter names the supported families when it refuses a model; it cannot import
+# this registry (the registry imports it), so it is told here.
+GenericAdapter.supported_titles = supported_family_titles()
 
 
 def adapter_class_for(config: Any) -> type[Adapter] | None:
@@ -47,4 +66,10 @@ def adapter_class_for(config: Any) -> type[Adapter] | None:
     return None
 
 
-__all__ = ["ADAPTERS", "Adapter", "AyaVisionAdapter", "Gemma3Adapter", "GenericAdapter", "Glm46VAdapter", "Glm4vAdapter", "Glm4vMoeAdapter", "Idefics3Adapter", "InternVLAdapter", "Lfm2VlAdapter", "Llama4Adapter", "LlavaAdapter", "LlavaNextAdapter", "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "Qwen3VLMoeAdapter", "Qwen3_5Adapter", "Qwen3_5MoeAdapter", "SmolVLMAdapter", "SpanError", "adapter_class_for"]
+__all__ = ["ADAPTERS", "Adapter", "AyaVisionAdapter", "Gemma3Adapter", "GenericAdapter",
+           "Glm46VAdapter", "Glm4vAdapter", "Glm4vMoeAdapter", "Idefics3Adapter",
+           "InternVLAdapter", "Lfm2VlAdapter", "Llama4Adapter", "LlavaAdapter", "LlavaNextAdapter",
+           "LlavaNextVideoAdapter", "LlavaOnevisionAdapter", "Mistral3Adapter", "PaliGemmaAdapter",
+           "Prepared", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter",
+           "Qwen3VLMoeAdapter", "Qwen3_5Adapter", "Qwen3_5MoeAdapter", "SmolVLMAdapter",
+           "SpanError", "adapter_class_for", "supported_families", "supported_family_titles"]

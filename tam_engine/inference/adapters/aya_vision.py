@@ -25,6 +25,10 @@ from tam_engine.inference.adapters.tiles import (
 class AyaVisionAdapter(TiledAdapter):
     family = "aya_vision"
     model_types: tuple[str, ...] = ("aya_vision",)
+    title = "Aya Vision"
+    examples = ("CohereLabs/aya-vision-8b",)
+    tiling = True
+    notes = "13 x 13 per 364-px tile, the tiles stitched, plus a thumbnail"
 
     @classmethod
     def supports(cls, config: Any) -> bool:

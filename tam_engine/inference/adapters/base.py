@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from tam_engine.inference.settings import GenerationSettings
 _NORM_NAMES = ("norm", "final_layernorm", "ln_f", "final_layer_norm")
 # Where wrappers keep the decoder proper (a causal LM inside a vision-language model).
 _WRAPPERS = ("model", "language_model", "text_model", "decoder")
+
+#: Media an adapter takes: one image, several images in one prompt, a video.
+MediaSupport = Literal["image", "images", "video"]
 
 # A string no chat template alters and no prompt contains: rendering the template with it in
 # place of the prompt tells exactly where the prompt's characters land in the templated text.
@@ -68,6 +71,16 @@ class Adapter:
     family: ClassVar[str] = "base"
     #: The processor takes videos natively (otherwise a video's frames go in as images).
     native_video: ClassVar[bool] = False
+    #: The prompt is rendered with the checkpoint's chat template (load_model checks it has one).
+    uses_chat_template: ClassVar[bool] = True
+    # What the family is, for ``tam models`` and README's model table (tam_engine.inference.
+    # catalog): its name, example checkpoints, the media it takes, whether it tiles large images,
+    # and a note on its map grid.
+    title: ClassVar[str] = ""
+    examples: ClassVar[tuple[str, ...]] = ()
+    media: ClassVar[tuple[MediaSupport, ...]] = ("image", "images")
+    tiling: ClassVar[bool] = False
+    notes: ClassVar[str] = ""
 
     def __init__(self, processor: Any, config: Any) -> None:
         self.processor = processor
@@ -135,8 +148,13 @@ class Adapter:
         def render(text: str) -> str:
             messages = [{"role": "user", "content": self._content(media) +
                          [{"type": "text", "text": text}]}]
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True,
-                                                      tokenize=False)
+            try:
+                return self.processor.apply_chat_template(messages, add_generation_prompt=True,
+                                                          tokenize=False)
+            except ValueError as exc:  # no template, or several and none is the default
+                raise SpanError(f"The chat template cannot be applied: {exc}",
+                                "Use a chat (instruction-tuned) checkpoint of this family, or add "
+                                "its chat_template.jinja to the model folder.") from exc
 
         marked = render(_SENTINEL)
         i = marked.find(_SENTINEL)

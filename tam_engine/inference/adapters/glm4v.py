@@ -25,6 +25,10 @@ from tam_engine.inference.settings import GenerationSettings
 class Glm4vAdapter(Qwen3VLAdapter):
     family = "glm4v"
     model_types = ("glm4v",)
+    title = "GLM-4.1V"
+    examples = ("zai-org/GLM-4.1V-9B-Thinking",)
+    notes = ("as Qwen3-VL (14-px patches); images and a video in one prompt are refused (the "
+             "model cannot tell them apart)")
 
     def prepare(self, media: list[MediaItem], prompt: str,
                 settings: GenerationSettings | None = None) -> Prepared:
@@ -49,8 +53,14 @@ class Glm4vAdapter(Qwen3VLAdapter):
 class Glm4vMoeAdapter(Glm4vAdapter):
     family = "glm4v_moe"
     model_types = ("glm4v_moe",)
+    title = "GLM-4.5V"
+    examples = ("zai-org/GLM-4.5V",)
+    notes = "as GLM-4.1V"
 
 
 class Glm46VAdapter(Glm4vAdapter):
     family = "glm46v"
     model_types = ("glm46v",)
+    title = "GLM-4.6V"
+    examples = ("zai-org/GLM-4.6V",)
+    notes = "as GLM-4.1V"

@@ -10,7 +10,7 @@ path: each frame is one global-image block after its timestamp.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +22,11 @@ from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, square_cell
 class Idefics3Adapter(TiledAdapter):
     family = "idefics3"
     model_types: tuple[str, ...] = ("idefics3",)
+    title = "Idefics3"
+    examples: ClassVar[tuple[str, ...]] = ("HuggingFaceM4/Idefics3-8B-Llama3",
+                                           "HuggingFaceTB/SmolVLM-Instruct")
+    tiling = True
+    notes = "13 x 13 per 364-px tile, the tiles stitched, plus the global image"
 
     @classmethod
     def supports(cls, config: Any) -> bool:
@@ -58,6 +63,11 @@ class SmolVLMAdapter(Idefics3Adapter):
     family = "smolvlm"
     native_video = True
     model_types = ("smolvlm",)
+    title = "SmolVLM2"
+    examples = ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct")
+    media = ("image", "images", "video")
+    notes = ("a square grid per tile (8 x 8 at 512 px), the tiles stitched, plus the global "
+             "image; a video frame is one global image with its timestamp (needs num2words)")
 
     def frame_cells(self, item: MediaItem, inputs: Any) -> tuple[int, int]:
         # Each frame is squashed to one tile, written as a global-image block.

@@ -27,6 +27,12 @@ class InternVLAdapter(TiledAdapter):
     native_video = True
     pieces_share_runs = True
     model_types: tuple[str, ...] = ("internvl",)
+    title = "InternVL3 / InternVL3.5 (-hf layout)"
+    examples = ("OpenGVLab/InternVL3-8B-hf", "OpenGVLab/InternVL3_5-2B-HF")
+    media = ("image", "images", "video")
+    tiling = True
+    notes = ("16 x 16 per 448-px tile: the tiles stitched, plus a thumbnail, as the checkpoint's "
+             "processor tiles; a video frame is one tile")
 
     @classmethod
     def supports(cls, config: Any) -> bool:

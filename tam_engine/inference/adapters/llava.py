@@ -24,6 +24,11 @@ from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
 class LlavaAdapter(Adapter):
     family = "llava"
     model_types: tuple[str, ...] = ("llava",)
+    title = "LLaVA-1.5 (llava-hf layout)"
+    examples = ("llava-hf/llava-1.5-7b-hf",)
+    media = ("image", "images", "video")
+    notes = ("24 x 24 over the processor's centre crop (or padded square), drawn only there; a "
+             "video's frames are images of one grid")
 
     @classmethod
     def supports(cls, config: Any) -> bool:

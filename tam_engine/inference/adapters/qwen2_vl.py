@@ -26,6 +26,12 @@ class Qwen2VLAdapter(Adapter):
     family = "qwen2_vl"
     native_video = True
     model_types: tuple[str, ...] = ("qwen2_vl",)
+    title = "Qwen2-VL"
+    examples: ClassVar[tuple[str, ...]] = ("Qwen/Qwen2-VL-2B-Instruct",
+                                           "Qwen/Qwen2-VL-7B-Instruct")
+    media = ("image", "images", "video")
+    notes = ("`image_grid_thw / (1, 2, 2)` per image; one map per temporal slot (2 frames) "
+             "for video")
     #: A video is one run of video tokens per temporal slot (between timestamps), not one run.
     video_run_per_slot: ClassVar[bool] = False
 
@@ -152,6 +158,9 @@ class Qwen2VLAdapter(Adapter):
 class Qwen2_5_VLAdapter(Qwen2VLAdapter):  # noqa: N801 - the family's own spelling
     family = "qwen2_5_vl"
     model_types = ("qwen2_5_vl",)
+    title = "Qwen2.5-VL"
+    examples = ("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct")
+    notes = "as Qwen2-VL"
 
 
 def contiguous_runs(positions: np.ndarray) -> list[np.ndarray]:

@@ -23,6 +23,11 @@ from tam_engine.inference.settings import GenerationSettings
 class Qwen3VLAdapter(Qwen2VLAdapter):
     family = "qwen3_vl"
     model_types = ("qwen3_vl",)
+    title = "Qwen3-VL"
+    examples: ClassVar[tuple[str, ...]] = ("Qwen/Qwen3-VL-2B-Instruct",
+                                           "Qwen/Qwen3-VL-8B-Instruct")
+    notes = ("`image_grid_thw / (1, 2, 2)` per image (16-px patches); one map per temporal "
+             "slot (2 frames) for video, each with its timestamp")
     video_run_per_slot: ClassVar[bool] = True
 
     def prepare(self, media: list[MediaItem], prompt: str,
@@ -64,16 +69,25 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
 class Qwen3VLMoeAdapter(Qwen3VLAdapter):
     family = "qwen3_vl_moe"
     model_types = ("qwen3_vl_moe",)
+    title = "Qwen3-VL-MoE"
+    examples = ("Qwen/Qwen3-VL-30B-A3B-Instruct",)
+    notes = "as Qwen3-VL"
 
 
 class Qwen3_5Adapter(Qwen3VLAdapter):  # noqa: N801 - the family's own spelling
     family = "qwen3_5"
     model_types = ("qwen3_5",)
+    title = "Qwen3.5"
+    examples = ("Qwen/Qwen3.5-2B", "Qwen/Qwen3.5-9B", "Qwen/Qwen3.5-27B")
+    notes = "as Qwen3-VL"
 
 
 class Qwen3_5MoeAdapter(Qwen3VLAdapter):  # noqa: N801 - the family's own spelling
     family = "qwen3_5_moe"
     model_types = ("qwen3_5_moe",)
+    title = "Qwen3.5-MoE"
+    examples = ("Qwen/Qwen3.5-35B-A3B", "Qwen/Qwen3.5-122B-A10B")
+    notes = "as Qwen3-VL"
 
 
 def _pad_frames(item: MediaItem, n: int) -> MediaItem:
