@@ -3,9 +3,13 @@
 A tiny random Qwen2-VL (hidden 64, 2 layers) with a realistic 151,936-row ``lm_head`` is built in
 a temporary folder and loaded through :func:`tam_engine.inference.loading.load_model`. One image gives
 1,024 vision tokens; the seeded random model never picks its end token, so every way generates
-exactly 128 new tokens (checked). No ``min_new_tokens``: its logits processors cost about a quarter
-of the step time on CPU and would dilute the ratios. Three ways, interleaved, median of
-``--repeats`` runs each:
+exactly 128 new tokens (checked). ``--family NAME`` takes a family of the tiny-model matrix
+instead (:mod:`tam_engine.testing.families`), e.g. a tiled one (``internvl_tiled``,
+``llava_next``): built by the family's own builder with the 151,936-row ``lm_head`` where the
+builder takes a ``vocab_size`` (the table's heading gives the real row count), on the same
+``--image-size`` image, which such a family cuts into tiles plus a thumbnail. No
+``min_new_tokens``: its logits processors cost about a quarter of the step time on CPU and would
+dilute the ratios. Three ways, interleaved, median of ``--repeats`` runs each:
 
 (a) ``generate`` alone;
 (b) :func:`tam_engine.inference.capture.capture` as the app runs it (final-norm hook, streamed tokens,
@@ -17,7 +21,8 @@ of the step time on CPU and would dilute the ratios. Three ways, interleaved, me
 
 Peak memory is the rise of the process's resident memory during the run on CPU (sampled every
 2 ms), or ``torch.cuda.max_memory_allocated`` on CUDA. "Kept" counts the bytes each way holds for
-TAM after the run. Run: ``python benchmarks/bench_capture.py [--device cuda] [--repeats 5]``.
+TAM after the run. Run: ``python benchmarks/bench_capture.py [--device cuda] [--repeats 5]
+[--family internvl_tiled]``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import inspect
 import os
 import statistics
 import sys
@@ -42,6 +48,7 @@ from tam_engine.core.media import MediaItem  # noqa: E402
 from tam_engine.inference.capture.generate import capture, greedy_config  # noqa: E402
 from tam_engine.inference.loading import load_model  # noqa: E402
 from tam_engine.inference.settings import GenerationSettings  # noqa: E402
+from tam_engine.testing.families import family_spec  # noqa: E402
 from tam_engine.testing.tiny_models import (  # noqa: E402
     build_qwen2_vl_processor,
     qwen2_vl_model,
@@ -102,12 +109,26 @@ def _nbytes(obj) -> int:
     return 0
 
 
-def build(root: Path, hidden: int) -> Path:
+def build(root: Path, hidden: int, family: str = "qwen2_vl") -> Path:
+    if family != "qwen2_vl":
+        return build_family(root, hidden, family)
     tok = qwen_tokenizer()
     proc = build_qwen2_vl_processor(tok, min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 1280)
     model = qwen2_vl_model(tok, vocab_size=VOCAB, hidden=hidden)
     model.save_pretrained(root, safe_serialization=True)
     proc.save_pretrained(root)
+    return root
+
+
+def build_family(root: Path, hidden: int, family: str) -> Path:
+    """``family`` of the matrix through its own builder, with the big ``lm_head`` and
+    ``--hidden`` where the builder takes them (the table's heading reports what it got)."""
+    spec = family_spec(family)
+    if spec.vision_brightness is None:
+        raise SystemExit(f"{family} is refused by the app: nothing to benchmark")
+    accepted = inspect.signature(spec.build).parameters
+    wanted = {"vocab_size": VOCAB, "hidden": hidden}
+    spec.build(root, **{k: v for k, v in wanted.items() if k in accepted})
     return root
 
 
@@ -119,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--image-size", type=int, default=896, help="896 px -> 1,024 vision tokens")
     ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--family", default="qwen2_vl",
+                    help="qwen2_vl (default) or a family of tam_engine.testing.families, e.g. "
+                         "internvl_tiled or llava_next (tiled)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
-        loaded = load_model(build(Path(tmp), args.hidden), device=args.device, dtype=args.dtype)
+        loaded = load_model(build(Path(tmp), args.hidden, args.family), device=args.device,
+                            dtype=args.dtype)
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (args.image_size, args.image_size, 3), dtype=np.uint8)
     settings = GenerationSettings(max_new_tokens=args.new_tokens, top_k=5)
@@ -195,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
 
     base = statistics.median(times["(a) plain generate"])
     ours_t = statistics.median(times["(b) tam capture (ours)"])
-    print(f"\nQwen2-VL tiny (hidden {args.hidden}, 2 layers, lm_head {VOCAB:,} rows), "
+    text_cfg = model.config.get_text_config()
+    name = "Qwen2-VL" if args.family == "qwen2_vl" else args.family
+    print(f"\n{name} tiny (hidden {text_cfg.hidden_size}, {text_cfg.num_hidden_layers} layers, "
+          f"lm_head {model.get_output_embeddings().weight.shape[0]:,} rows), "
           f"{n_vision:,} vision tokens, {L:,} input tokens, {T} new tokens, "
           f"device {loaded.device}, {str(loaded.dtype).replace('torch.', '')}, "
           f"median of {args.repeats}\n")

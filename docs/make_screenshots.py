@@ -1,17 +1,21 @@
-"""Regenerate docs/screenshot-image.png, -video.png and -compare.png from the real app.
+"""Regenerate docs/screenshot-image.png, -video.png, -tiles.png and -compare.png from the real app.
 
 Needs an X server (the screenshots are of real windows, not offscreen renders) and ImageMagick's
 ``import``::
 
     Xvfb :99 -screen 0 1600x1000x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb python docs/make_screenshots.py [--model DIR] \
-        [--compare-with DIR]
+        [--compare-with DIR] [--only tiles ...]
 
 The model defaults to the bundled demo model. For each sample, the app opens the media, runs the
 model through its own worker, shows the colour/shape word with the strongest map (on the frame
-where it is strongest) with Stretch on, and ImageMagick grabs the window. With
-``--compare-with``, the compare window runs the model (A) against that one (B) on the sample
-image and shows A's strongest colour/shape word beside its counterpart in B.
+where it is strongest) with Stretch on, and ImageMagick grabs the window. The tiles shot runs
+a tiny RANDOM InternVL whose processor tiles (built with the family matrix's builder into a
+temporary folder) on the sample image widened to 3:2 with its own background, so it is cut into
+3 x 2 tiles plus a thumbnail, and shows the "tiles" layer with the tile borders: it shows how
+tiles are stitched, not a meaningful map. With ``--compare-with``, the compare window runs the
+model (A) against that one (B) on the sample image and shows A's strongest colour/shape word
+beside its counterpart in B. ``--only`` regenerates just the shots named.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from pathlib import Path
 
 WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "circle", "square", "triangle"}
 DOCS = Path(__file__).resolve().parent
+SHOTS = ["image", "video", "tiles", "compare"]
 
 
-def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
+def shoot(app, media: Path, model: str, prompt: str, out: Path, *, layer: str | None = None,
+          tile_borders: bool = False) -> str:
     from tam_desktop.main_window import MainWindow
     from tam_desktop.settings import AppSettings
     from tam_engine.inference.settings import GenerationSettings
@@ -55,6 +61,9 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path) -> str:
     words = [i for i, t in enumerate(ex.answer_texts) if t.strip() in WORDS]
     k = max(words or range(ex.n_answer), key=lambda i: strength[i])
     w.state.display.stretch = True
+    if layer is not None:
+        w.state.display.layer = layer
+    w.state.display.tile_borders = tile_borders
     w.state.set_token(k)
     frames = w.state.frame_strengths()
     if frames is not None and frames.size > 1:
@@ -101,11 +110,50 @@ def shoot_compare(app, media: Path, model_a: str, model_b: str, prompt: str, out
     return f"{out.name}: A {a.answer_text!r}, token {k} {a.answer_texts[k]!r}"
 
 
+def widened_sample(folder: Path) -> Path:
+    """The sample image padded left and right with its own background to 3:2 (336 x 224), so a
+    tiling processor cuts it into 3 x 2 tiles; the shapes keep their proportions."""
+    import numpy as np
+    from PIL import Image
+
+    from tam_engine.core.resources import sample_image_path
+
+    square = np.asarray(Image.open(sample_image_path()).convert("RGB"))
+    h, w, _ = square.shape
+    pad = (h * 3 // 2 - w) // 2
+    wide = np.empty((h, w + 2 * pad, 3), np.uint8)
+    wide[:] = square[0, 0]  # the background colour
+    wide[:, pad:pad + w] = square
+    path = folder / "sample_image_wide.png"
+    Image.fromarray(wide).save(path)
+    return path
+
+
+def shoot_tiles(app, out: Path) -> str:
+    """A tiny random tiled InternVL on the widened sample: the stitched tiles and their borders."""
+    from tam_engine.testing.families.tiled import build_internvl_tiled
+
+    with tempfile.TemporaryDirectory(prefix="tam-shots-tiled-") as tmp:
+        folder = Path(tmp)
+        model = folder / "internvl_tiled"
+        # seed 3: a random model whose first token's map differs from tile to tile, so the
+        # stitching shows (seed 0's lights up one tile only)
+        build_internvl_tiled(model, seed=3)
+        said = shoot(app, widened_sample(folder), str(model), "Describe this image.", out,
+                     layer="tiles", tile_borders=True)
+    from PIL import Image
+
+    Image.open(out).save(out, optimize=True)  # a README image: keep it small
+    return said
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model folder or Hub id (default: the demo model)")
     parser.add_argument("--compare-with", metavar="MODEL",
                         help="also shoot the compare window: --model (A) against MODEL (B)")
+    parser.add_argument("--only", nargs="+", choices=SHOTS, default=SHOTS,
+                        help="just these shots (compare also needs --compare-with)")
     args = parser.parse_args()
     os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-shots-"))
     from PySide6.QtWidgets import QApplication
@@ -114,11 +162,15 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     model = args.model or str(demo_model_path())
-    print(shoot(app, sample_image_path(), model, "Describe this image.",
-                DOCS / "screenshot-image.png"))
-    print(shoot(app, sample_video_path(), model, "What is happening in this video?",
-                DOCS / "screenshot-video.png"))
-    if args.compare_with:
+    if "image" in args.only:
+        print(shoot(app, sample_image_path(), model, "Describe this image.",
+                    DOCS / "screenshot-image.png"))
+    if "video" in args.only:
+        print(shoot(app, sample_video_path(), model, "What is happening in this video?",
+                    DOCS / "screenshot-video.png"))
+    if "tiles" in args.only:
+        print(shoot_tiles(app, DOCS / "screenshot-tiles.png"))
+    if args.compare_with and "compare" in args.only:
         print(shoot_compare(app, sample_image_path(), model, args.compare_with,
                             "Describe this image.", DOCS / "screenshot-compare.png"))
     return 0

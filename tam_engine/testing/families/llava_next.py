@@ -158,8 +158,11 @@ def _processor(family: str) -> Any:
         **common)
 
 
-def build(out_dir: Path, family: str, hidden: int = 64, seed: int = 0) -> None:
-    """``family`` as a tiny random model with its real processor, saved into ``out_dir``."""
+def build(out_dir: Path, family: str, hidden: int = 64, seed: int = 0,
+          vocab_size: int | None = None) -> None:
+    """``family`` as a tiny random model with its real processor, saved into ``out_dir``.
+
+    ``vocab_size`` may exceed the tokenizer's (a benchmark's realistic ``lm_head``)."""
     import torch
 
     processor = _processor(family)
@@ -168,7 +171,7 @@ def build(out_dir: Path, family: str, hidden: int = 64, seed: int = 0) -> None:
     onevision = family == "llava_onevision"
     eos, pad = ("<|im_end|>", "<|endoftext|>") if onevision else ("</s>", "<pad>")
     text: dict[str, Any] = {"model_type": "qwen2" if onevision else "llama",
-                            **_text_dims(len(tok), hidden),
+                            **_text_dims(vocab_size or len(tok), hidden),
                             "bos_token_id": tok.convert_tokens_to_ids(pad if onevision else "<s>"),
                             "eos_token_id": tok.convert_tokens_to_ids(eos),
                             "pad_token_id": tok.convert_tokens_to_ids(pad),

@@ -102,8 +102,12 @@ def _save(model, text: dict[str, Any], processor, out_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- builders
-def build_internvl_tiled(out_dir: Path) -> None:
-    """InternVL3 whose processor config tiles: up to 6 tiles of 64 px plus the thumbnail."""
+def build_internvl_tiled(out_dir: Path, *, vocab_size: int | None = None,
+                         hidden: int = 64, seed: int = 0) -> None:
+    """InternVL3 whose processor config tiles: up to 6 tiles of 64 px plus the thumbnail.
+
+    ``vocab_size`` may exceed the tokenizer's (a benchmark's realistic ``lm_head``); the extra
+    rows are never produced by the tokenizer."""
     import torch
     import transformers as tf
 
@@ -117,9 +121,9 @@ def build_internvl_tiled(out_dir: Path) -> None:
         video_processor=tf.InternVLVideoProcessor(size=size, image_mean=MEAN, image_std=STD),
         tokenizer=tok,
         image_seq_length=CELLS, chat_template=INTERNVL_CHAT_TEMPLATE)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     text = _text(tok, eos="<|im_end|>", pad="<|endoftext|>", bos="<|endoftext|>",
-                 model_type="qwen2")
+                 model_type="qwen2", **_text_dims(vocab_size or len(tok), hidden))
     config = tf.InternVLConfig(vision_config=_vision(), text_config=text,
                                image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
                                image_seq_length=CELLS, downsample_ratio=1 / SHRINK)
