@@ -24,15 +24,12 @@ from tam_engine.inference.adapters.tiles import (
 
 class AyaVisionAdapter(TiledAdapter):
     family = "aya_vision"
-    model_types: tuple[str, ...] = ("aya_vision",)
+    model_types = ("aya_vision",)
     title = "Aya Vision"
     examples = ("CohereLabs/aya-vision-8b",)
     tiling = True
     notes = "13 x 13 per 364-px tile, the tiles stitched, plus a thumbnail"
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def cell_token(self) -> int:
         tid = token_id(self.processor, self.config, "image_token_id", "image_token_index")

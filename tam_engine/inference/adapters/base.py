@@ -64,11 +64,13 @@ def token_id(processor: Any, config: Any, *names: str) -> int | None:
 class Adapter:
     """Base of the model-family adapters.
 
-    Subclasses set ``family``, implement :meth:`supports` and :meth:`_grids`, and may override
-    :meth:`_content`, :meth:`_processor_kwargs` and :meth:`final_norm`.
+    Subclasses set ``family`` and ``model_types``, implement :meth:`_grids`, and may override
+    :meth:`supports`, :meth:`_content`, :meth:`_processor_kwargs` and :meth:`final_norm`.
     """
 
     family: ClassVar[str] = "base"
+    #: The config ``model_type`` values this adapter is chosen for.
+    model_types: ClassVar[tuple[str, ...]] = ()
     #: The processor takes videos natively (otherwise a video's frames go in as images).
     native_video: ClassVar[bool] = False
     #: The prompt is rendered with the checkpoint's chat template (load_model checks it has one).
@@ -90,7 +92,7 @@ class Adapter:
     # ------------------------------------------------------------------ selection
     @classmethod
     def supports(cls, config: Any) -> bool:
-        raise NotImplementedError
+        return getattr(config, "model_type", None) in cls.model_types
 
     @classmethod
     def refusal(cls, config: Any) -> TamError | None:

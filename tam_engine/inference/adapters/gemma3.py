@@ -26,16 +26,13 @@ _PAN_AND_SCAN = ("pan_and_scan_min_crop_size", "pan_and_scan_max_num_crops",
 
 class Gemma3Adapter(TiledAdapter):
     family = "gemma3"
-    model_types: tuple[str, ...] = ("gemma3",)
+    model_types = ("gemma3",)
     title = "Gemma 3"
     examples = ("google/gemma-3-4b-it", "google/gemma-3-27b-it")
     tiling = True
     notes = ("16 x 16 per image; pan-and-scan crops side by side when the checkpoint enables "
              "them, plus the whole image")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def cell_token(self) -> int:
         tid = token_id(self.tokenizer, self.config, "image_token_id", "image_token_index")

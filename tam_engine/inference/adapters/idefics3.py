@@ -21,16 +21,13 @@ from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, square_cell
 
 class Idefics3Adapter(TiledAdapter):
     family = "idefics3"
-    model_types: tuple[str, ...] = ("idefics3",)
+    model_types = ("idefics3",)
     title = "Idefics3"
     examples: ClassVar[tuple[str, ...]] = ("HuggingFaceM4/Idefics3-8B-Llama3",
                                            "HuggingFaceTB/SmolVLM-Instruct")
     tiling = True
     notes = "13 x 13 per 364-px tile, the tiles stitched, plus the global image"
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def cell_token(self) -> int:
         tid = token_id(self.processor, self.config, "image_token_id")

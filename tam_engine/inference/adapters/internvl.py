@@ -26,7 +26,7 @@ class InternVLAdapter(TiledAdapter):
     family = "internvl"
     native_video = True
     pieces_share_runs = True
-    model_types: tuple[str, ...] = ("internvl",)
+    model_types = ("internvl",)
     title = "InternVL3 / InternVL3.5 (-hf layout)"
     examples = ("OpenGVLab/InternVL3-8B-hf", "OpenGVLab/InternVL3_5-2B-HF")
     media = ("image", "images", "video")
@@ -34,9 +34,6 @@ class InternVLAdapter(TiledAdapter):
     notes = ("16 x 16 per 448-px tile: the tiles stitched, plus a thumbnail, as the checkpoint's "
              "processor tiles; a video frame is one tile")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def _video_kwargs(self, media: list[MediaItem]) -> dict[str, Any]:
         # The frames are already sampled by media_io; the processor must not resample them.

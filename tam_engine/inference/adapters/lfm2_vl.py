@@ -22,16 +22,13 @@ from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, tile_pieces
 
 class Lfm2VlAdapter(TiledAdapter):
     family = "lfm2_vl"
-    model_types: tuple[str, ...] = ("lfm2_vl",)
+    model_types = ("lfm2_vl",)
     title = "LFM2-VL"
     examples = ("LiquidAI/LFM2-VL-450M", "LiquidAI/LFM2-VL-1.6B")
     tiling = True
     notes = ("a small image: one grid at its own aspect ratio; a large one: the tiles stitched, "
              "plus a thumbnail")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def cell_token(self) -> int:
         tid = token_id(self.processor, self.config, "image_token_id")

@@ -18,15 +18,12 @@ from tam_engine.inference.settings import GenerationSettings
 
 class Llama4Adapter(Adapter):
     family = "llama4"
-    model_types: tuple[str, ...] = ("llama4",)
+    model_types = ("llama4",)
     title = "Llama 4"
     examples = ("meta-llama/Llama-4-Scout-17B-16E-Instruct",)
     media = ()
     notes = "refused: transformers cannot yet generate with its images"
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     @classmethod
     def refusal(cls, config: Any) -> TamError | None:

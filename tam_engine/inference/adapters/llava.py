@@ -23,16 +23,13 @@ from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
 
 class LlavaAdapter(Adapter):
     family = "llava"
-    model_types: tuple[str, ...] = ("llava",)
+    model_types = ("llava",)
     title = "LLaVA-1.5 (llava-hf layout)"
     examples = ("llava-hf/llava-1.5-7b-hf",)
     media = ("image", "images", "video")
     notes = ("24 x 24 over the processor's centre crop (or padded square), drawn only there; a "
              "video's frames are images of one grid")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def image_token_id(self) -> int:
         tid = token_id(self.processor, self.config, "image_token_id", "image_token_index")

@@ -64,7 +64,7 @@ class _Block:
 
 class LlavaNextAdapter(Adapter):
     family = "llava_next"
-    model_types: ClassVar[tuple[str, ...]] = ("llava_next",)
+    model_types = ("llava_next",)
     # What the family is, for messages and ``tam models``.
     title: ClassVar[str] = "LLaVA-NeXT (LLaVA-1.6)"
     examples: ClassVar[tuple[str, ...]] = ("llava-hf/llava-v1.6-mistral-7b-hf",
@@ -77,9 +77,6 @@ class LlavaNextAdapter(Adapter):
     #: ``unpad_image``) the model itself uses.
     modeling: ClassVar[str] = "transformers.models.llava_next.modeling_llava_next"
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     # ------------------------------------------------------------------ spans
     def _grids(self, media: list[MediaItem], inputs: Any, ids: np.ndarray

@@ -23,7 +23,7 @@ from tam_engine.inference.adapters.base import Adapter, SpanError, token_id
 
 class Mistral3Adapter(Adapter):
     family = "mistral3"
-    model_types: tuple[str, ...] = ("mistral3",)
+    model_types = ("mistral3",)
     title = "Mistral 3"
     examples = ("mistralai/Mistral-Small-3.1-24B-Instruct-2503",
                 "mistralai/Mistral-Small-3.2-24B-Instruct-2506")
@@ -31,9 +31,6 @@ class Mistral3Adapter(Adapter):
     notes = ("(H / 28) x (W / 28) per image at its processed size (patch 14, 2 x 2 merge); "
              "a video's frames are images of one grid")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def _pixels_per_token(self) -> int:
         """The side, in processed pixels, of what one token sees: the model's own patch size

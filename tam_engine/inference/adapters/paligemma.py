@@ -28,7 +28,7 @@ from tam_engine.inference.settings import GenerationSettings
 
 class PaliGemmaAdapter(Adapter):
     family = "paligemma"
-    model_types: tuple[str, ...] = ("paligemma",)
+    model_types = ("paligemma",)
     uses_chat_template = False
     title = "PaliGemma"
     examples = ("google/paligemma2-3b-mix-224", "google/paligemma-3b-mix-224")
@@ -36,9 +36,6 @@ class PaliGemmaAdapter(Adapter):
     notes = ("16 x 16 at 224 px (32 x 32 at 448, 64 x 64 at 896); a prefix prompt, no chat "
              "template; a video's frames are images of one grid")
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     def _image_token(self) -> str:
         token = getattr(self.processor, "image_token", None)

@@ -25,7 +25,7 @@ from tam_engine.inference.settings import GenerationSettings
 class Qwen2VLAdapter(Adapter):
     family = "qwen2_vl"
     native_video = True
-    model_types: tuple[str, ...] = ("qwen2_vl",)
+    model_types = ("qwen2_vl",)
     title = "Qwen2-VL"
     examples: ClassVar[tuple[str, ...]] = ("Qwen/Qwen2-VL-2B-Instruct",
                                            "Qwen/Qwen2-VL-7B-Instruct")
@@ -35,9 +35,6 @@ class Qwen2VLAdapter(Adapter):
     #: A video is one run of video tokens per temporal slot (between timestamps), not one run.
     video_run_per_slot: ClassVar[bool] = False
 
-    @classmethod
-    def supports(cls, config: Any) -> bool:
-        return getattr(config, "model_type", None) in cls.model_types
 
     # ------------------------------------------------------------------ geometry
     def _vision_attr(self, name: str, default: int) -> int:
