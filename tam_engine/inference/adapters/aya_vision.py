@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import SpanError, token_id
 from tam_engine.inference.adapters.tiles import (
     Piece,
     TiledAdapter,
@@ -25,18 +24,13 @@ from tam_engine.inference.adapters.tiles import (
 class AyaVisionAdapter(TiledAdapter):
     family = "aya_vision"
     model_types = ("aya_vision",)
+    cell_token_names = ("image_token_id", "image_token_index")
     title = "Aya Vision"
     examples = ("CohereLabs/aya-vision-8b",)
     tiling = True
     notes = "13 x 13 per 364-px tile, the tiles stitched, plus a thumbnail"
 
 
-    def cell_token(self) -> int:
-        tid = token_id(self.processor, self.config, "image_token_id", "image_token_index")
-        if tid is None:
-            raise SpanError("This Aya Vision checkpoint names no image patch token.",
-                            "Check that the processor files are complete.")
-        return tid
 
     def tile_cells(self) -> tuple[int, int]:
         vc = self.config.vision_config

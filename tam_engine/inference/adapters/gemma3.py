@@ -17,7 +17,7 @@ import numpy as np
 
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import FULL_BOX, Box
-from tam_engine.inference.adapters.base import SpanError, token_id
+from tam_engine.inference.adapters.base import SpanError
 from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, image_setting
 
 _PAN_AND_SCAN = ("pan_and_scan_min_crop_size", "pan_and_scan_max_num_crops",
@@ -27,6 +27,8 @@ _PAN_AND_SCAN = ("pan_and_scan_min_crop_size", "pan_and_scan_max_num_crops",
 class Gemma3Adapter(TiledAdapter):
     family = "gemma3"
     model_types = ("gemma3",)
+    cell_token_owner = "tokenizer"
+    cell_token_names = ("image_token_id", "image_token_index")
     title = "Gemma 3"
     examples = ("google/gemma-3-4b-it", "google/gemma-3-27b-it")
     tiling = True
@@ -34,12 +36,6 @@ class Gemma3Adapter(TiledAdapter):
              "them, plus the whole image")
 
 
-    def cell_token(self) -> int:
-        tid = token_id(self.tokenizer, self.config, "image_token_id", "image_token_index")
-        if tid is None:
-            raise SpanError("This Gemma 3 checkpoint names no image soft token.",
-                            "Check that the tokenizer files are complete.")
-        return tid
 
     def images_kwargs(self) -> dict[str, Any]:
         """Pan-and-scan as the checkpoint's image processor config says: the processor's own

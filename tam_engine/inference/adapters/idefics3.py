@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import SpanError, token_id
 from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, square_cells, tile_pieces
 
 
@@ -29,12 +28,6 @@ class Idefics3Adapter(TiledAdapter):
     notes = "13 x 13 per 364-px tile, the tiles stitched, plus the global image"
 
 
-    def cell_token(self) -> int:
-        tid = token_id(self.processor, self.config, "image_token_id")
-        if tid is None:
-            raise SpanError(f"This {self.family} checkpoint names no image token.",
-                            "Check that the processor files are complete.")
-        return tid
 
     def tile_cells(self) -> tuple[int, int]:
         """Cells per tile from the model: the tower's patch grid shrunk by the connector's

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from tam_engine.core.media import MediaItem
-from tam_engine.inference.adapters.base import SpanError, token_id
 from tam_engine.inference.adapters.tiles import (
     Piece,
     TiledAdapter,
@@ -39,12 +38,6 @@ class InternVLAdapter(TiledAdapter):
         # The frames are already sampled by media_io; the processor must not resample them.
         return {"videos_kwargs": {"do_sample_frames": False}}
 
-    def cell_token(self) -> int:
-        tid = token_id(self.processor, self.config, "image_token_id")
-        if tid is None:
-            raise SpanError("This InternVL checkpoint names no image token.",
-                            "Check that the processor files are complete.")
-        return tid
 
     def tile_cells(self) -> tuple[int, int]:
         """Cells per tile from the model: the tower's patch grid shrunk by the pixel shuffle."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import FULL_BOX
-from tam_engine.inference.adapters.base import SpanError, token_id
+from tam_engine.inference.adapters.base import SpanError
 from tam_engine.inference.adapters.tiles import Piece, TiledAdapter, tile_pieces
 
 
@@ -30,12 +30,6 @@ class Lfm2VlAdapter(TiledAdapter):
              "plus a thumbnail")
 
 
-    def cell_token(self) -> int:
-        tid = token_id(self.processor, self.config, "image_token_id")
-        if tid is None:
-            raise SpanError("This LFM2-VL checkpoint names no image token.",
-                            "Check that the processor files are complete.")
-        return tid
 
     def image_pieces(self, media: list[MediaItem], inputs: Any) -> list[list[Piece]]:
         images = [item.frames[0] for item in media if item.kind == "image"]

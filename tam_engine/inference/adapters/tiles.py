@@ -22,7 +22,7 @@ import numpy as np
 from tam_engine.core.errors import MediaError
 from tam_engine.core.media import MediaItem
 from tam_engine.core.spans import FULL_BOX, Box, GridRole, VisionGrid
-from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError
+from tam_engine.inference.adapters.base import Adapter, Prepared, SpanError, token_id
 from tam_engine.inference.settings import GenerationSettings
 
 
@@ -192,9 +192,20 @@ class TiledAdapter(Adapter):
         """The image settings the processor really uses for this adapter's calls."""
         return merged_images_kwargs(self.processor, {"images_kwargs": self.images_kwargs()})
 
+    #: Where the id of a vision cell's token is declared, first match wins: on the processor
+    #: (most families) or on the tokenizer (Gemma 3, whose processor's ``image_token_id`` is
+    #: the ``<start_of_image>`` marker, not a cell), then on the config.
+    cell_token_owner: ClassVar[str] = "processor"
+    cell_token_names: ClassVar[tuple[str, ...]] = ("image_token_id",)
+
     def cell_token(self) -> int:
         """The token id of one vision cell."""
-        raise NotImplementedError
+        owner = self.tokenizer if self.cell_token_owner == "tokenizer" else self.processor
+        tid = token_id(owner, self.config, *self.cell_token_names)
+        if tid is None:
+            raise SpanError(f"This {self.title or self.family} checkpoint names no image token.",
+                            f"Check that the {self.cell_token_owner} files are complete.")
+        return tid
 
     def image_pieces(self, media: list[MediaItem], inputs: Any) -> list[list[Piece]]:
         """The pieces of every image item (not videos), in the user's order."""
