@@ -194,8 +194,8 @@ def test_exp2_log_sum_exp_matches_float64():
 
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(4, 151_936, generator=gen) * torch.tensor([[1.0], [5.0], [20.0], [0.01]])
-    z = _log_sum_exp(x, x.amax(dim=1, keepdim=True))
     ref = torch.logsumexp(x.double(), dim=1, keepdim=True)
+    z = _log_sum_exp(x, x.amax(dim=1, keepdim=True))  # overwrites x
     torch.testing.assert_close(z.double(), ref, rtol=1e-6, atol=1e-5)
 
 
@@ -237,10 +237,14 @@ def test_step_candidates_fall_back_when_lm_head_is_bypassed(tiny_loaded, monkeyp
 
 
 @pytest.mark.parametrize("vocab", [300, 128 * 40, 128 * 40 + 57])
-def test_step_candidates_equal_the_post_hoc_scan(tiny_loaded, vocab):
+@pytest.mark.parametrize("rows_buffered", [64, 4])
+def test_step_candidates_equal_the_post_hoc_scan(tiny_loaded, vocab, rows_buffered, monkeypatch):
     """Per-step pieces, tails and sums, finished in one batch, give the same top-k and
-    probabilities as the batched scan over the states (whole-row, piece and tail paths)."""
+    probabilities as the batched scan over the states (whole-row, piece and tail paths), also
+    when the rows are reduced in several chunks (a buffer of 4 rows for 6 steps)."""
     from tam_engine.inference.capture.candidates import StepCandidates, candidates_from_states
+
+    monkeypatch.setattr(StepCandidates, "BUFFER_BYTES", rows_buffered * 4 * vocab)
 
     tok = tiny_loaded("qwen2_vl").adapter.tokenizer
     gen = torch.Generator().manual_seed(vocab)
