@@ -20,4 +20,19 @@ def run_app(paths: Sequence[str] = ()) -> int:
     window.show()
     window.warm_up_engine()
     schedule_open(window, [os.path.abspath(p) for p in paths])
-    return app.exec()
+    code = app.exec()
+    exit_now(code)
+    return code  # not reached
+
+
+def exit_now(code: int) -> None:
+    """End the process without the interpreter's clean-up.
+
+    When the last window has closed, everything worth keeping is on disk (settings written,
+    saves finished, exports cancelled: they write atomically). What is left is tearing down
+    thousands of torch/transformers modules (about 3-5 s) and maybe a model load that cannot be
+    interrupted; neither should keep a user who quit waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -7,7 +7,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QThreadPool
+from PySide6.QtCore import QEvent, QObject, QStandardPaths
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QWidget
 
@@ -30,6 +30,28 @@ EXPLANATION_SUFFIX = ".tam.npz"
 EXPLANATION_FILTER = f"Explanations (*{EXPLANATION_SUFFIX} *.npz);;All files (*)"
 
 Shortcut = str | QKeySequence.StandardKey | list[str]
+
+#: Background jobs that write the user's files: closing waits for them (and for nothing else:
+#: a model load cannot be interrupted, and quitting must take well under a second).
+WRITING_TASKS = ("save", "settings")
+
+
+def save_folder(settings: AppSettings, pictures: bool = False) -> Path:
+    """Where a save or export dialog opens: the last save/export folder, else the user's
+    Documents (Pictures for images and videos). Never the last Open folder, which may be the
+    installed package's sample folder."""
+    last = Path(settings.last_save_dir) if settings.last_save_dir else None
+    if last is not None and last.is_dir():
+        return last
+    where = (QStandardPaths.StandardLocation.PicturesLocation if pictures
+             else QStandardPaths.StandardLocation.DocumentsLocation)
+    folder = QStandardPaths.writableLocation(where)
+    return Path(folder) if folder and Path(folder).is_dir() else Path.home()
+
+
+def remember_save_folder(settings: AppSettings, path: str) -> None:
+    """The folder of a file the user chose to write: the next save or export starts there."""
+    settings.last_save_dir = str(Path(path).resolve().parent)
 
 
 def media_file_filter() -> str:
@@ -221,9 +243,9 @@ class AppWindow(QMainWindow):
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
         self.stop_work()
-        # Give cooperative workers a moment to stop (a model load cannot be interrupted) and a
-        # background settings write the time to finish before the final one.
-        QThreadPool.globalInstance().waitForDone(3000)
+        # Saves in flight finish (the user's data), and a background settings write before the
+        # final one; runs and exports were told to stop and are not waited for.
+        self.tasks.wait_for(WRITING_TASKS, 10.0)
         self.remember()
         super().closeEvent(ev)
 

@@ -54,6 +54,24 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessa
     return box
 
 
+def ask_save_changes(parent: QWidget | None, doing: str) -> str:
+    """Save, Discard or Cancel before an unsaved explanation is dropped: "save", "discard" or
+    "cancel" (also when the box is closed)."""
+    buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+               | QMessageBox.StandardButton.Cancel)
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved explanation",
+                      "The explanation on screen has not been saved.", buttons, parent)
+    box.setInformativeText(f"Save it before {doing}? Discarded, it is gone until the model "
+                           "is run again.")
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    answer = box.exec()
+    if answer == QMessageBox.StandardButton.Save.value:
+        return "save"
+    if answer == QMessageBox.StandardButton.Discard.value:
+        return "discard"
+    return "cancel"
+
+
 class GenerationDialog(QDialog):
     """Max new tokens, video sampling, image resolution limits, device and dtype."""
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
+from tam_desktop.app_window import remember_save_folder, save_folder
 from tam_desktop.dialogs import show_error
 from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import PlaybackState
@@ -45,6 +46,8 @@ KINDS = [
     ExportKind("npz", "Raw Maps (&NPZ)…", ".npz", "NumPy archives (*.npz)"),
 ]
 KIND_BY_KEY = {k.key: k for k in KINDS}
+#: Exports that are data rather than pictures: their first folder is Documents, not Pictures.
+DATA_KINDS = ("html", "json", "npz")
 
 
 class ExportHost(Protocol):
@@ -104,15 +107,14 @@ class ExportMenu(QObject):
 
     # ------------------------------------------------------------------ paths
     def suggested_path(self, key: str) -> Path:
-        """A file name next to the media (or in the last folder), with the right extension."""
+        """A file named after the media, in the last save/export folder (at first the user's
+        Pictures, or Documents for data), with the right extension."""
         kind = KIND_BY_KEY[key]
         st = self.host.state
         media = st.current_media
         source = Path(self.host.current_file or (media.path if media else "") or "explanation")
         stem = source.name.split(".")[0] or "explanation"
-        folder = source.parent if source.parent.is_dir() and str(source.parent) != "." else None
-        if folder is None:
-            folder = Path(self.host.settings.last_dir or Path.home())
+        folder = save_folder(self.host.settings, pictures=key not in DATA_KINDS)
         k = st.token + 1
         tail = {"token_png": f"_token{k}", "textmap_png": f"_textmap{k}",
                 "sequence": "_tokens", "contact_sheet": "_sheet", "sweep_mp4": "_sweep",
@@ -138,6 +140,7 @@ class ExportMenu(QObject):
             return
         path = self._ask_save_path(key, self.suggested_path(key))
         if path:
+            remember_save_folder(self.host.settings, str(path))
             self.export_to(key, str(path))
 
     def export_to(self, key: str, path: str) -> None:

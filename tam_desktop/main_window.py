@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QVBoxLayout, QWidget
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from tam_desktop.app_context import AppContext
 from tam_desktop.app_window import (
     EXPLANATION_FILTER,
-    EXPLANATION_SUFFIX,
     AppWindow,
     media_file_filter,
     run_error_title,
     run_problem,
     short_model_name,
-    write_explanation,
 )
 from tam_desktop.compare.window import CompareWindow
 from tam_desktop.controller import RunController
 from tam_desktop.dialogs import show_about, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
+from tam_desktop.recent_menu import RecentMenu
+from tam_desktop.samples import SampleActions, is_bundled
+from tam_desktop.saving import ExplanationSaver
 from tam_desktop.settings import AppSettings, load_settings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
@@ -35,11 +36,18 @@ from tam_engine.core.placement import LAYERS
 
 
 class MainWindow(AppWindow):
+    """The app's window. ``save_on_close=False`` (the self-test, benchmarks, screenshots) keeps
+    nothing of the session and, unless ``ask_unsaved`` says otherwise, never asks to save."""
+
     def __init__(self, settings: AppSettings | None = None, *,
-                 settings_path: Path | None = None, save_on_close: bool = True) -> None:
+                 settings_path: Path | None = None, save_on_close: bool = True,
+                 ask_unsaved: bool | None = None) -> None:
         s = settings if settings is not None else load_settings(settings_path)
         super().__init__(AppContext(s, settings_path))
         self._save_on_close = save_on_close
+        self.saver = ExplanationSaver(self, self, save_on_close if ask_unsaved is None
+                                      else ask_unsaved)
+        self._auto_run = False   # the running run was started by opening a sample
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
                                  overlay_visible=s.overlay_visible, combine=s.combine,
                                  stretch=s.stretch, tile_borders=s.tile_borders)
@@ -61,6 +69,7 @@ class MainWindow(AppWindow):
         col.addWidget(self.run_panel)
         col.addWidget(self.pane, 1)
         self.setCentralWidget(central)
+        self.statusBar().addPermanentWidget(self.run_panel.status_widget)
         self.setAcceptDrops(True)
         self.setWindowTitle("tam-desktop")
         self._build_actions()
@@ -109,10 +118,10 @@ class MainWindow(AppWindow):
         self.act_shortcuts = act("&Keyboard and Mouse", lambda: show_shortcuts(self),
                                  K.HelpContents)
         self.act_about = act("&About tam-desktop", lambda: show_about(self))
+        self.samples = SampleActions(self)
 
     def _build_menus(self) -> None:
-        self.recent_menu = QMenu("Open &Recent", self)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent_menu = RecentMenu(lambda: self.settings, self.open_paths, self)
         self.add_menus({
             "&File": [self.act_open, self.recent_menu, None, self.act_open_expl,
                       self.act_save_expl, self.export.menu, None, self.act_quit],
@@ -121,22 +130,8 @@ class MainWindow(AppWindow):
             "&View": [self.act_overlay, None, self.act_prev_token, self.act_next_token,
                       self.act_first_token, self.act_last_token, None, self.act_prev_frame,
                       self.act_next_frame, self.act_play],
-            "&Help": [self.act_shortcuts, self.act_about],
+            "&Help": [*self.samples.actions, None, self.act_shortcuts, self.act_about],
         })
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for path in self.settings.recent_files:
-            act = self.recent_menu.addAction(path)
-            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
-        if not self.settings.recent_files:
-            self.recent_menu.addAction("No recent files").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear List", self._clear_recent)
-
-    def _clear_recent(self) -> None:
-        self.settings.recent_files = []
 
     # ------------------------------------------------------------------ opening
     def open_media_dialog(self) -> None:
@@ -145,27 +140,45 @@ class MainWindow(AppWindow):
         if paths:
             self.open_paths(paths)
 
-    def open_paths(self, paths: Sequence[str]) -> None:
-        """Open media files, or one explanation file; reading happens off the UI thread."""
+    def open_paths(self, paths: Sequence[str], *, run: bool = False) -> None:
+        """Open media files (and Run when ``run``), or one explanation file; reading happens
+        off the UI thread. An unsaved explanation is saved or discarded first (the user says)."""
         paths = [str(p) for p in paths]
-        if not paths:
-            return
+        if paths:
+            self.settle_unsaved("opening other files", lambda: self.open_now(paths, run))
+
+    def open_now(self, paths: list[str], run: bool = False) -> None:
+        """:meth:`open_paths` without asking first (the caller settled an unsaved one)."""
         if len(paths) == 1 and paths[0].endswith(".npz"):
-            self.open_explanation(paths[0])
+            self._open_explanation_now(paths[0])
             return
         self.cancel_run()
-        self.read_media("content", paths, lambda media: self._on_media_read(paths, media))
+        self.read_media("content", paths, lambda media: self._on_media_read(paths, media, run))
 
-    def _on_media_read(self, paths: list[str], media: list[MediaItem]) -> None:
+    def _on_media_read(self, paths: list[str], media: list[MediaItem], run: bool = False
+                       ) -> None:
         self.media_paths = paths
         self.current_file = paths[0]
-        for p in reversed(paths):
-            self.settings.add_recent_file(str(Path(p).resolve()))
-        self.settings.last_dir = str(Path(paths[0]).resolve().parent)
+        self.unsaved = False
+        self.settings.add_recent_media([str(Path(p).resolve()) for p in paths])
+        if not is_bundled(paths[0]):   # the Open dialog never starts in the package's files
+            self.settings.last_dir = str(Path(paths[0]).resolve().parent)
         self.state.set_content(media, None)
+        self.run_panel.follow_media(any(m.kind == "video" for m in media))
         self.pane.media_view.graphics.setFocus()
         names = ", ".join(m.name for m in media)
         self.show_status(f"Opened {names}. Choose a model and a prompt, then Run (Ctrl+R).")
+        if run:
+            self._start_run(auto=True)
+
+    @property
+    def first_launch(self) -> bool:
+        """Nothing to restore from last time (no recent file): the app starts on the demo."""
+        return not self.settings.recent_files
+
+    def open_sample(self, kind: str) -> None:
+        """The bundled sample ("image" or "video"), explained by the demo model at once."""
+        self.samples.open_sample(kind)
 
     def open_explanation_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -174,12 +187,17 @@ class MainWindow(AppWindow):
             self.open_explanation(path)
 
     def open_explanation(self, path: str) -> None:
+        self.settle_unsaved("opening another explanation",
+                            lambda: self._open_explanation_now(path))
+
+    def _open_explanation_now(self, path: str) -> None:
         self.cancel_run()
         self.read_explanation("content", path, lambda ex: self._on_explanation_read(path, ex))
 
     def _on_explanation_read(self, path: str, expl: Explanation) -> None:
         self.settings.add_recent_file(str(Path(path).resolve()))
         self.settings.last_dir = str(Path(path).resolve().parent)
+        self.unsaved = False
         self.current_file = path
         self.media_paths = [m.path for m in expl.media if m.path and Path(m.path).is_file()]
         self.show_explanation(expl)
@@ -196,28 +214,22 @@ class MainWindow(AppWindow):
             self.run_panel.set_model(model)  # ready to run it again
 
     def save_explanation_dialog(self) -> None:
-        expl = self.state.explanation
-        if expl is None:
-            self.show_status("Nothing to save yet: run a model first.")
-            return
-        stem = Path(self.current_file).name.split(".")[0] if self.current_file else "explanation"
-        start = str(Path(self.settings.last_dir or ".") / f"{stem}{EXPLANATION_SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(self, "Save the explanation", start,
-                                              f"Explanations (*{EXPLANATION_SUFFIX})")
-        if path:
-            self.save_explanation(path)
+        self.saver.save_dialog()
 
     def save_explanation(self, path: str) -> None:
-        expl = self.state.explanation
-        if expl is None:
-            return
-        if not path.endswith(".npz"):
-            path += EXPLANATION_SUFFIX
-        self.show_status(f"Saving {Path(path).name} …")
-        self.tasks.submit("save", write_explanation, expl, path,
-                          on_result=lambda p: self.show_status(f"Saved {p}"),
-                          on_error=lambda exc: self.report_error(
-                              "Cannot save the explanation", exc))
+        self.saver.save(path)
+
+    def settle_unsaved(self, doing: str, then: Callable[[], object]) -> None:
+        """``then()`` once an unsaved explanation is saved or discarded (the user says)."""
+        self.saver.settle(doing, then)
+
+    @property
+    def unsaved(self) -> bool:
+        return self.saver.unsaved
+
+    @unsaved.setter
+    def unsaved(self, value: bool) -> None:
+        self.saver.unsaved = value
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802
@@ -232,6 +244,10 @@ class MainWindow(AppWindow):
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
+        self._start_run(auto=False)
+
+    def _start_run(self, auto: bool) -> None:
+        """``auto``: a sample's demo run, whose result is not work to be saved."""
         if self.controller.running:
             return
         model = self.run_panel.model_name()
@@ -246,6 +262,7 @@ class MainWindow(AppWindow):
                              generation=self.settings.generation,
                              media=self.decoded_media(self.media_paths))
         self.tasks.forget("content")
+        self._auto_run = auto
         self.controller.start(request)
 
     def cancel_run(self) -> None:
@@ -283,6 +300,9 @@ class MainWindow(AppWindow):
         self.show_status(f"Running {short_model_name(request.model)} …")
 
     def run_phase(self, text: str) -> None:
+        model = self.settings.last_model
+        if model:
+            text = text.replace(model, short_model_name(model))   # a folder's name is enough
         self.run_panel.set_phase(text + " …")
         if text.startswith("Loading"):
             self.run_panel.set_busy()
@@ -297,6 +317,7 @@ class MainWindow(AppWindow):
         model = self.settings.last_model
         self.settings.add_recent_model(model)
         self.run_panel.set_models(self.settings.recent_models, model)
+        self.unsaved = not self._auto_run
         self.show_status(f"Done: {self._describe(explanation)}")
         self.pane.media_view.graphics.setFocus()  # arrows now walk the tokens
         self._persist()
@@ -358,6 +379,13 @@ class MainWindow(AppWindow):
         self.context.save_settings(lambda exc: self.show_status(f"Settings not saved: {exc}"),
                                    background=background)
 
+    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
+        if self.saver.needs_asking():
+            ev.ignore()   # closes again once saved or discarded
+            self.settle_unsaved("quitting", self.close)
+            return
+        super().closeEvent(ev)
+
     def stop_work(self) -> None:
         self.state.cursor.set_playing(False)
         self.controller.shutdown()
@@ -369,7 +397,10 @@ class MainWindow(AppWindow):
 
 
 def schedule_open(window: MainWindow, paths: Sequence[str]) -> None:
-    """Open command-line paths once the event loop runs (the window shows first)."""
+    """Open command-line paths once the event loop runs (the window shows first); with none
+    on the first launch, the sample image explained by the demo model."""
     if paths:
         QTimer.singleShot(0, lambda: window.open_paths(list(paths)))
+    elif window.first_launch:
+        QTimer.singleShot(0, lambda: window.open_sample("image"))
 

@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from tam_engine.core.atomic import atomic_write_bytes
-from tam_engine.inference.settings import GenerationSettings
+from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, GenerationSettings
 
 SETTINGS_VERSION = 1
 CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"
 MAX_RECENT = 10
+#: Joins the files of one Open Recent entry (a newline: no file name a user picks has one).
+RECENT_SEPARATOR = "\n"
 
 PROMPT_PRESETS = (
-    "Describe this image.",
-    "What is happening in this video?",
+    IMAGE_PROMPT,
+    VIDEO_PROMPT,
     "What objects are in this image?",
     "Describe the scene in one sentence.",
     "What is the person doing?",
@@ -48,7 +50,8 @@ class AppSettings:
     last_model: str = ""
     recent_models: list[str] = field(default_factory=list)
     recent_files: list[str] = field(default_factory=list)
-    last_dir: str = ""
+    last_dir: str = ""          # where the last Open dialog was left
+    last_save_dir: str = ""     # where the last save or export went (never the Open folder)
     prompt: str = PROMPT_PRESETS[0]
     colormap: str = "jet"
     opacity: float = 0.5
@@ -62,6 +65,10 @@ class AppSettings:
     # ------------------------------------------------------------------ recents
     def add_recent_file(self, path: str) -> None:
         self.recent_files = _push(self.recent_files, path)
+
+    def add_recent_media(self, paths: list[str]) -> None:
+        """Files opened together (several images) make one entry that reopens them all."""
+        self.add_recent_file(RECENT_SEPARATOR.join(paths))
 
     def add_recent_model(self, name: str) -> None:
         self.recent_models = _push(self.recent_models, name)
@@ -84,6 +91,11 @@ class AppSettings:
             out.generation = _fill(GenerationSettings(), stored)
         rest = {k: v for k, v in data.items() if k not in ("generation", "version")}
         return _fill(out, rest)
+
+
+def recent_entry_paths(entry: str) -> list[str]:
+    """The files of one Open Recent entry (see :meth:`AppSettings.add_recent_media`)."""
+    return [p for p in entry.split(RECENT_SEPARATOR) if p]
 
 
 def _push(items: list[str], item: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,6 +209,7 @@ class TaskRunner:
     def __init__(self) -> None:
         self._generation: dict[str, int] = {}
         self._workers: set[FunctionWorker] = set()
+        self._unfinished: dict[str, list[threading.Event]] = {}   # kind -> jobs not yet done
 
     def submit(self, kind: str, fn: Callable[..., Any], *args: Any,
                on_result: Callable[[Any], None],
@@ -218,7 +220,17 @@ class TaskRunner:
         def fresh() -> bool:
             return self._generation.get(kind) == gen
 
-        worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)
+        done = threading.Event()
+        self._unfinished[kind] = [d for d in self._unfinished.get(kind, []) if not d.is_set()]
+        self._unfinished[kind].append(done)
+
+        def call(*call_args: Any) -> Any:
+            try:
+                return fn(*call_args)
+            finally:
+                done.set()
+
+        worker = create_worker(call, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda value: on_result(value) if fresh() else None)
         worker.errored.connect(lambda exc: on_error(exc) if fresh() else None)
         self._workers.add(worker)
@@ -234,6 +246,16 @@ class TaskRunner:
     def busy(self) -> bool:
         return bool(self._workers)
 
+    def wait_for(self, kinds: Sequence[str], timeout_s: float) -> bool:
+        """Block until every submitted job of ``kinds`` has returned (closing the app: files
+        being written must be complete); False when ``timeout_s`` ran out first."""
+        deadline = time.monotonic() + timeout_s
+        for kind in kinds:
+            for done in self._unfinished.get(kind, []):
+                if not done.wait(max(0.0, deadline - time.monotonic())):
+                    return False
+        return True
+
 
 def warm_up_engine() -> None:
     """Import the model stack ahead of the first run.
@@ -248,6 +270,11 @@ def warm_up_engine() -> None:
 
 def _import_engine() -> None:
     import transformers.generation  # noqa: F401
+    from transformers.utils import logging as hf_logging
+
+    # transformers prints a "Loading weights" bar to the terminal on every load: the app shows
+    # its own progress ("Loading the model …"), so the terminal stays quiet.
+    hf_logging.disable_progress_bar()
     import transformers.models.auto.modeling_auto  # noqa: F401
     import transformers.models.auto.processing_auto  # noqa: F401
 

@@ -7,14 +7,16 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QToolButton,
     QWidget,
 )
 
 from tam_desktop.settings import PROMPT_PRESETS
-from tam_desktop.views.run_panel import ModelPicker
+from tam_desktop.views.run_panel import ModelPicker, prompt_for_media
 
 
 class CompareRunBar(QWidget):
@@ -49,6 +51,16 @@ class CompareRunBar(QWidget):
         self.cancel_button.setToolTip("Stop the running model and skip the rest (Esc)")
         self.progress = QProgressBar(self)
         self.progress.setFixedWidth(170)
+        keep = self.progress.sizePolicy()   # showing it during a run must not move the row
+        keep.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(keep)
+        self.preset_button = QToolButton(self)
+        self.preset_button.setText("Presets")
+        self.preset_button.setToolTip("Ready-made comparisons (e.g. the two bundled demo "
+                                      "models on the sample image)")
+        self.preset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.preset_menu = QMenu(self.preset_button)
+        self.preset_button.setMenu(self.preset_menu)
         self.phase = QLabel(self)
         self.phase.setStyleSheet("color: #5f6368;")
         self.phase.setFixedWidth(240)
@@ -66,7 +78,8 @@ class CompareRunBar(QWidget):
         grid.addWidget(self.run_button, 0, 7)
         grid.addWidget(self.cancel_button, 0, 8)
         grid.addWidget(QLabel("Prompt"), 1, 0)
-        grid.addWidget(self.prompt, 1, 1, 1, 4)
+        grid.addWidget(self.prompt, 1, 1, 1, 3)
+        grid.addWidget(self.preset_button, 1, 4, Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.media_button, 1, 5, 1, 2)
         grid.addWidget(self.media_label, 1, 7, 1, 2)
         grid.addWidget(self.progress, 0, 9)
@@ -86,11 +99,15 @@ class CompareRunBar(QWidget):
         if text:
             self.prompt.setCurrentText(text)
 
+    def follow_media(self, has_video: bool) -> None:
+        """Media were chosen: the default prompt follows their kind."""
+        self.set_prompt(prompt_for_media(self.prompt_text(), has_video))
+
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for w in (self.model_a, self.model_b, self.browse_a, self.browse_b, self.prompt,
-                  self.settings_button, self.media_button):
+                  self.settings_button, self.media_button, self.preset_button):
             w.setEnabled(not running)
         self.progress.setVisible(running)
         if not running:

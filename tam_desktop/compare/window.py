@@ -14,14 +14,17 @@ from tam_desktop.app_window import (
     EXPLANATION_FILTER,
     AppWindow,
     media_file_filter,
+    remember_save_folder,
     run_error_title,
     run_problem,
+    save_folder,
     short_model_name,
 )
 from tam_desktop.compare.body import CompareBody
 from tam_desktop.compare.controller import CompareController
 from tam_desktop.compare.exporting import mp4_job, png_job
 from tam_desktop.compare.link import SIDES, SelectionLink
+from tam_desktop.compare.presets import DEMO_PRESET, default_model_b, use_demo_preset
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
@@ -66,6 +69,7 @@ class CompareWindow(AppWindow):
         self.controller = CompareController(self.states["a"], self.states["b"], self,
                                             self.context.models, self.context.media)
         self.exports = ExportRunner(self)
+        self._run_on_media = False   # a preset runs once its media are read
         self._build(prompt, model_a, model_b)
         self._connect()
         for st in self.states.values():
@@ -93,10 +97,11 @@ class CompareWindow(AppWindow):
     def _build(self, prompt: str, model_a: str, model_b: str) -> None:
         s = self.settings
         self.run_bar = CompareRunBar(self)
-        self.run_bar.model_a.set_models(s.recent_models, model_a or s.last_model)
-        others = [m for m in s.recent_models if m != self.run_bar.model_a.model_name()]
-        self.run_bar.model_b.set_models(s.recent_models, model_b or (others[0] if others
-                                                                     else ""))
+        self.run_bar.model_a.set_models(s.recent_models, model_a or s.last_model,
+                                        demo_if_empty=True)
+        a = self.run_bar.model_a.model_name()
+        self.run_bar.model_b.set_models(s.recent_models,
+                                        model_b or default_model_b(a, s.recent_models))
         self.run_bar.set_prompt(prompt or s.prompt)
         self.body = CompareBody(self.states, self)
         self.panes, self.headers = self.body.panes, self.body.headers
@@ -129,12 +134,17 @@ class CompareWindow(AppWindow):
         self.act_run = act("&Run A then B", self.run, "Ctrl+R")
         self.act_cancel = act("&Cancel", self.cancel_run, "Esc")
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
+        self.act_demo_preset = act(DEMO_PRESET, self.use_demo_preset,
+                                   tip="Model A: the bundled demo model; model B: its 8 x 8 "
+                                   "version; run on the media (the sample image if none)")
+        self.run_bar.preset_menu.addAction(self.act_demo_preset)
         self.act_prev_frame, self.act_next_frame, self.act_play = \
             self.add_frame_actions(self.frame_cursor)
         self.add_menus({
             "&File": [self.act_open_media, None, self.act_open_a, self.act_open_b, None,
                       self.act_export_png, self.act_export_mp4, None, self.act_close],
-            "&Model": [self.act_run, self.act_cancel, None, self.act_gen],
+            "&Model": [self.act_run, self.act_cancel, None, self.act_demo_preset, None,
+                       self.act_gen],
             "&View": [self.act_prev_frame, self.act_next_frame, self.act_play],
         })
 
@@ -241,7 +251,11 @@ class CompareWindow(AppWindow):
             if new or (st.explanation is None and not self.controller.runs[side].running):
                 st.set_content(media, None)
         self._show_media_name()
+        self.run_bar.follow_media(any(m.kind == "video" for m in media))
         self.show_status("Media chosen. Run A then B (Ctrl+R).")
+        if self._run_on_media:
+            self._run_on_media = False
+            self.run()
 
     def open_explanation_dialog(self, side: Side) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -279,6 +293,15 @@ class CompareWindow(AppWindow):
     def cancel_run(self) -> None:
         if self.controller.running:
             self.controller.cancel()
+
+    def use_demo_preset(self, on_sample: bool = False) -> None:
+        """The preset "Compare the two demo models" (see :func:`presets.use_demo_preset`)."""
+        use_demo_preset(self, on_sample)
+
+    def run_when_media_read(self, paths: list[str]) -> None:
+        """Choose ``paths`` as the media and run A then B once they are read."""
+        self._run_on_media = True
+        self.open_media(paths)
 
     # CompareView (called by the controller)
     def side_started(self, side: Side, request: RunRequest) -> None:
@@ -359,10 +382,11 @@ class CompareWindow(AppWindow):
     def _export_dialog(self, title: str, suffix: str, export: Callable[[str], None]) -> None:
         if not self._can_export():
             return
-        start = Path(self.settings.last_dir or ".") / f"comparison{suffix}"
+        start = save_folder(self.settings, pictures=True) / f"comparison{suffix}"
         path, _ = QFileDialog.getSaveFileName(self, title, str(start),
                                               f"{suffix[1:].upper()} (*{suffix})")
         if path:
+            remember_save_folder(self.settings, path)
             export(path if path.lower().endswith(suffix) else path + suffix)
 
     def export_png(self, path: str, panel_width: int = 480) -> None:

@@ -1,4 +1,5 @@
-"""The row that starts a run: model, prompt, settings, Run / Cancel and progress."""
+"""The row that starts a run (model, prompt, settings, Run / Cancel) and the run's progress,
+which the window shows in its status bar so that the row never moves during a run."""
 
 from __future__ import annotations
 
@@ -16,19 +17,45 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop.settings import PROMPT_PRESETS
+from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, default_prompt
 
 DEMO_LABEL = "Bundled demo model"
+PHASE_WIDTH = 260   # px of the phase text in the status bar ("Generating …" and more fit)
+DEMO_B_LABEL = "Bundled demo model B (8 x 8 grid)"
+
+
+def _bundled_dir(which: str) -> str | None:
+    try:
+        from tam_engine.core import resources
+
+        path = resources.demo_model_b_path() if which == "b" else resources.demo_model_path()
+    except Exception:  # ResourceMissingError: the demo ships later / was removed
+        return None
+    return str(path) if (path / "config.json").is_file() else None
 
 
 def demo_model_dir() -> str | None:
     """The bundled demo model's folder, or None when this installation has none."""
-    try:
-        from tam_engine.core.resources import demo_model_path
+    return _bundled_dir("a")
 
-        path = demo_model_path()
-    except Exception:  # ResourceMissingError: the demo ships later / was removed
-        return None
-    return str(path) if (path / "config.json").is_file() else None
+
+def demo_model_b_dir() -> str | None:
+    """The second bundled demo model's folder (for comparing offline), or None."""
+    return _bundled_dir("b")
+
+
+def bundled_models() -> list[tuple[str, str]]:
+    """``(label, folder)`` of each bundled demo model this installation has."""
+    found = ((DEMO_LABEL, demo_model_dir()), (DEMO_B_LABEL, demo_model_b_dir()))
+    return [(label, folder) for label, folder in found if folder is not None]
+
+
+def prompt_for_media(current: str, has_video: bool) -> str:
+    """The prompt to show once media are open: the default for their kind, unless the user
+    typed or picked another one (kept as it is)."""
+    if current.strip() in ("", IMAGE_PROMPT, VIDEO_PROMPT):
+        return default_prompt(has_video)
+    return current
 
 
 class ModelPicker(QComboBox):
@@ -57,11 +84,12 @@ class ModelPicker(QComboBox):
                    ) -> None:
         """The demo (when installed) and ``recent``; ``current`` chosen (or the demo)."""
         self.clear()
+        bundled = bundled_models()
+        for label, folder in bundled:
+            self.addItem(label, folder)
         demo = demo_model_dir()
-        if demo is not None:
-            self.addItem(DEMO_LABEL, demo)
         for name in recent:
-            if name != demo:
+            if name not in {folder for _, folder in bundled}:
                 self.addItem(name, name)
         if not current and demo_if_empty and demo is not None:
             current = demo
@@ -123,10 +151,21 @@ class RunPanel(QWidget):
         self.run_button.setToolTip("Generate an answer and explain every token (Ctrl+R)")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the run (Esc)")
-        self.progress = QProgressBar(self)
+        # The run's progress lives in a fixed-size slot that the window puts in its status bar:
+        # showing it must not move Run / Cancel, and the phase is elided, never clipped.
+        self.status_widget = QWidget()
+        self.progress = QProgressBar(self.status_widget)
         self.progress.setFixedWidth(150)
-        self.phase = QLabel(self)
+        keep = self.progress.sizePolicy()
+        keep.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(keep)
+        self.phase = QLabel(self.status_widget)
         self.phase.setStyleSheet("color: #5f6368;")
+        self.phase.setFixedWidth(PHASE_WIDTH)
+        slot = QHBoxLayout(self.status_widget)
+        slot.setContentsMargins(0, 0, 0, 0)
+        slot.addWidget(self.phase)
+        slot.addWidget(self.progress)
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 4, 6, 4)
         row.addWidget(QLabel("Model"))
@@ -138,8 +177,6 @@ class RunPanel(QWidget):
         row.addWidget(self.settings_button)
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
-        row.addWidget(self.progress)
-        row.addWidget(self.phase)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
@@ -170,6 +207,10 @@ class RunPanel(QWidget):
     def set_prompt(self, text: str) -> None:
         self.prompt.setCurrentText(text)
 
+    def follow_media(self, has_video: bool) -> None:
+        """Media were opened: the default prompt follows their kind (see prompt_for_media)."""
+        self.set_prompt(prompt_for_media(self.prompt_text(), has_video))
+
     # ------------------------------------------------------------------ progress
     def set_has_media(self, has_media: bool) -> None:
         """Run needs something to explain: it is enabled once media are open."""
@@ -190,7 +231,11 @@ class RunPanel(QWidget):
             self.progress.setValue(0)
 
     def set_phase(self, text: str) -> None:
-        self.phase.setText(text)
+        """What the run is doing, shortened to fit its slot (the whole text in the tooltip)."""
+        metrics = self.phase.fontMetrics()
+        self.phase.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle,
+                                              self.phase.width() - 4))
+        self.phase.setToolTip(text)
 
     def set_progress(self, n: int, total: int) -> None:
         if self.progress.maximum() != total:

@@ -15,6 +15,7 @@ from tam_engine.cli.options import (
     load_kwargs,
     settings_kwargs,
 )
+from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, default_prompt
 
 EXPLANATION_FILE = "explanation.tam.npz"
 DEMO_MODEL = "demo"
@@ -32,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Hugging Face model id (cache/offline aware) or local model folder "
                    "(default: the bundled demo model)")
     p.add_argument("--prompt", default=None, metavar="TEXT",
-                   help="question or instruction (default: 'Describe this image.', or "
-                   "'What is happening in this video?' for a video)")
+                   help=f"question or instruction (default: {IMAGE_PROMPT!r}, or "
+                   f"{VIDEO_PROMPT!r} for a video)")
     p.add_argument("--out", default="tam-out", metavar="DIR",
                    help="output folder (created; default: ./tam-out)")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
@@ -62,7 +63,7 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
         args.model = str(resources.demo_model_path())
     if args.prompt is None:
         video = any(Path(m).suffix.lower() in VIDEO_EXTENSIONS for m in args.media)
-        args.prompt = "What is happening in this video?" if video else "Describe this image."
+        args.prompt = default_prompt(video)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ kind of installation:
 Layout (relative to that folder)::
 
     demo_model/          a tiny, honestly trained model loadable by ``load_model``
+    demo_model_b/        its earlier 8 x 8-grid version: a second model to compare offline
     sample_image.png     the image the demo and the self-test explain
     sample_video.mp4     a short clip for the video demo
     icons/tam-desktop.svg, icons/tam-desktop-<N>.png   application icon (N = 16 ... 512)
@@ -31,6 +32,7 @@ from tam_engine.core.errors import TamError
 __all__ = [
     "ICON_SIZES",
     "ResourceMissingError",
+    "demo_model_b_path",
     "demo_model_path",
     "font_path",
     "fonts_dir",
@@ -95,6 +97,12 @@ def resource_path(name: str, *, must_exist: bool = True) -> Path:
 def demo_model_path() -> Path:
     """Directory of the bundled demo model (pass it to ``tam_engine.inference.loading.load_model``)."""
     return resource_path("demo_model")
+
+
+def demo_model_b_path() -> Path:
+    """Directory of the second bundled demo model (the earlier 224 px / 8 x 8 version), so that
+    comparing two models works without a download."""
+    return resource_path("demo_model_b")
 
 
 def sample_image_path() -> Path:

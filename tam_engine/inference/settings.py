@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GenerationSettings"]
+__all__ = ["IMAGE_PROMPT", "VIDEO_PROMPT", "GenerationSettings", "default_prompt"]
+
+#: The prompt asked when the user gives none: ``tam explain`` and the desktop app's default.
+IMAGE_PROMPT = "Describe this image."
+VIDEO_PROMPT = "What is happening in this video?"
+
+
+def default_prompt(has_video: bool) -> str:
+    """The default question for media with (``has_video``) or without a video among them."""
+    return VIDEO_PROMPT if has_video else IMAGE_PROMPT
 
 
 @dataclass

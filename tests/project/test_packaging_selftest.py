@@ -54,3 +54,19 @@ def test_self_test_reports_a_broken_model_with_its_hint(tmp_path, monkeypatch):
     assert "self-test FAILED at 'load model'" in report
     assert "[ ok ] bundled resources" in report
     assert "load image" not in report  # it stops at the first failure
+
+
+def test_self_test_output_is_clean(tiny_model_dir, tmp_path):
+    """A fresh process, as users run it: the report and nothing else (no Qt platform notice,
+    no transformers progress bars)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TAM_DESKTOP_CONFIG_DIR=str(tmp_path),
+               TAM_SELF_TEST_MODEL=str(tiny_model_dir("qwen2_vl")))
+    out = subprocess.run([sys.executable, "-m", "tam_desktop", "--self-test"], env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "self-test passed" in out.stdout
+    assert out.stderr == "", out.stderr

@@ -77,8 +77,9 @@ def test_wheel_contains_the_resources(wheel):
     assert "tam_engine/_resources/icons/tam-desktop-256.png" in names
     assert "tam_engine/_resources/sample_image.png" in names
     assert "tam_engine/_resources/sample_video.mp4" in names
-    assert any(n.startswith("tam_engine/_resources/demo_model/") and n.endswith("config.json")
-               for n in names)
+    for model in ("demo_model", "demo_model_b"):   # the second one: compare works offline
+        for f in ("config.json", "model.safetensors", "MODEL_CARD.md"):
+            assert f"tam_engine/_resources/{model}/{f}" in names
     assert not any("__pycache__" in n for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -116,6 +117,7 @@ def test_project_and_resources_come_from_the_wheel(fresh_venv, tmp_path):
         "import json, tam_desktop, tam_engine, tam_engine.core.resources as r\n"
         "print(json.dumps({'desktop': tam_desktop.__file__, 'engine': tam_engine.__file__,\n"
         "  'resources': str(r.resources_dir()), 'demo': str(r.demo_model_path()),\n"
+        "  'demo_b': str(r.demo_model_b_path()),\n"
         "  'image': str(r.sample_image_path()), 'video': str(r.sample_video_path()),\n"
         "  'icon': str(r.icon_path(256))}))\n"
     )

@@ -50,6 +50,7 @@ def main_window(qtbot, no_gui_leaks, gui_settings_path):
     window.show()
     qtbot.waitExposed(window)
     yield window
+    window.unsaved = False   # the test is over: closing must not ask to save its runs
     window.close()
 
 

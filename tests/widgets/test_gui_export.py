@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import av
 import numpy as np
@@ -161,10 +162,26 @@ def test_giving_up_in_the_dialog_writes_nothing(main_window, tmp_path):
     assert not w.export.runner.busy and list(tmp_path.iterdir()) == []
 
 
-def test_a_loaded_explanation_suggests_names_next_to_its_file(main_window, tmp_path):
+def test_exports_are_named_after_the_file_and_go_to_the_last_export_folder(main_window,
+                                                                           tmp_path):
+    from PySide6.QtCore import QStandardPaths
+
     w = main_window
     expl: Explanation = synthetic_explanation("image")
     w.current_file = str(tmp_path / "cat.tam.npz")
+    w.settings.last_dir = str(tmp_path)      # where Open was: not where exports go
     w.show_explanation(expl)
-    assert w.export.suggested_path("contact_sheet") == tmp_path / "cat_sheet.png"
-    assert w.export.suggested_path("sequence") == tmp_path / "cat_tokens"
+    # Nothing exported yet: the user's Pictures (Documents for data), never the Open folder.
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    first = w.export.suggested_path("contact_sheet")
+    assert first.name == "cat_sheet.png" and first.parent != tmp_path
+    assert first.parent in (Path(pictures), Path.home())
+    # Exporting somewhere makes that folder the next suggestion; the Open folder stays.
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    w.export._ask_save_path = lambda k, s: str(exports / "sheet.png")
+    w.export.runner.start = lambda *a, **k: None   # the folder is what this test is about
+    w.export.export("contact_sheet")
+    assert w.settings.last_save_dir == str(exports) and w.settings.last_dir == str(tmp_path)
+    assert w.export.suggested_path("sequence") == exports / "cat_tokens"
+    assert w.export.suggested_path("json") == exports / "cat.json"
