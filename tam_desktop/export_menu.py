@@ -17,6 +17,7 @@ from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.settings import AppSettings
 from tam_engine import export as ex
+from tam_engine.core.tokens import token_number
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class ExportMenu(QObject):
         folder = source.parent if source.parent.is_dir() and str(source.parent) != "." else None
         if folder is None:
             folder = Path(self.host.settings.last_dir or Path.home())
-        k = st.token + 1
+        k = token_number(st.token)
         tail = {"token_png": f"_token{k}", "textmap_png": f"_textmap{k}",
                 "sequence": "_tokens", "contact_sheet": "_sheet", "sweep_mp4": "_sweep",
                 "follow_mp4": "_follow", "token_mp4": f"_token{k}", "npz": "_maps"}

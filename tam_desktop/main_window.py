@@ -32,6 +32,7 @@ from tam_desktop.worker import RunRequest, warm_up_engine
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import LAYERS
+from tam_engine.core.tokens import phrase_label, phrase_text, token_label
 
 
 class MainWindow(AppWindow):
@@ -74,6 +75,7 @@ class MainWindow(AppWindow):
         self.run_panel.settings_requested.connect(self.edit_generation_settings)
         self.state.content_changed.connect(self._on_content)
         self.state.token_changed.connect(self._on_token)
+        self.state.selection_changed.connect(self._on_token)
         self.resize(1400, 900)
         if s.geometry:
             self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
@@ -336,13 +338,19 @@ class MainWindow(AppWindow):
         self.export.refresh()
         self.run_panel.set_has_media(bool(self.media_paths))
 
-    def _on_token(self, kind: str, k: int) -> None:
-        ex = self.state.explanation
-        if ex is None:
+    def _on_token(self, *_args: object) -> None:
+        """The status bar names what the media view shows: one token, or the phrase."""
+        st, ex = self.state, self.state.explanation
+        if ex is None or not st.selection:
             return
-        text = ex.tokens(kind).texts[k]  # type: ignore[arg-type]
-        n = len(ex.tokens(kind))  # type: ignore[arg-type]
-        self.show_status(f"{kind} token {k + 1}/{n}: {text!r}")
+        tm = ex.tokens(st.kind)
+        if len(st.selection) > 1:
+            self.show_status(f"{phrase_label(st.selection, st.kind)} / {len(tm)}: "
+                             f"\u201c{phrase_text(tm.texts, st.selection)}\u201d "
+                             f"({st.display.combine} of {len(st.selection)} maps)")
+            return
+        k = st.token
+        self.show_status(f"{token_label(k, len(tm), st.kind)}: {tm.texts[k]!r}")
 
     def _persist(self, background: bool = True) -> None:
         """Write the settings; in the background (a copy) unless the window is closing."""

@@ -15,6 +15,7 @@ from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.token_maps import TokenKind
+from tam_engine.core.tokens import token_label
 from tam_engine.render.png import png_bytes
 
 Progress = Callable[[int, int], None]
@@ -45,7 +46,7 @@ def tick(i: int, n: int, progress: Progress | None, should_stop: ShouldStop | No
 def check_token(expl: Explanation, k: int, kind: TokenKind) -> None:
     n = len(expl.tokens(kind))
     if not 0 <= k < n:
-        raise ExportError(f"There is no {kind} token {k + 1} (this explanation has {n}).",
+        raise ExportError(f"There is no {token_label(k, kind=kind)} (this explanation has {n}).",
                           f"Choose a token between 1 and {n}.")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
+from tam_engine.core.tokens import display_token, token_number
 from tam_engine.export.common import (
     ExportError,
     Layout,
@@ -24,7 +25,7 @@ from tam_engine.export.common import (
 )
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.figure import frame_caption, paper_figure, token_overlay
-from tam_engine.render.overlay import add_caption, caption_strip, colorbar, token_caption
+from tam_engine.render.overlay import add_caption, caption_strip, colorbar
 from tam_engine.render.png import png_bytes
 from tam_engine.render.textmap import render_text_map
 
@@ -73,7 +74,7 @@ def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: La
         names = []
         for k in range(n):
             tick(k, n, progress, should_stop)
-            name = f"token_{k + 1:04d}.png"
+            name = f"token_{token_number(k):04d}.png"
             (tmp / name).write_bytes(png_bytes(render_token(expl, k, layout, kind, **render)))
             names.append(name)
         tick(n, n, progress, should_stop)
@@ -105,7 +106,7 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
         tick(k, n, progress, should_stop)
         img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=thumb_width,
                             layer=layer, tile_borders=tile_borders)
-        label = caption_strip(f"{k + 1}. " + token_caption(tm.texts[k], k, n).split("  (")[0],
+        label = caption_strip(f"{token_number(k)}. \u201c{display_token(tm.texts[k])}\u201d",
                               img.shape[1], font_size=max(11, thumb_width // 16))
         tiles.append(np.concatenate([label, img], axis=0))
     tick(n, n, progress, should_stop)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.inputs import PROBABILITY_LABEL, percent
 from tam_engine.core.placement import DEFAULT_LAYER, Layer, border_boxes
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
@@ -140,10 +141,8 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
     cands = {}
     c = expl.candidates
     if c is not None and c.k:
-        probs = c.topk_softmax(min(3, c.k))
         for k in range(min(len(expl.answer), c.ids.shape[0])):
-            cands[k] = [[c.texts[k][i], round(float(probs[k, i]), 4)]
-                        for i in range(probs.shape[1])]
+            cands[k] = [[text, percent(p)] for _id, text, p in c.top(k, 3)]
     lut = ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb)) for rgb in colormap_lut(cmap)]
     data = {
         "lut": lut,
@@ -173,6 +172,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
         heat_opacity=opacity if has_base else 1.0, prompt_html=prompt_html,
         answer_html=answer_html, payload=payload, bar=bar, last=len(frame_uris) - 1,
         slider_display="inline" if len(frame_uris) > 1 else "none",
+        prob_label=PROBABILITY_LABEL,
     )
 
 
@@ -208,7 +208,7 @@ body {{ font-family: "DejaVu Sans", "Noto Sans", "Segoe UI", sans-serif; margin:
  max="{last}" step="1" value="0"> <span id="ft"></span></span> <span id="cap"></span></div>
 <div class="label">Prompt</div><div id="prompt">{prompt_html}</div>
 <div class="label">Answer (hover a token; click to keep it)</div><div id="answer">{answer_html}</div>
-<div class="label">Top candidates</div><div id="cands"></div>
+<div class="label">Top candidates ({prob_label})</div><div id="cands"></div>
 </div>
 <script id="tam-data" type="application/json">{payload}</script>
 <script>
@@ -248,7 +248,7 @@ function show(key) {{
   document.getElementById("cands").innerHTML = "";
   (c || []).forEach(([t, p]) => {{
     const s = document.createElement("span");
-    s.textContent = t.trim() + "  " + Math.round(p * 100) + "%";
+    s.textContent = t.trim() + "  " + p;
     document.getElementById("cands").appendChild(s);
   }});
 }}

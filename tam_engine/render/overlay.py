@@ -12,7 +12,7 @@ import numpy as np
 
 from tam_engine.core.placement import box_pixels, resize_map
 from tam_engine.core.spans import Box
-from tam_engine.core.tokens import display_token
+from tam_engine.core.tokens import display_token, token_label
 from tam_engine.render.colormaps import (
     DEFAULT_COLORMAP,
     DEFAULT_OPACITY,
@@ -138,7 +138,7 @@ def add_caption(image: np.ndarray, text: str, position: str = "top",
 
 def token_caption(text: str, k: int, n: int, prefix: str = "") -> str:
     """How a token is named in captions: ``'cat'  (token 3 / 12)``."""
-    return f"{prefix}\u201c{display_token(text)}\u201d  (token {k + 1} / {n})"
+    return f"{prefix}\u201c{display_token(text)}\u201d  ({token_label(k, n)})"
 
 
 def even_size(image: np.ndarray) -> np.ndarray:

@@ -181,8 +181,10 @@ def test_json_contents(tmp_path, expl):
     want = expl.answer.normalised_relevance(k)
     assert rel[len(PROMPT) + k + 1] is None                     # later tokens: not context
     assert rel[0] == pytest.approx(float(want[0]), abs=1e-4)
-    top3 = [c["top3_softmax"] for c in toks[k]["candidates"][:3]]
-    assert sum(top3) == pytest.approx(1.0, abs=1e-4)
+    probs = [c["prob"] for c in toks[k]["candidates"]]
+    np.testing.assert_allclose(probs, expl.candidates.probs[k], atol=1e-6)
+    assert all("top3_softmax" not in c for c in toks[k]["candidates"])
+    assert "vocabulary" in data["candidate_prob"] and data["version"] == 2
     assert toks[k]["candidates"][0]["id"] == int(expl.candidates.ids[k, 0])
     assert len(data["prompt_tokens"]) == len(PROMPT)
 
