@@ -25,6 +25,7 @@ from tam_desktop.controller import RunController
 from tam_desktop.dialogs import show_about, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
+from tam_desktop.models.text import timings_text
 from tam_desktop.settings import AppSettings, load_settings
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
@@ -324,10 +325,8 @@ class MainWindow(AppWindow):
         bits = [f"{expl.n_answer} tokens"]
         if model:
             bits.append(f"model {short_model_name(str(model))}")
-        timings = expl.meta.get("timings") or {}
-        if timings:
-            bits.append(f"{sum(float(v) for v in timings.values()):.1f} s")
-        return ", ".join(bits)
+        times = timings_text(expl.meta.get("timings") or {})
+        return ", ".join(bits) + (f"; {times}" if times else "")
 
     def _on_content(self) -> None:
         m = self.state.current_media

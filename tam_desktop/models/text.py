@@ -11,8 +11,26 @@ from tam_engine.core.inputs import PROBABILITY_LABEL, percent
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import token_label
 
-#: What the timeline plots and the tooltips quote: the mean of a token's final map.
+#: What the timeline plots and the tooltips quote: the mean of a token's final map (0 .. 1, but
+#: small: maps are sparse).
 EVIDENCE_LABEL = "visual evidence (mean of the map)"
+#: What the colour bar and the pointer read-out show: one cell of the map, 0 .. 1.
+MAP_VALUE_LABEL = "map value"
+
+
+def timings_text(timings: dict) -> str:
+    """A run's times as the status bar shows them, each step apart: ``load 5.2 s · generate
+    0.8 s · explain 0.1 s`` (generate includes preparing the inputs; ``model already loaded``
+    when the run reused it). '' without timings."""
+    t = {k: float(v) for k, v in (timings or {}).items()}
+    if not t:
+        return ""
+    parts = []
+    if "load_s" in t:
+        parts.append(f"load {t['load_s']:.1f} s" if t["load_s"] > 0 else "model already loaded")
+    parts.append(f"generate {t.get('prepare_s', 0.0) + t.get('generate_s', 0.0):.1f} s")
+    parts.append(f"explain {t.get('explain_s', 0.0):.1f} s")
+    return " \u00b7 ".join(parts)
 
 
 def token_tooltip(expl: Explanation, k: int, kind: TokenKind = "answer", top: int = 5) -> str:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from tam_desktop.models.playback import FrameCursor, PlaybackState
+from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_desktop.views.colors import css_color
 
 THUMB_H = 64
@@ -112,7 +113,7 @@ class Filmstrip(QWidget):
             return
         tip = f"frame {i + 1} at {m.timestamps[i]:.2f} s"
         if self._strengths is not None:
-            tip += f"\nactivation of the current token {self._strengths[i]:.2f}"
+            tip += f"\n{EVIDENCE_LABEL} of the current token {self._strengths[i]:.3f}"
         self.setToolTip(tip)
 
     def paintEvent(self, _ev: QPaintEvent) -> None:  # noqa: N802

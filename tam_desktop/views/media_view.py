@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import MAP_VALUE_LABEL
 from tam_desktop.views.colors import lut, pg_colormap
 from tam_engine.core.placement import border_boxes, box_pixels, layer_members
 
@@ -62,7 +63,7 @@ class MediaView(QWidget):
         self.border_items: list[QGraphicsRectItem] = []
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), width=14, interactive=False,
                                         colorMap=pg_colormap(state.display.colormap),
-                                        label="activation")
+                                        label=MAP_VALUE_LABEL)
         self.colorbar.axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.graphics.addItem(self.colorbar)
         self.empty_label = QLabel(
@@ -264,7 +265,7 @@ class MediaView(QWidget):
             else:
                 hy, hx = min(y * heat.shape[0] // h, heat.shape[0] - 1), min(
                     x * heat.shape[1] // w, heat.shape[1] - 1)
-                text += f"   activation {heat[hy, hx] / 255.0:.2f}"
+                text += f"   {MAP_VALUE_LABEL} {heat[hy, hx] / 255.0:.2f}"
         self.value_label.setText(text)
         self.value_label.adjustSize()
         self.value_label.move(8, 6)

@@ -1,4 +1,5 @@
-"""Each answer token's visual activation over the answer, with a draggable cursor."""
+"""Each answer token's visual evidence (the mean of its map) over the answer, with a draggable
+cursor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_engine.core.tokens import display_token
 
 
@@ -30,7 +32,7 @@ class TokenTimeline(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.setLabel("left", "activation")
+        self.setLabel("left", EVIDENCE_LABEL)
         self.getAxis("left").enableAutoSIPrefix(False)
         self.setLabel("bottom", "answer token")
         self.showGrid(x=False, y=True, alpha=0.2)
