@@ -154,7 +154,7 @@ class ExportMenu(QObject):
         mi, frame, k, kind = st.media_index, st.cursor.frame, st.token, st.kind
         # What is shown is what is written: the layer of a tiled image and its tile borders too.
         look = {"cmap": d.colormap, "opacity": d.opacity, "layer": d.layer,
-                "tile_borders": d.tile_borders}
+                "tile_borders": d.tile_borders, "scale": d.scale}
         where = {"media_index": mi, "frame": frame}
         jobs: dict[str, tuple[Callable[..., Any], tuple, dict]] = {
             "token_png": (ex.export_token_png, (k, "figure"),

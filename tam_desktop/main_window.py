@@ -34,6 +34,7 @@ from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import LAYERS
 from tam_engine.core.tokens import phrase_label, phrase_text, token_label
+from tam_engine.render.scale import MAP_SCALES
 
 
 class MainWindow(AppWindow):
@@ -44,9 +45,11 @@ class MainWindow(AppWindow):
         self._save_on_close = save_on_close
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
                                  overlay_visible=s.overlay_visible, combine=s.combine,
-                                 stretch=s.stretch, tile_borders=s.tile_borders)
+                                 tile_borders=s.tile_borders)
         if s.layer in LAYERS:   # a value from a newer or damaged settings file is ignored
             display.layer = s.layer
+        if s.scale in MAP_SCALES:
+            display.scale = s.scale
         self.state = PlaybackState(display=display)
         self.pane = ExplanationPane(self.state, parent=self)
         self.run_panel = RunPanel(self)
@@ -355,7 +358,7 @@ class MainWindow(AppWindow):
         """Write the settings; in the background (a copy) unless the window is closing."""
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
-        s.overlay_visible, s.combine, s.stretch = d.overlay_visible, d.combine, d.stretch
+        s.overlay_visible, s.combine, s.scale = d.overlay_visible, d.combine, d.scale
         s.layer, s.tile_borders = d.layer, d.tile_borders
         s.geometry = self.saveGeometry().toBase64().toStdString()
         s.splitter_state = self.pane.h_split.saveState().toBase64().toStdString()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tam_engine.cli import export as cli_export
 from tam_engine.cli.exitcodes import ExitCode, UsageError
-from tam_engine.core.errors import TamError
 from tam_engine.cli.options import (
     add_media_options,
     add_model_options,
@@ -16,6 +15,7 @@ from tam_engine.cli.options import (
     load_kwargs,
     settings_kwargs,
 )
+from tam_engine.core.errors import TamError
 
 EXPLANATION_FILE = "explanation.tam.npz"
 DEMO_MODEL = "demo"

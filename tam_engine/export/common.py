@@ -29,6 +29,17 @@ DEFAULT_PRESET = "veryfast"
 #: Frame rate of a token sweep over an image, and of a video export.
 SWEEP_FPS = 2.0
 VIDEO_FPS = 10.0
+#: MP4 exports are at least this wide by default (a 224-pixel sample is scaled up; wider media
+#: keep their own width), with the colour bar beside and the caption above.
+MIN_VIDEO_WIDTH = 720
+#: A video that follows the answer shows each token at least this long (slowed down if needed).
+FOLLOW_SECONDS_PER_TOKEN = 1.0
+
+
+def video_width(media_width: int, width: int | None) -> int:
+    """The width an MP4 export draws the media at: ``width`` when given, else the media's own
+    or :data:`MIN_VIDEO_WIDTH`, whichever is wider."""
+    return int(width) if width else max(int(media_width), MIN_VIDEO_WIDTH)
 
 
 class ExportError(TamError):

@@ -17,6 +17,7 @@ from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale
 
 
 def explanation_json(expl: Explanation) -> dict:
@@ -107,7 +108,7 @@ def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0
                 frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                 image_width: int = 480, progress: Progress | None = None,
                 should_stop: ShouldStop | None = None, layer: Layer = DEFAULT_LAYER,
-                tile_borders: bool = False) -> Path:
+                tile_borders: bool = False, scale: MapScale = DEFAULT_SCALE) -> Path:
     """One self-contained HTML page: hover (or click) a token to see its map and text map."""
     from tam_engine.render.html_page import build_html
 
@@ -115,6 +116,6 @@ def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0
         check_grid(expl, media_index)
     page = build_html(expl, media_index, frame, cmap, opacity, image_width,
                       tick=lambda i, n: tick(i, n, progress, should_stop), layer=layer,
-                      tile_borders=tile_borders)
+                      tile_borders=tile_borders, scale=scale)
     atomic_write_bytes(path, page.encode("utf-8"))
     return Path(path)

@@ -25,6 +25,7 @@ from tam_engine.render.colormaps import DEFAULT_OPACITY, colormap_lut
 from tam_engine.render.figure import resize_frame
 from tam_engine.render.overlay import draw_boxes, heatmap
 from tam_engine.render.png import png_bytes
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale, scale_top
 
 
 def relevance_rows(expl: Explanation, kind: TokenKind) -> list[list[float | None]]:
@@ -65,12 +66,14 @@ def _token_html(text: str, attrs: str) -> str:
 
 
 def _heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, frame: int,
-                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool
-                ) -> np.ndarray:
+                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool,
+                scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """Token ``k``'s coloured map placed where the grids looked, at ``size``; transparent
     (RGBA) where no grid saw the picture, so the page shows the plain frame there."""
-    placed = expl.placed_map(k, media_index, frame, kind, layer=layer, size=size)
-    img = heatmap(placed.values, size, cmap)
+    top = scale_top(expl, [k], scale, media_index, kind=kind)
+    placed = expl.placed_selection([k], media_index, frame, kind=kind, layer=layer, size=size,
+                                   as_float=top < 255)
+    img = heatmap(placed.values, size, cmap, vmax=top / 255.0)
     if tile_borders:
         img = draw_boxes(img, border_boxes(
             [expl.grids[i] for i in expl.item_grids(media_index)], layer))
@@ -89,7 +92,7 @@ def _cells_across(expl: Explanation, media_index: int) -> int:
 def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: str = "jet",
                opacity: float = DEFAULT_OPACITY, image_width: int = 480,
                tick: Callable[[int, int], None] | None = None, layer: Layer = DEFAULT_LAYER,
-               tile_borders: bool = False) -> str:
+               tile_borders: bool = False, scale: MapScale = DEFAULT_SCALE) -> str:
     kinds: list[TokenKind] = ["answer"]
     if expl.prompt is not None:
         kinds.append("prompt")
@@ -134,7 +137,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
                 shown_frame = i if len(frame_uris) > 1 else frame
                 maps[f"{kind[0]}{k}s{slot}"] = _data_uri(_heat_layer(
                     expl, k, kind, media_index, shown_frame, cmap, (hw, hh), layer,
-                    tile_borders))
+                    tile_borders, scale))
     if tick is not None:
         tick(total, total)
 

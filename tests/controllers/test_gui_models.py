@@ -111,6 +111,7 @@ def test_two_states_share_one_cursor():
     a.set_content([], synthetic_explanation("video", n_frames=6))
     b.set_content([], synthetic_explanation("video", n_frames=6, seed=1))
     a.cursor.set_frame(4)
+    b.set_token(0)
     a.set_token(2)
     assert b.cursor.frame == 4 and b.token == 0
     assert np.array_equal(b.current_map(), b.explanation.frame_map(0, 0, 4))

@@ -165,7 +165,7 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     main_window.show_explanation(a)
     main_window.media_paths = ["/some/where/scene.png"]
     main_window.run_panel.set_prompt("What is red?")
-    main_window.state.display.stretch = True
+    main_window.state.display.scale = "token"
     main_window.state.display.colormap = "magma"
     main_window.act_compare.trigger()
     w = main_window.compare_window
@@ -174,10 +174,10 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     assert w.run_bar.prompt_text() == "What is red?"
     assert w.states["a"].media and w.states["a"].media[0] is a.media[0]
     assert w.display is not main_window.state.display
-    assert w.display.colormap == "magma" and w.display.stretch       # every option copied
-    assert w.display_bar.stretch.isChecked()
-    main_window.state.display.stretch = False                        # copied, not shared
-    assert w.display.stretch
+    assert w.display.colormap == "magma" and w.display.scale == "token"  # every option copied
+    assert w.display_bar.scale.currentData() == "token"
+    main_window.state.display.scale = "joint"                        # copied, not shared
+    assert w.display.scale == "token"
     assert w.controller.cache is main_window.controller.cache
     main_window.act_compare.trigger()                    # raises the same window
     assert main_window.compare_window is w

@@ -45,7 +45,10 @@ def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, k
     assert streamed == list(range(1, 7))  # tokens appeared one by one while generating
     assert max(progress) == 6
     assert looks[2] == ["streaming"] * 3  # greyed, not clickable until the maps exist
-    assert main_window.pane.answer_strip.looks[0] == "current"
+    # It opens on the token with the strongest visual evidence.
+    first = ex.strongest_token()
+    assert main_window.state.token == first
+    assert main_window.pane.answer_strip.looks[first] == "current"
     assert main_window.pane.answer_strip.count == 6
     heat = main_window.pane.media_view.heat_image()
     frame = ex.media[0].frames[0]
