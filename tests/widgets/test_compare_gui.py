@@ -33,12 +33,19 @@ def test_words_link_across_panes_and_the_difference_follows(qtbot, click_token, 
     assert sa.selection == (6,)
     np.testing.assert_allclose(
         w.diff_view.diff, independent_difference(a, a.frame_map(6), b.frame_map(6)), atol=1e-5)
-    # "red" has no counterpart: B keeps "square", the view says the pair is hand-picked.
+    # "red" has no counterpart in B: no difference against whatever B showed before, and
+    # the view and the status bar say so; the export compares nothing either.
     click_token(w.pane_a.answer_strip, 1)
-    assert sb.selection == (6,)
-    assert "not aligned" in w.diff_view.title.text()
-    np.testing.assert_allclose(
-        w.diff_view.diff, independent_difference(a, a.frame_map(1), b.frame_map(6)), atol=1e-5)
+    assert w.link.unmatched == "a"
+    assert w.diff_view.diff is None and w.diff_view.image() is None
+    assert "no counterpart in B" in w.diff_view.title.text()
+    assert "no counterpart in B" in w.status_label.text()
+    assert w._export_args()["tokens_b"] == ()
+    panel_b = w.comparison.panels(sa.selection, w._export_args()["tokens_b"])[1]
+    assert panel_b.map_u8 is None and panel_b.tokens == ()   # as the side-by-side export shows
+    # Back on a linked word, the difference returns.
+    click_token(w.pane_a.answer_strip, 2)
+    assert w.link.unmatched is None and w.diff_view.diff is not None
     # A phrase (shift-click) maps word by word; the difference is of the phrase maps.
     click_token(w.pane_a.answer_strip, 5)
     click_token(w.pane_a.answer_strip, 6, Qt.KeyboardModifier.ShiftModifier)

@@ -61,6 +61,10 @@ def test_two_tiny_models_side_by_side(qtbot, compare_window, two_models, sample_
     assert w.pane_b.frame_controls.slider.value() == 3
     sa, sb = w.states["a"], w.states["b"]
     assert sb.cursor.frame == 3
+    # A opens on its strongest token, which may have no counterpart in B: pick a linked word.
+    linked = [k for k in range(ea.n_answer) if cmp.alignment.aligned_tokens("a", (k,))]
+    assert linked, "the two tiny models' answers share no word"
+    sa.set_token(linked[0])
     assert np.array_equal(w.pane_b.media_view.heat_image(),
                           resize_map(sb.current_map(), (112, 112)))
     # The difference view shows A's shown map minus B's on the shared frame (each model on
