@@ -4,7 +4,8 @@ When the user picks a token (or a phrase) in one pane, the selection snaps to th
 touches and the other pane selects the words aligned with them. Where a word has no counterpart
 the other pane keeps what it shows, and :attr:`SelectionLink.unmatched` names the side whose
 words have none: the difference view and the exports then compare nothing rather than two
-unrelated words (as the side-by-side video does).
+unrelated words (as the side-by-side video does). Picking, next, words in the other pane that
+have no counterpart either makes a pair chosen by hand, which is compared.
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ class SelectionLink:
             return
         cmp = self.comparison
         src = self.states[side]
-        dst = self.states["b" if side == "a" else "a"]
+        dst_side: Side = "b" if side == "a" else "a"
+        dst = self.states[dst_side]
         if cmp is None or src.explanation is None or dst.explanation is None:
             self.unmatched = None
             self.changed.emit()
             return
-        self.unmatched = None
+        was_unmatched, self.unmatched = self.unmatched, None
         if src.kind == "answer" and src.selection:
             al = cmp.alignment
             words = al.word_tokens(side, src.selection)
@@ -76,8 +78,10 @@ class SelectionLink:
                 src.select(words, src.token, "answer")
                 if other:
                     dst.select(other, kind="answer")
-                else:
+                elif was_unmatched != dst_side:
                     self.unmatched = side
+                # else: the other pane's words had no counterpart either, and the user now
+                # picked these to go with them: a pair chosen by hand, compared as such.
             finally:
                 self._busy = False
         self.changed.emit()

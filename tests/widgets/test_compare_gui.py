@@ -43,6 +43,11 @@ def test_words_link_across_panes_and_the_difference_follows(qtbot, click_token, 
     assert w._export_args()["tokens_b"] == ()
     panel_b = w.comparison.panels(sa.selection, w._export_args()["tokens_b"])[1]
     assert panel_b.map_u8 is None and panel_b.tokens == ()   # as the side-by-side export shows
+    # Then a word of B without a counterpart either: a pair chosen by hand, compared.
+    click_token(w.pane_b.answer_strip, 1)
+    assert w.link.unmatched is None and "chosen by hand" in w.diff_view.title.text()
+    np.testing.assert_allclose(
+        w.diff_view.diff, independent_difference(a, a.frame_map(1), b.frame_map(1)), atol=1e-5)
     # Back on a linked word, the difference returns.
     click_token(w.pane_a.answer_strip, 2)
     assert w.link.unmatched is None and w.diff_view.diff is not None
