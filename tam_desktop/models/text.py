@@ -46,7 +46,7 @@ def token_tooltip(expl: Explanation, k: int, kind: TokenKind = "answer", top: in
             lines.append(f"<br><b>top candidates</b> ({PROBABILITY_LABEL})")
         for ctext, p, chosen in cands:
             mark = " ◀" if chosen else ""
-            lines.append(f"<code>{html.escape(repr(ctext))}</code> &nbsp; {percent(p)}{mark}")
+            lines.append(f"<code>{html.escape(repr(ctext))}</code> &nbsp; {html.escape(percent(p))}{mark}")
     return "<br>".join(lines)
 
 

@@ -158,6 +158,9 @@ class DisplayBar(QWidget):
             self.media.setCurrentIndex(index)
 
 
+TEXT_MAP_MIN_LINES = 7
+
+
 class ExplanationPane(QWidget):
     """The reusable unit of the window: everything that shows one explanation."""
 
@@ -173,6 +176,10 @@ class ExplanationPane(QWidget):
         self.prompt_strip = TokenStrip(st, "prompt", self)
         self.prompt_strip.max_hint_height = 110
         self.text_map = TextMapView(st, self)
+        # Room for the heading, the legend and a few lines of prompt and answer, even where
+        # the pane is squeezed (compare mode puts two side by side, media above tokens).
+        self.text_map.setMinimumHeight(
+            round(self.text_map.fontMetrics().lineSpacing() * TEXT_MAP_MIN_LINES) + 12)
         self.timeline = TokenTimeline(st, self)
         self.timeline.setMinimumHeight(110)
 

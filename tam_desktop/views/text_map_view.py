@@ -80,7 +80,7 @@ def _head(state: PlaybackState) -> str:
         cands = candidates_line(ex, k)
         if cands:
             head += f" &nbsp;·&nbsp; top candidates ({PROBABILITY_LABEL}): " + ", ".join(
-                f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''} {percent(p)}"
+                f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''} {html.escape(percent(p))}"
                 for t, p, chosen in cands)
     return head
 

@@ -249,3 +249,14 @@ def test_media_cache_decodes_once_until_the_files_or_sampling_change(tmp_path, m
     assert cache.peek(both, 2.0, 3) == []
     cache.get(both, 2.0, 3)
     assert len(calls) == 4
+
+
+def test_timings_are_shown_step_by_step():
+    from tam_desktop.models.text import timings_text
+
+    t = {"load_s": 5.24, "prepare_s": 0.1, "generate_s": 0.7, "explain_s": 0.06}
+    assert timings_text(t) == "load 5.2 s \u00b7 generate 0.8 s \u00b7 explain 0.1 s"
+    assert timings_text({**t, "load_s": 0.0}).startswith("model already loaded \u00b7 ")
+    assert timings_text({"prepare_s": 0.1, "generate_s": 0.2, "explain_s": 0.3}) == (
+        "generate 0.3 s \u00b7 explain 0.3 s")      # a file saved by the CLI: no load time
+    assert timings_text({}) == ""
