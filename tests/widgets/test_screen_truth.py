@@ -92,7 +92,7 @@ def test_timeline_labels_never_overlap(qtbot, no_gui_leaks):
     counts = []
     for width in (780, 360):
         tl.resize(width, 140)
-        qtbot.waitUntil(lambda: abs(tl.width() - width) < 2)
+        qtbot.waitUntil(lambda w=width: abs(tl.width() - w) < 2)
         QApplication.processEvents()
         rects = label_rects(tl)
         assert 3 <= len(rects) < 60            # thinned, not dropped
