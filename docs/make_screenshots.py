@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "circle", "square", "triangle"}
 DOCS = Path(__file__).resolve().parent
 SHOTS = ["image", "video", "tiles", "compare"]
 
@@ -57,14 +56,12 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path, *, layer: str | 
     ex = w.state.explanation
     if ex is None:
         raise SystemExit(f"the run on {media.name} did not finish: {w.status_label.text()}")
-    strength = ex.answer.visual_strength()
-    words = [i for i, t in enumerate(ex.answer_texts) if t.strip() in WORDS]
-    k = max(words or range(ex.n_answer), key=lambda i: strength[i])
-    w.state.display.stretch = True
+    # The default view, as a newcomer sees it: the token with the strongest visual evidence,
+    # on the default colour scale (the method's joint normalisation).
+    k = w.state.token
     if layer is not None:
         w.state.display.layer = layer
     w.state.display.tile_borders = tile_borders
-    w.state.set_token(k)
     frames = w.state.frame_strengths()
     if frames is not None and frames.size > 1:
         w.state.cursor.set_frame(int(frames.argmax()))
@@ -99,11 +96,7 @@ def shoot_compare(app, media: Path, model_a: str, model_b: str, prompt: str, out
     a = w.states["a"].explanation
     if a is None or w.states["b"].explanation is None:
         raise SystemExit("the compare run did not finish")
-    strength = a.answer.visual_strength()
-    words = [i for i, t in enumerate(a.answer_texts) if t.strip() in WORDS]
-    k = max(words or range(a.n_answer), key=lambda i: strength[i])
-    w.display.stretch = True
-    w.states["a"].set_token(k)
+    k = w.states["a"].token   # the default view: A's strongest token, the default scale
     _wait(app, lambda: False, 0.3)
     subprocess.run(["import", "-window", str(int(w.winId())), str(out)], check=True)
     w.close()

@@ -18,6 +18,7 @@ from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.settings import AppSettings
 from tam_engine import export as ex
+from tam_engine.core.tokens import token_number
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class ExportMenu(QObject):
         source = Path(self.host.current_file or (media.path if media else "") or "explanation")
         stem = source.name.split(".")[0] or "explanation"
         folder = save_folder(self.host.settings, pictures=key not in DATA_KINDS)
-        k = st.token + 1
+        k = token_number(st.token)
         tail = {"token_png": f"_token{k}", "textmap_png": f"_textmap{k}",
                 "sequence": "_tokens", "contact_sheet": "_sheet", "sweep_mp4": "_sweep",
                 "follow_mp4": "_follow", "token_mp4": f"_token{k}", "npz": "_maps"}
@@ -156,7 +157,7 @@ class ExportMenu(QObject):
         mi, frame, k, kind = st.media_index, st.cursor.frame, st.token, st.kind
         # What is shown is what is written: the layer of a tiled image and its tile borders too.
         look = {"cmap": d.colormap, "opacity": d.opacity, "layer": d.layer,
-                "tile_borders": d.tile_borders}
+                "tile_borders": d.tile_borders, "scale": d.scale}
         where = {"media_index": mi, "frame": frame}
         jobs: dict[str, tuple[Callable[..., Any], tuple, dict]] = {
             "token_png": (ex.export_token_png, (k, "figure"),

@@ -23,6 +23,7 @@ from tam_desktop.controller import RunController
 from tam_desktop.dialogs import show_about, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
+from tam_desktop.models.text import timings_text
 from tam_desktop.recent_menu import RecentMenu
 from tam_desktop.samples import SampleActions, is_bundled
 from tam_desktop.saving import ExplanationSaver
@@ -33,6 +34,8 @@ from tam_desktop.worker import RunRequest, warm_up_engine
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import LAYERS
+from tam_engine.core.tokens import phrase_label, phrase_text, token_label
+from tam_engine.render.scale import MAP_SCALES
 
 
 class MainWindow(AppWindow):
@@ -50,9 +53,11 @@ class MainWindow(AppWindow):
         self._auto_run = False   # the running run was started by opening a sample
         display = DisplayOptions(colormap=s.colormap, opacity=s.opacity,
                                  overlay_visible=s.overlay_visible, combine=s.combine,
-                                 stretch=s.stretch, tile_borders=s.tile_borders)
+                                 tile_borders=s.tile_borders)
         if s.layer in LAYERS:   # a value from a newer or damaged settings file is ignored
             display.layer = s.layer
+        if s.scale in MAP_SCALES:
+            display.scale = s.scale
         self.state = PlaybackState(display=display)
         self.pane = ExplanationPane(self.state, parent=self)
         self.run_panel = RunPanel(self)
@@ -83,6 +88,7 @@ class MainWindow(AppWindow):
         self.run_panel.settings_requested.connect(self.edit_generation_settings)
         self.state.content_changed.connect(self._on_content)
         self.state.token_changed.connect(self._on_token)
+        self.state.selection_changed.connect(self._on_token)
         self.resize(1400, 900)
         if s.geometry:
             self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
@@ -343,10 +349,8 @@ class MainWindow(AppWindow):
         bits = [f"{expl.n_answer} tokens"]
         if model:
             bits.append(f"model {short_model_name(str(model))}")
-        timings = expl.meta.get("timings") or {}
-        if timings:
-            bits.append(f"{sum(float(v) for v in timings.values()):.1f} s")
-        return ", ".join(bits)
+        times = timings_text(expl.meta.get("timings") or {})
+        return ", ".join(bits) + (f"; {times}" if times else "")
 
     def _on_content(self) -> None:
         m = self.state.current_media
@@ -357,19 +361,25 @@ class MainWindow(AppWindow):
         self.export.refresh()
         self.run_panel.set_has_media(bool(self.media_paths))
 
-    def _on_token(self, kind: str, k: int) -> None:
-        ex = self.state.explanation
-        if ex is None:
+    def _on_token(self, *_args: object) -> None:
+        """The status bar names what the media view shows: one token, or the phrase."""
+        st, ex = self.state, self.state.explanation
+        if ex is None or not st.selection:
             return
-        text = ex.tokens(kind).texts[k]  # type: ignore[arg-type]
-        n = len(ex.tokens(kind))  # type: ignore[arg-type]
-        self.show_status(f"{kind} token {k + 1}/{n}: {text!r}")
+        tm = ex.tokens(st.kind)
+        if len(st.selection) > 1:
+            self.show_status(f"{phrase_label(st.selection, st.kind)} / {len(tm)}: "
+                             f"\u201c{phrase_text(tm.texts, st.selection)}\u201d "
+                             f"({st.display.combine} of {len(st.selection)} maps)")
+            return
+        k = st.token
+        self.show_status(f"{token_label(k, len(tm), st.kind)}: {tm.texts[k]!r}")
 
     def _persist(self, background: bool = True) -> None:
         """Write the settings; in the background (a copy) unless the window is closing."""
         s, d = self.settings, self.state.display
         s.colormap, s.opacity = d.colormap, d.opacity
-        s.overlay_visible, s.combine, s.stretch = d.overlay_visible, d.combine, d.stretch
+        s.overlay_visible, s.combine, s.scale = d.overlay_visible, d.combine, d.scale
         s.layer, s.tile_borders = d.layer, d.tile_borders
         s.geometry = self.saveGeometry().toBase64().toStdString()
         s.splitter_state = self.pane.h_split.saveState().toBase64().toStdString()

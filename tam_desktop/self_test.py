@@ -122,6 +122,8 @@ def _step_explain(state: SelfTestState) -> str:
 def _step_check(state: SelfTestState) -> str:
     import numpy as np
 
+    from tam_engine.core.tokens import token_label
+
     expl = state.explanation
     if expl.n_answer == 0 or not expl.answer_text.strip():
         raise SelfTestFailure(f"the answer is empty (tokens: {expl.answer_texts!r})")
@@ -141,7 +143,7 @@ def _step_check(state: SelfTestState) -> str:
         for grid, maps in zip(expl.grids, expl.grid_maps(k)):
             if maps.shape != (grid.t, grid.h, grid.w):
                 raise SelfTestFailure(
-                    f"token {k}: map shape {maps.shape} != grid {(grid.t, grid.h, grid.w)}"
+                    f"{token_label(k)}: map shape {maps.shape} != grid {(grid.t, grid.h, grid.w)}"
                 )
     if int(np.asarray(tm.maps).max()) == 0:
         raise SelfTestFailure("every token's map is all zero")
@@ -159,6 +161,7 @@ def _step_export(state: SelfTestState) -> str:
     import numpy as np
     from PIL import Image
 
+    from tam_engine.core.tokens import token_label
     from tam_engine.render.figure import paper_figure
     from tam_engine.render.overlay import overlay
 
@@ -185,7 +188,7 @@ def _step_export(state: SelfTestState) -> str:
     ):
         raise SelfTestFailure("the saved explanation does not reopen to the same maps")
     h, w = figure.shape[:2]
-    return f"token {k} {expl.answer_texts[k]!r}: overlay, {w}x{h} figure PNG, .tam.npz round trip"
+    return f"{token_label(k)} {expl.answer_texts[k]!r}: overlay, {w}x{h} figure PNG, .tam.npz round trip"
 
 
 #: Qt's offscreen platform says this for every window it shows; it is not a problem of the app

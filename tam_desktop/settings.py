@@ -56,7 +56,7 @@ class AppSettings:
     colormap: str = "jet"
     opacity: float = 0.5
     overlay_visible: bool = True
-    stretch: bool = False
+    scale: str = "joint"        # DisplayOptions.scale (tam_engine.render.scale.MAP_SCALES)
     combine: str = "mean"
     layer: str = "fused"
     tile_borders: bool = False

@@ -163,7 +163,9 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     gen = request.generation
     cached = cache.holds(request.model, gen.device, gen.dtype)
     yield Phase("Using the loaded model" if cached else f"Loading the model {request.model}")
+    t0 = time.perf_counter()
     loaded = cache.get(request.model, gen.device, gen.dtype)
+    load_s = 0.0 if cached else time.perf_counter() - t0
     media = list(request.media)
     if not media:
         yield Phase("Reading the media")
@@ -174,8 +176,11 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     def on_token(index: int, text: str) -> None:
         emit(TokenStreamed(index, text))
 
-    return run_and_explain(loaded, media, request.prompt, gen, on_token=on_token,
+    expl = run_and_explain(loaded, media, request.prompt, gen, on_token=on_token,
                            should_stop=should_stop)
+    # The pipeline times its own steps; loading happened here (0 when the model was kept).
+    expl.meta.setdefault("timings", {})["load_s"] = round(load_s, 4)
+    return expl
 
 
 def start_run_worker(request: RunRequest, cache: ModelCache,

@@ -43,7 +43,7 @@ class CompareBody(QSplitter):
             pane = ExplanationPane(states[side], parent=box)
             # Side by side there is little width: media above the tokens, not beside them.
             pane.h_split.setOrientation(Qt.Orientation.Vertical)
-            pane.h_split.setSizes([560, 340])
+            pane.h_split.setSizes([500, 420])
             pane.v_split.setSizes([800, 110])
             col.addWidget(header)
             col.addWidget(pane, 1)

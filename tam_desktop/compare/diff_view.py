@@ -94,6 +94,12 @@ class DiffView(QWidget):
         self.title.setText(f"A \u2212 B: \u201c{ta}\u201d \u2212 \u201c{tb}\u201d  "
                            f"({how_chosen}; mean {float(diff.mean()):+.2f})")
 
+    def show_no_counterpart(self, why: str) -> None:
+        """Nothing to subtract: the selected words have no counterpart in the other answer."""
+        self.diff = None
+        self.image_item.clear()
+        self.title.setText(f"A \u2212 B: {why}; no difference shown")
+
     def image(self) -> np.ndarray | None:
         """The RGB image drawn now (for tests)."""
         img = self.image_item.image

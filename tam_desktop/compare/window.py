@@ -35,6 +35,7 @@ from tam_engine.compare.comparison import Comparison
 from tam_engine.core.errors import TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.core.tokens import phrase_text
 
 
 class CompareWindow(AppWindow):
@@ -214,9 +215,22 @@ class CompareWindow(AppWindow):
         self.alignment_label.show_alignment(self.comparison, sel)
 
     def _update_diff(self) -> None:
-        a, b = self.states["a"], self.states["b"]
-        ta = a.selection if a.kind == "answer" else ()
-        tb = b.selection if b.kind == "answer" else ()
+        a = self.states["a"]
+        ta, tb = self.link.counterpart("a"), self.link.counterpart("b")
+        unmatched = self.link.unmatched
+        if unmatched is not None:
+            # A word without a counterpart: no difference, rather than one against whatever
+            # the other pane showed before.
+            src = self.states[unmatched]
+            ex = src.explanation
+            assert ex is not None
+            words = phrase_text(ex.answer.texts, src.selection)
+            other = "B" if unmatched == "a" else "A"
+            self.diff_view.show_no_counterpart(f"\u201c{words}\u201d ({unmatched.upper()}) "
+                                               f"has no counterpart in {other}")
+            self.show_status(f"\u201c{words}\u201d has no counterpart in {other}: "
+                             "no difference to show.")
+            return
         try:
             self.diff_view.show_difference(self.comparison, ta, tb, a.media_index,
                                            self.frame_cursor.frame, self.display.combine,
@@ -357,9 +371,9 @@ class CompareWindow(AppWindow):
 
     # ------------------------------------------------------------------ export
     def _export_args(self) -> dict:
-        a, b, d = self.states["a"], self.states["b"], self.display
-        return {"tokens_a": a.selection if a.kind == "answer" else (),
-                "tokens_b": b.selection if b.kind == "answer" else (),
+        a, d = self.states["a"], self.display
+        # A word without a counterpart is exported without one (B's panel shows no map).
+        return {"tokens_a": self.link.counterpart("a"), "tokens_b": self.link.counterpart("b"),
                 "media_index": a.media_index, "cmap": d.colormap, "opacity": d.opacity,
                 "how": d.combine, "layer": d.layer}
 

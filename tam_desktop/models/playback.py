@@ -2,7 +2,7 @@
 
 ``PlaybackState`` is composed of two parts that can be shared between panes: a ``FrameCursor``
 (frame index and play/pause, so two panes showing the same video stay on the same frame) and
-``DisplayOptions`` (colour map, opacity, overlay on/off, contrast stretch, how a phrase is
+``DisplayOptions`` (colour map, opacity, overlay on/off, the colour scale, how a phrase is
 combined, which layer of a tiled image and whether its tile borders show). Token index
 and selection belong to one pane, because two explanations have different tokens.
 """
@@ -20,6 +20,7 @@ from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap, check_layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.render.colormaps import COLORMAPS
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale, check_scale, scale_top
 
 CombineHow = Literal["mean", "max"]
 
@@ -89,7 +90,7 @@ class DisplayOptions:
 
     def __init__(self, colormap: str = "jet", opacity: float = 0.5,
                  overlay_visible: bool = True, combine: str = "mean",
-                 stretch: bool = False, layer: Layer = DEFAULT_LAYER,
+                 scale: str = DEFAULT_SCALE, layer: Layer = DEFAULT_LAYER,
                  tile_borders: bool = False) -> None:
         self.changed = Event("display_changed")  # (name: str)
         self._values: dict[str, object] = {}
@@ -97,14 +98,14 @@ class DisplayOptions:
         self.opacity = opacity
         self.overlay_visible = overlay_visible
         self.combine = combine
-        self.stretch = stretch
+        self.scale = scale
         self.layer = layer
         self.tile_borders = tile_borders
 
     def copy(self) -> DisplayOptions:
         """The same options, unshared (a window of its own starts where this one is)."""
         return DisplayOptions(self.colormap, self.opacity, self.overlay_visible, self.combine,
-                              self.stretch, self.layer, self.tile_borders)
+                              self.scale, self.layer, self.tile_borders)
 
     def _set(self, name: str, value: object) -> None:
         if self._values.get(name) != value:
@@ -138,14 +139,15 @@ class DisplayOptions:
         self._set("overlay_visible", bool(value))
 
     @property
-    def stretch(self) -> bool:
-        """Spread the colour map over 0 .. the current map's maximum (display only; files keep
-        the fixed 0 .. 1 scale)."""
-        return bool(self._values["stretch"])
+    def scale(self) -> MapScale:
+        """Which map value the top colour stands for (:mod:`tam_engine.render.scale`): the
+        method's joint normalisation, a per-token stretch, or one scale for all tokens. Only
+        the colouring changes, never the maps."""
+        return self._values["scale"]  # type: ignore[return-value]
 
-    @stretch.setter
-    def stretch(self, value: bool) -> None:
-        self._set("stretch", bool(value))
+    @scale.setter
+    def scale(self, name: str) -> None:
+        self._set("scale", check_scale(name))
 
     @property
     def layer(self) -> Layer:
@@ -202,6 +204,7 @@ class PlaybackState:
         self._anchor = 0
         self._media_index = 0
         self._grids_cache: tuple[tuple, list[np.ndarray]] | None = None
+        self._top_cache: tuple[tuple, int] | None = None
 
     # ------------------------------------------------------------------ content
     def set_content(self, media: Sequence[MediaItem], explanation: Explanation | None = None
@@ -213,8 +216,11 @@ class PlaybackState:
         self.explanation = explanation
         self.streaming = []
         self._grids_cache = None
-        self._kind, self._token, self._anchor = "answer", 0, 0
-        self._selection = (0,) if explanation is not None and explanation.n_answer else ()
+        # Open on the token whose map shows most (not the first token, often "a": a flat map).
+        first = explanation.strongest_token() if explanation is not None else 0
+        self._kind, self._token, self._anchor = "answer", first, first
+        self._selection = (first,) if explanation is not None and explanation.n_answer else ()
+        self._top_cache = None
         self._media_index = 0
         self._sync_cursor()
         self.content_changed.emit()
@@ -363,23 +369,31 @@ class PlaybackState:
         grid = self.current_grid()
         return None if grid is None else grid[self.current_slot()]
 
-    def current_placed(self, size: tuple[int, int]) -> PlacedMap | None:
+    def current_placed(self, size: tuple[int, int], as_float: bool = False
+                       ) -> PlacedMap | None:
         """The current token's or phrase's map on the displayed frame, placed where the item's
-        grids looked (the display's layer) at ``size = (W, H)``; None without one."""
+        grids looked (the display's layer) at ``size = (W, H)``; None without one.
+        ``as_float``: float32 values in [0, 1], resized without rounding (for stretching)."""
         ex = self.explanation
         if ex is None or self.current_grid() is None or self._grids_cache is None:
             return None
         return ex.place(self._grids_cache[1], self._media_index, self.cursor.frame,
-                        self.display.layer, size)
+                        self.display.layer, size, as_float)
 
-    def current_peak(self) -> int:
-        """The strongest cell (0..255) of the current selection on any grid and slot of the
-        current media item (the top of the stretched colour scale); 0 without a map."""
+    def current_top(self) -> int:
+        """The map value (1 .. 255) the top colour stands for under the display's scale, for
+        the current selection on the current media item (the whole clip and every tile, so
+        playback does not flicker); 255 without a map."""
         ex = self.explanation
-        if ex is None or self.current_grid() is None or self._grids_cache is None:
-            return 0
-        maps = self._grids_cache[1]
-        return max(int(maps[i].max()) for i in ex.item_grids(self._media_index))
+        if ex is None or not self._selection or not ex.item_grids(self._media_index):
+            return 255
+        d = self.display
+        key = (id(ex), d.scale, self._kind, self._media_index,
+               self._selection if d.scale == "token" else (), d.combine)
+        if self._top_cache is None or self._top_cache[0] != key:
+            self._top_cache = (key, scale_top(ex, self._selection, d.scale, self._media_index,
+                                              d.combine, self._kind))
+        return self._top_cache[1]
 
     def has_tiles(self) -> bool:
         """Whether the explanation has a tiled media item (so the layer choice matters)."""

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QScrollArea,
     QSlider,
+    QStyle,
+    QStyleOptionSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from tam_desktop.models.playback import FrameCursor, PlaybackState
+from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_desktop.views.colors import css_color
 
 THUMB_H = 64
@@ -112,7 +115,7 @@ class Filmstrip(QWidget):
             return
         tip = f"frame {i + 1} at {m.timestamps[i]:.2f} s"
         if self._strengths is not None:
-            tip += f"\nactivation of the current token {self._strengths[i]:.2f}"
+            tip += f"\n{EVIDENCE_LABEL} of the current token {self._strengths[i]:.3f}"
         self.setToolTip(tip)
 
     def paintEvent(self, _ev: QPaintEvent) -> None:  # noqa: N802
@@ -131,8 +134,8 @@ class Filmstrip(QWidget):
                 frac = v / top if top > 0 else 0.0
                 bar = QRect(r.left(), r.bottom() + 3, max(1, round(r.width() * frac)), BAR_H)
                 p.fillRect(QRect(r.left(), r.bottom() + 3, r.width(), BAR_H), QColor("#e8eaed"))
-                # Coloured on the map's scale, stretched like the overlay when asked to.
-                shade = frac if self.state.display.stretch else v
+                # Coloured on the overlay's scale (the mean over the scale's top).
+                shade = min(1.0, v * 255.0 / self.state.current_top())
                 p.fillRect(bar, QColor(css_color(self.state.display.colormap, shade)))
             if i == current:
                 p.setPen(QPen(QColor("#1a73e8"), 3))
@@ -168,6 +171,35 @@ class PlaybackClock(QObject):
             self.timer.stop()
 
 
+class JumpSlider(QSlider):
+    """A slider that goes where the groove is clicked (a plain QSlider pages by ten steps,
+    which on a short clip means the first or the last frame), and then drags from there."""
+
+    def value_at(self, x: float) -> int:
+        """The value whose handle would be centred at ``x`` (widget pixels)."""
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        style = self.style()
+        groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                      QStyle.SubControl.SC_SliderGroove, self)
+        handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                      QStyle.SubControl.SC_SliderHandle, self)
+        span = max(groove.width() - handle.width(), 1)
+        pos = round(x - groove.x() - handle.width() / 2)
+        return QStyle.sliderValueFromPosition(self.minimum(), self.maximum(),
+                                              min(max(pos, 0), span), span, opt.upsideDown)
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if ev.button() == Qt.MouseButton.LeftButton and self.maximum() > self.minimum():
+            opt = QStyleOptionSlider()
+            self.initStyleOption(opt)
+            handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                                 QStyle.SubControl.SC_SliderHandle, self)
+            if not handle.contains(ev.position().toPoint()):
+                self.setValue(self.value_at(ev.position().x()))
+        super().mousePressEvent(ev)  # the handle is under the pointer now: a drag starts
+
+
 class FrameControls(QWidget):
     """Play/pause, a frame slider and the frame's time; playback runs on a QTimer."""
 
@@ -178,7 +210,7 @@ class FrameControls(QWidget):
         self.play_button.setCheckable(True)
         self.play_button.setToolTip("Play the video with its maps (Space)")
         self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider = JumpSlider(Qt.Orientation.Horizontal, self)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("Frame (Up/Down or , and .)")
         self.label = QLabel(self)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import MAP_VALUE_LABEL
 from tam_desktop.views.colors import lut, pg_colormap
 from tam_engine.core.placement import border_boxes, box_pixels, layer_members
 
@@ -62,7 +63,7 @@ class MediaView(QWidget):
         self.border_items: list[QGraphicsRectItem] = []
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), width=14, interactive=False,
                                         colorMap=pg_colormap(state.display.colormap),
-                                        label="activation")
+                                        label=MAP_VALUE_LABEL)
         self.colorbar.axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.graphics.addItem(self.colorbar)
         self.empty_label = QLabel(
@@ -127,7 +128,7 @@ class MediaView(QWidget):
             self.heat_item.setOpacity(d.opacity)
         elif name == "overlay_visible":
             self._update_heat()
-        elif name in ("combine", "stretch", "layer", "tile_borders"):
+        elif name in ("combine", "scale", "layer", "tile_borders"):
             self._update_heat()
 
     def _on_view_changed(self, *_args: object) -> None:
@@ -180,20 +181,22 @@ class MediaView(QWidget):
         h, w = self._frame_shape
         d = st.display
         key = (id(st.explanation), st.kind, st.selection, d.combine, st.media_index,
-               slot, h, w, self._heat_side, d.stretch, d.layer)
+               slot, h, w, self._heat_side, d.scale, d.layer)
         if key != self._heat_key:
             self._heat_key = key
             # The exporter's own placement and bilinear resize, so screen and files agree. The
             # map is made only as large as the screen shows it (a smooth map has no finer
             # detail), which keeps resizing and drawing it cheap on big frames.
-            scale = min(1.0, self._heat_side / max(h, w))
-            hw = (max(1, round(w * scale)), max(1, round(h * scale)))
-            placed = st.current_placed(hw)
+            shrink = min(1.0, self._heat_side / max(h, w))
+            hw = (max(1, round(w * shrink)), max(1, round(h * shrink)))
+            # The colours span 0 .. the scale's top (the method's 0 .. 1, the token's peak on
+            # any frame and tile, or the peak of all tokens). Stretched, the map is placed in
+            # float and quantised only by the colour table, so a weak map shows no bands.
+            top = st.current_top()
+            placed = st.current_placed(hw, as_float=top < 255)
             assert placed is not None
-            # Stretch: the colours span 0 .. the token's strongest cell on any frame and any
-            # tile (one scale for the whole clip, so playback does not flicker).
-            top = max(st.current_peak(), 1) if d.stretch else 255
-            self.heat_item.setImage(placed.values, autoLevels=False, levels=(0, top))
+            levels = (0, top) if top >= 255 else (0.0, top / 255.0)
+            self.heat_item.setImage(placed.values, autoLevels=False, levels=levels)
             self.heat_item.setRect(QRectF(0, 0, w, h))
             self.heat_clip.setPath(self._seen_path((w, h)))
             if tuple(self.colorbar.levels()) != (0.0, top / 255.0):
@@ -264,13 +267,15 @@ class MediaView(QWidget):
             else:
                 hy, hx = min(y * heat.shape[0] // h, heat.shape[0] - 1), min(
                     x * heat.shape[1] // w, heat.shape[1] - 1)
-                text += f"   activation {heat[hy, hx] / 255.0:.2f}"
+                value = float(heat[hy, hx]) / (255.0 if heat.dtype == np.uint8 else 1.0)
+                text += f"   {MAP_VALUE_LABEL} {value:.2f}"
         self.value_label.setText(text)
         self.value_label.adjustSize()
         self.value_label.move(8, 6)
 
     def heat_image(self) -> np.ndarray | None:
-        """The map drawn now (uint8, frame-sized or as large as shown), or None when hidden."""
+        """The map drawn now (frame-sized or as large as shown: uint8 0 .. 255 on the method's
+        scale, float 0 .. 1 when stretched), or None when hidden."""
         if not self.heat_item.isVisible() or self.heat_item.image is None:
             return None
         return np.asarray(self.heat_item.image)

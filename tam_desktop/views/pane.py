@@ -26,6 +26,7 @@ from tam_desktop.views.text_map_view import TextMapView
 from tam_desktop.views.timeline import TokenTimeline
 from tam_desktop.views.token_strip import TokenStrip
 from tam_engine.core.placement import LAYERS
+from tam_engine.render.scale import MAP_SCALES, SCALE_NAMES
 
 
 def _caption(text: str) -> QLabel:
@@ -51,10 +52,17 @@ class DisplayBar(QWidget):
         self.opacity.setToolTip("Opacity of the heat map over the image")
         self.overlay = QCheckBox("Overlay", self)
         self.overlay.setToolTip("Show the heat map over the image (O)")
-        self.stretch = QCheckBox("Stretch", self)
-        self.stretch.setToolTip("Spread the colours over 0 .. this token's strongest activation "
-                                "(the colour bar shows the range); off: the fixed 0 .. 1 scale "
-                                "of exported images")
+        self.scale = QComboBox(self)
+        for key in MAP_SCALES:
+            self.scale.addItem(SCALE_NAMES[key], key)
+        self.scale.setToolTip(
+            "Which map value the top colour stands for (the colour bar shows the range):\n"
+            f"{SCALE_NAMES['joint']}: the method's own 0 .. 1 (as the paper; exports' "
+            "default);\n"
+            f"{SCALE_NAMES['token']}: 0 .. this token's strongest cell, so weak maps show "
+            "their shape;\n"
+            f"{SCALE_NAMES['shared']}: 0 .. the strongest cell of any token, so tokens can be "
+            "compared.\nThe maps themselves never change.")
         self.combine = QComboBox(self)
         self.combine.addItems(["mean", "max"])
         self.combine.setToolTip("How the maps of a phrase (Shift/Ctrl+click several tokens) "
@@ -68,7 +76,7 @@ class DisplayBar(QWidget):
         self.tile_borders.setToolTip("Outline the tiles the model saw")
         self.media = QComboBox(self)
         self.media.setToolTip("Which image or video of this run is shown")
-        for w in (self.colormap, self.opacity, self.overlay, self.stretch, self.combine,
+        for w in (self.colormap, self.opacity, self.overlay, self.scale, self.combine,
                   self.layer, self.tile_borders, self.media):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         row = QHBoxLayout(self)
@@ -80,7 +88,9 @@ class DisplayBar(QWidget):
         row.addWidget(self.opacity)
         row.addSpacing(12)
         row.addWidget(self.overlay)
-        row.addWidget(self.stretch)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Scale"))
+        row.addWidget(self.scale)
         row.addSpacing(12)
         row.addWidget(QLabel("Phrase"))
         row.addWidget(self.combine)
@@ -97,7 +107,8 @@ class DisplayBar(QWidget):
         self.colormap.currentTextChanged.connect(lambda n: setattr(d, "colormap", n))
         self.opacity.valueChanged.connect(lambda v: setattr(d, "opacity", v / 100.0))
         self.overlay.toggled.connect(lambda on: setattr(d, "overlay_visible", on))
-        self.stretch.toggled.connect(lambda on: setattr(d, "stretch", on))
+        self.scale.currentIndexChanged.connect(
+            lambda i: setattr(d, "scale", self.scale.itemData(i)))
         self.combine.currentTextChanged.connect(lambda h: setattr(d, "combine", h))
         self.layer.currentTextChanged.connect(lambda name: setattr(d, "layer", name))
         self.tile_borders.toggled.connect(lambda on: setattr(d, "tile_borders", on))
@@ -111,13 +122,13 @@ class DisplayBar(QWidget):
     def _sync(self, *_args: object) -> None:
         d = self.state.display
         with signals_blocked(self.colormap), signals_blocked(self.opacity), \
-                signals_blocked(self.overlay), signals_blocked(self.stretch), \
+                signals_blocked(self.overlay), signals_blocked(self.scale), \
                 signals_blocked(self.combine), signals_blocked(self.layer), \
                 signals_blocked(self.tile_borders):
             self.colormap.setCurrentText(d.colormap)
             self.opacity.setValue(round(d.opacity * 100))
             self.overlay.setChecked(d.overlay_visible)
-            self.stretch.setChecked(d.stretch)
+            self.scale.setCurrentIndex(self.scale.findData(d.scale))
             self.combine.setCurrentText(d.combine)
             self.layer.setCurrentText(d.layer)
             self.tile_borders.setChecked(d.tile_borders)
@@ -134,7 +145,7 @@ class DisplayBar(QWidget):
         self.media.setVisible(many)
         self.media_label.setVisible(many)
         has_maps = self.state.explanation is not None
-        controls: tuple[QWidget, ...] = (self.colormap, self.opacity, self.overlay, self.stretch,
+        controls: tuple[QWidget, ...] = (self.colormap, self.opacity, self.overlay, self.scale,
                                          self.combine)
         for control in controls:
             control.setEnabled(has_maps)
@@ -145,6 +156,9 @@ class DisplayBar(QWidget):
     def _on_media_index(self, index: int) -> None:
         with signals_blocked(self.media):
             self.media.setCurrentIndex(index)
+
+
+TEXT_MAP_MIN_LINES = 7
 
 
 class ExplanationPane(QWidget):
@@ -162,6 +176,10 @@ class ExplanationPane(QWidget):
         self.prompt_strip = TokenStrip(st, "prompt", self)
         self.prompt_strip.max_hint_height = 110
         self.text_map = TextMapView(st, self)
+        # Room for the heading, the legend and a few lines of prompt and answer, even where
+        # the pane is squeezed (compare mode puts two side by side, media above tokens).
+        self.text_map.setMinimumHeight(
+            round(self.text_map.fontMetrics().lineSpacing() * TEXT_MAP_MIN_LINES) + 12)
         self.timeline = TokenTimeline(st, self)
         self.timeline.setMinimumHeight(110)
 

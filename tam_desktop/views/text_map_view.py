@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import candidates_line
 from tam_desktop.views.colors import css_color, text_color_on
-from tam_engine.core.tokens import display_token
+from tam_engine.core.inputs import PROBABILITY_LABEL, percent
+from tam_engine.core.tokens import display_token, phrase_label, phrase_text, token_label
 
 
 def text_map_html(state: PlaybackState) -> str:
@@ -26,11 +27,17 @@ def text_map_html(state: PlaybackState) -> str:
     own_col = k if kind == "prompt" else n_prompt + k
     parts: list[str] = []
 
+    offset = 0 if kind == "prompt" else n_prompt
+    phrase_cols = {offset + j for j in state.selection} if len(state.selection) > 1 else set()
+
     def chip(i: int, text: str) -> str:
         shown = html.escape(display_token(text))
         if i == own_col:
             return (f'<span style="background:#1a73e8;color:#fff;font-weight:bold;">'
                     f"&nbsp;{shown}&nbsp;</span>")
+        if i in phrase_cols:  # the rest of the phrase: marked, as the strip marks it
+            return (f'<span style="background:#d2e3fc;color:#174ea6;font-weight:bold;'
+                    f'text-decoration:underline;">{shown}</span>')
         value = rel[i]
         if np.isnan(value):  # not in this token's context: later tokens
             return f'<span style="color:#9aa0a6;">{shown}</span>'
@@ -38,15 +45,7 @@ def text_map_html(state: PlaybackState) -> str:
         return (f'<span style="background:{bg};color:{text_color_on(bg)};" '
                 f'title="relevance {value:.2f}">{shown}</span>')
 
-    own_text = html.escape(repr(tm.texts[k]))
-    head = f"<b>{'Answer' if kind == 'answer' else 'Prompt'} token {k + 1}</b> <code>{own_text}</code>"
-    if kind == "answer":
-        cands = candidates_line(ex, k)
-        if cands:
-            head += " &nbsp;·&nbsp; top candidates: " + ", ".join(
-                f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''}"
-                f" {100.0 * p:.1f}%" for t, p, chosen in cands)
-    parts.append(f'<p style="margin:0 0 4px 0;">{head}</p>')
+    parts.append(f'<p style="margin:0 0 4px 0;">{_head(state)}</p>')
     legend = " ".join(
         f'<span style="background:{css_color(cmap, v)};">&nbsp;&nbsp;&nbsp;</span>'
         for v in np.linspace(0, 1, 8))
@@ -61,6 +60,31 @@ def text_map_html(state: PlaybackState) -> str:
     return "".join(parts)
 
 
+def _head(state: PlaybackState) -> str:
+    """The first line: the token (or the phrase) shown, and its candidates."""
+    ex = state.explanation
+    assert ex is not None
+    k, kind = state.token, state.kind
+    tm = ex.tokens(kind)
+    sel = state.selection
+    if len(sel) > 1:
+        words = html.escape(phrase_text(tm.texts, sel))
+        head = (f"<b>Phrase: {phrase_label(sel, kind)}</b> <code>{words}</code> "
+                f"(map: {state.display.combine} of the {len(sel)} tokens; the relevances "
+                f"below are those of {token_label(k)} <code>{html.escape(repr(tm.texts[k]))}"
+                "</code>)")
+    else:
+        head = (f"<b>{token_label(k, len(tm), kind).capitalize()}</b> "
+                f"<code>{html.escape(repr(tm.texts[k]))}</code>")
+    if kind == "answer" and len(sel) <= 1:
+        cands = candidates_line(ex, k)
+        if cands:
+            head += f" &nbsp;·&nbsp; top candidates ({PROBABILITY_LABEL}): " + ", ".join(
+                f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''} {html.escape(percent(p))}"
+                for t, p, chosen in cands)
+    return head
+
+
 class TextMapView(QTextBrowser):
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,11 +93,12 @@ class TextMapView(QTextBrowser):
         self.setPlaceholderText("The text map appears here once an answer is explained.")
         state.content_changed.connect(self.refresh)
         state.token_changed.connect(self.refresh)
+        state.selection_changed.connect(self.refresh)
         state.display.changed.connect(self._on_display)
         self.refresh()
 
     def _on_display(self, name: str) -> None:
-        if name == "colormap":
+        if name in ("colormap", "combine"):
             self.refresh()
 
     def refresh(self, *_args: object) -> None:

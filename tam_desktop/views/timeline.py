@@ -1,14 +1,20 @@
-"""Each answer token's visual activation over the answer, with a draggable cursor."""
+"""Each answer token's visual evidence (the mean of its map) over the answer, with a draggable
+cursor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
+from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_engine.core.tokens import display_token
+
+MAX_LABEL_PX = 90.0   # a longer token label is shortened with an ellipsis
+LABEL_GAP_PX = 6.0    # at least this much space between two token labels
 
 
 def _bar_path(heights: np.ndarray, width: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
@@ -30,9 +36,12 @@ class TokenTimeline(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.setLabel("left", "activation")
+        # The timeline is low: its y-axis is named on the bottom line, which has the room.
         self.getAxis("left").enableAutoSIPrefix(False)
-        self.setLabel("bottom", "answer token")
+        self.setLabel("bottom", f"answer token  \u00b7  bar height: {EVIDENCE_LABEL}")
+        # A known font for the token labels, so that thinning them measures what is drawn.
+        self.tick_font = QFont(self.font())
+        self.getAxis("bottom").setStyle(tickFont=self.tick_font)
         self.showGrid(x=False, y=True, alpha=0.2)
         # Moving the cursor repaints the plot; the axes (one label per token) do not change,
         # so keep them as pixmaps instead of redrawing their text on every token switch.
@@ -49,8 +58,10 @@ class TokenTimeline(pg.PlotWidget):
                                       hoverPen=pg.mkPen("#ea4335", width=4))
         self.addItem(self.cursor)
         self._strength: np.ndarray = np.zeros(0, np.float32)
+        self._labels: list[str] = []
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
         self.scene().sigMouseClicked.connect(self._on_clicked)
+        self.getPlotItem().vb.sigResized.connect(self._relabel)
         state.content_changed.connect(self._rebuild)
         state.token_changed.connect(self._sync)
         state.selection_changed.connect(self._sync)
@@ -66,13 +77,34 @@ class TokenTimeline(pg.PlotWidget):
         top = float(self._strength.max()) if n else 1.0
         self.setYRange(0.0, max(top * 1.1, 0.02), padding=0.0)
         self.cursor.setBounds((0, max(n - 1, 0)))
-        axis = self.getAxis("bottom")
-        if ex is not None and n <= 40:
-            axis.setTicks([[(i, display_token(t)) for i, t in enumerate(ex.answer_texts)]])
-        else:
-            axis.setTicks(None)
+        self._labels = [display_token(t) for t in ex.answer_texts] if ex is not None else []
+        self._relabel()
         self.cursor.setVisible(n > 0)
         self._sync()
+
+    def token_x(self, i: float) -> float:
+        """Where token ``i`` sits on the bottom axis, in the axis' own pixels."""
+        vb = self.getPlotItem().vb
+        return float(self.getAxis("bottom").mapFromScene(vb.mapViewToScene(QPointF(i, 0))).x())
+
+    def _relabel(self, *_args: object) -> None:
+        """Label as many tokens as fit without overlapping: from the left, each label that
+        would touch the one before is left out (its bar stays); a label wider than
+        ``MAX_LABEL_PX`` is shortened with an ellipsis."""
+        axis = self.getAxis("bottom")
+        if not self._labels:
+            axis.setTicks([[]])
+            return
+        metrics = QFontMetricsF(self.tick_font)
+        ticks, last_right = [], -np.inf
+        for i, text in enumerate(self._labels):
+            text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
+            half = metrics.horizontalAdvance(text) / 2
+            x = self.token_x(i)
+            if x - half >= last_right + LABEL_GAP_PX:
+                ticks.append((i, text))
+                last_right = x + half
+        axis.setTicks([ticks])
 
     def _sync(self, *_args: object) -> None:
         st = self.state

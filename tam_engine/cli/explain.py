@@ -15,10 +15,14 @@ from tam_engine.cli.options import (
     load_kwargs,
     settings_kwargs,
 )
+from tam_engine.core.errors import TamError
 from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, default_prompt
 
 EXPLANATION_FILE = "explanation.tam.npz"
 DEMO_MODEL = "demo"
+#: Without --out, each run gets a new numbered folder here: run-001, run-002, ...
+RUNS_ROOT = "tam-out"
+RUN_PREFIX = "run-"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "explain", help="explain each generated token of a multimodal model",
         description="Generate an answer to PROMPT about the given images/videos with a Hugging "
         "Face vision-language model, and write the Token Activation Maps of every token to "
-        f"OUT_DIR/{EXPLANATION_FILE}.")
+        f"OUT_DIR/{EXPLANATION_FILE} (by default a new folder {RUNS_ROOT}/{RUN_PREFIX}NNN for "
+        "each run). Nothing is overwritten without --force.")
     p.add_argument("media", nargs="*", metavar="MEDIA",
                    help="image or video files, in order (default: the bundled sample image)")
     p.add_argument("--model", default=DEMO_MODEL, metavar="ID_OR_PATH",
@@ -35,8 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=None, metavar="TEXT",
                    help=f"question or instruction (default: {IMAGE_PROMPT!r}, or "
                    f"{VIDEO_PROMPT!r} for a video)")
-    p.add_argument("--out", default="tam-out", metavar="DIR",
-                   help="output folder (created; default: ./tam-out)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help=f"output folder (created; default: a new numbered folder "
+                   f"./{RUNS_ROOT}/{RUN_PREFIX}NNN, printed at the end)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite the explanation and exports of an earlier run in --out")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per token")
     p.add_argument("--no-eci", action="store_true", help="skip estimated causal inference")
@@ -66,6 +74,39 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
         args.prompt = default_prompt(video)
 
 
+def _targets(folder: Path, exports: list[str]) -> list[Path]:
+    """The files a run writes into ``folder``."""
+    main = folder / EXPLANATION_FILE
+    return [main, *(cli_export.beside(main, what) for what in exports)]
+
+
+def check_free(folder: Path, exports: list[str], force: bool) -> None:
+    """Refuse to overwrite an earlier run's files (checked before the model is loaded)."""
+    taken = [p for p in _targets(folder, exports) if p.exists()]
+    if taken and not force:
+        names = ", ".join(str(p) for p in taken[:3]) + (" ..." if len(taken) > 3 else "")
+        raise TamError(f"{names} already exist{'s' if len(taken) == 1 else ''} (an earlier "
+                       "run); nothing was overwritten.",
+                       "Pass --force to overwrite, choose another --out, or leave --out out to "
+                       f"write a new numbered folder under ./{RUNS_ROOT}.")
+
+
+def new_run_folder(root: Path) -> Path:
+    """A new, empty ``root/run-NNN`` (one past the highest number there), created now so that
+    two runs at once never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[len(RUN_PREFIX):]) for p in root.iterdir()
+               if p.name.startswith(RUN_PREFIX) and p.name[len(RUN_PREFIX):].isdigit()]
+    n = max(numbers, default=0) + 1
+    while True:
+        folder = root / f"{RUN_PREFIX}{n:03d}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -84,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
                                   **settings_kwargs(args))
     tam_options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
     export_options = cli_export.ExportOptions.from_args(args)
+    if args.out is not None:
+        check_free(Path(args.out), args.export, args.force)
     print(f"loading {args.model} ...", file=sys.stderr)
     loaded = load_model(args.model, **load_kwargs(args))
     with tqdm(total=args.max_new_tokens, unit="tok", desc="generating", file=sys.stderr,
@@ -96,8 +139,12 @@ def run(args: argparse.Namespace) -> int:
                                on_token=on_token)
         bar.total = bar.n
         bar.refresh()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.out is None:
+        out = new_run_folder(Path(RUNS_ROOT))
+    else:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        check_free(out, args.export, args.force)  # again: another run may have written since
     path = expl.save(out / EXPLANATION_FILE)
     for what in args.export:
         written = cli_export.write_export(expl, what, cli_export.beside(path, what),
@@ -106,4 +153,5 @@ def run(args: argparse.Namespace) -> int:
     print(expl.answer_text)
     print(f"wrote {path} ({expl.n_answer} tokens, {len(expl.grids)} vision grid(s))",
           file=sys.stderr)
+    print(f"run folder: {out}", file=sys.stderr)
     return ExitCode.OK

@@ -24,6 +24,7 @@ from tam_engine.export.common import (
     VIDEO_FPS,
 )
 from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
+from tam_engine.render.scale import DEFAULT_SCALE, MAP_SCALES, SCALE_NAMES, MapScale
 
 if TYPE_CHECKING:
     from tam_engine.core.explanation import Explanation
@@ -70,6 +71,9 @@ class ExportOptions:
                            choices=LAYERS)
     tile_borders: bool = _option(False, "outline the tiles (and cropped or padded grids) of "
                                  "the media", action="store_true")
+    scale: MapScale = _option(DEFAULT_SCALE, "which map value the top colour stands for: "
+                              + "; ".join(f"{k}: the {v}" for k, v in SCALE_NAMES.items())
+                              + f" (default {DEFAULT_SCALE}, as the paper)", choices=MAP_SCALES)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ExportOptions:
@@ -157,7 +161,7 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
     k = (o.token or 1) - 1
     common: dict[str, Any] = {"kind": o.kind, "media_index": o.media - 1, "cmap": o.cmap,
                               "opacity": o.opacity, "layer": o.layer,
-                              "tile_borders": o.tile_borders}
+                              "tile_borders": o.tile_borders, "scale": o.scale}
     width: dict[str, Any] = {"width": o.width} if o.width else {}
     if what in ("png", "textmap"):
         layout: Layout = "textmap" if what == "textmap" else o.layout
@@ -196,5 +200,5 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
         if what == "html":
             return ex.export_html(expl, out, media_index=o.media - 1, frame=o.frame - 1,
                                   cmap=o.cmap, opacity=o.opacity, progress=progress,
-                                  layer=o.layer, tile_borders=o.tile_borders)
+                                  layer=o.layer, tile_borders=o.tile_borders, scale=o.scale)
     raise ValueError(what)

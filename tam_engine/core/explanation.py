@@ -105,6 +105,19 @@ class Explanation:
         """``(N,)`` bool: which tokens of ``kind`` are the tokenizer's special tokens."""
         return self.is_special[self.tokens(kind).positions]
 
+    def strongest_token(self, kind: TokenKind = "answer") -> int:
+        """The token with the strongest visual evidence (the largest mean of its map), the
+        tokenizer's special tokens left out unless there is nothing else; 0 without tokens.
+        Where a view opens, so that it starts on a map that shows something."""
+        tm = self.tokens(kind)
+        if len(tm) == 0:
+            return 0
+        strength = tm.visual_strength().astype(np.float64)
+        special = self.special(kind)
+        if not special.all():
+            strength = np.where(special, -1.0, strength)
+        return int(np.argmax(strength))
+
     def tokens(self, kind: TokenKind = "answer") -> TokenMaps:
         if kind == "answer":
             return self.answer

@@ -10,13 +10,24 @@ import numpy as np
 from tam_engine.core.spans import Spans
 from tam_engine.core.tokens import special_mask
 
+#: What every shown candidate percentage is: the candidate's probability in the softmax over the
+#: model's whole vocabulary (never renormalised over the shown top k). The one label for it.
+PROBABILITY_LABEL = "p over the vocabulary"
+
+
+def percent(p: float) -> str:
+    """A candidate probability as every view and export writes it: ``42.3%``, ``<0.1%``."""
+    p = float(p)
+    return "<0.1%" if 0.0 < p < 0.0005 else f"{100.0 * p:.1f}%"
+
 
 @dataclass
 class Candidates:
     """Top-k next-token candidates at each answer token's predicting position.
 
     ``ids`` and ``logits`` are ``(T, k)``, best first; ``probs`` are full-vocabulary softmax
-    probabilities of those ids (the model computes that row at each step anyway).
+    probabilities of those ids (the model computes that row at each step anyway): the only
+    probabilities shown anywhere (:data:`PROBABILITY_LABEL`).
     """
 
     ids: np.ndarray
@@ -28,12 +39,17 @@ class Candidates:
     def k(self) -> int:
         return int(self.ids.shape[1]) if self.ids.ndim == 2 else 0
 
-    def topk_softmax(self, k: int = 3) -> np.ndarray:
-        """Softmax over the first ``k`` candidates' logits (the paper's display)."""
-        lg = np.asarray(self.logits[:, :k], dtype=np.float64)
-        lg = lg - lg.max(axis=1, keepdims=True)
-        e = np.exp(lg)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    def top(self, k: int, n: int) -> list[tuple[int, str, float]]:
+        """``(id, text, p over the vocabulary)`` of answer token ``k``'s best ``n`` candidates
+        (fewer when fewer were kept; none when ``k`` has no row)."""
+        if self.k == 0 or not 0 <= k < self.ids.shape[0]:
+            return []
+        out = []
+        for i in range(min(int(n), self.k)):
+            text = (self.texts[k][i] if k < len(self.texts) and i < len(self.texts[k])
+                    else str(int(self.ids[k, i])))
+            out.append((int(self.ids[k, i]), text, float(self.probs[k, i])))
+        return out
 
 
 @dataclass

@@ -60,6 +60,46 @@ def display_token(text: str) -> str:
     return SPACE_MARK if any(ch.isspace() for ch in text) else EMPTY_MARK
 
 
+def token_number(k: int) -> int:
+    """The number people see for token index ``k``: tokens are counted from 1 on every screen,
+    caption, file name and message (index 0 is token 1)."""
+    return int(k) + 1
+
+
+def token_label(k: int, n: int | None = None, kind: str | None = None) -> str:
+    """How a token is named everywhere (tooltips, status bar, text map, exports, self-test,
+    command line): ``token 3``, ``answer token 3 / 12``, ``prompt token 1``; ``k`` is the
+    0-based index, the label counts from 1 (:func:`token_number`)."""
+    text = f"{kind} token " if kind else "token "
+    text += str(token_number(k))
+    return text + (f" / {int(n)}" if n is not None else "")
+
+
+def phrase_label(tokens: Sequence[int], kind: str | None = None) -> str:
+    """How a phrase of several tokens is named: ``answer tokens 3-5`` for a run, ``answer
+    tokens 2, 5, 7`` otherwise (counted from 1, as :func:`token_label`)."""
+    ks = sorted({int(k) for k in tokens})
+    if len(ks) == 1:
+        return token_label(ks[0], kind=kind)
+    nums = [token_number(k) for k in ks]
+    run = nums == list(range(nums[0], nums[-1] + 1))
+    shown = f"{nums[0]}-{nums[-1]}" if run else ", ".join(map(str, nums))
+    return (f"{kind} tokens " if kind else "tokens ") + shown
+
+
+def phrase_text(texts: Sequence[str], tokens: Sequence[int]) -> str:
+    """A phrase's words as people read them: runs of consecutive tokens joined as generated
+    (``" red" " circle"`` -> ``red circle``), separate runs joined by `` … ``."""
+    ks = sorted({int(k) for k in tokens})
+    runs: list[list[int]] = []
+    for k in ks:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return " \u2026 ".join(display_token("".join(texts[k] for k in run)) for run in runs)
+
+
 # A whole token that looks like a tokenizer's special token: "<|im_end|>", "</s>", "<image>".
 _SPECIAL_LOOK = re.compile(r"<\|[^<>|]*\|>|</?[A-Za-z_][A-Za-z0-9_]*>")
 

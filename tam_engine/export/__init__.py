@@ -11,6 +11,8 @@ from __future__ import annotations
 from tam_engine.export.common import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
+    FOLLOW_SECONDS_PER_TOKEN,
+    MIN_VIDEO_WIDTH,
     SWEEP_FPS,
     VIDEO_FPS,
     ExportError,
@@ -36,6 +38,8 @@ from tam_engine.export.video import (
 __all__ = [
     "DEFAULT_CRF",
     "DEFAULT_PRESET",
+    "FOLLOW_SECONDS_PER_TOKEN",
+    "MIN_VIDEO_WIDTH",
     "SWEEP_FPS",
     "VIDEO_FPS",
     "ExportError",

@@ -15,6 +15,7 @@ from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.token_maps import TokenKind
+from tam_engine.core.tokens import token_label
 from tam_engine.render.png import png_bytes
 
 Progress = Callable[[int, int], None]
@@ -28,6 +29,17 @@ DEFAULT_PRESET = "veryfast"
 #: Frame rate of a token sweep over an image, and of a video export.
 SWEEP_FPS = 2.0
 VIDEO_FPS = 10.0
+#: MP4 exports are at least this wide by default (a 224-pixel sample is scaled up; wider media
+#: keep their own width), with the colour bar beside and the caption above.
+MIN_VIDEO_WIDTH = 720
+#: A video that follows the answer shows each token at least this long (slowed down if needed).
+FOLLOW_SECONDS_PER_TOKEN = 1.0
+
+
+def video_width(media_width: int, width: int | None) -> int:
+    """The width an MP4 export draws the media at: ``width`` when given, else the media's own
+    or :data:`MIN_VIDEO_WIDTH`, whichever is wider."""
+    return int(width) if width else max(int(media_width), MIN_VIDEO_WIDTH)
 
 
 class ExportError(TamError):
@@ -45,7 +57,7 @@ def tick(i: int, n: int, progress: Progress | None, should_stop: ShouldStop | No
 def check_token(expl: Explanation, k: int, kind: TokenKind) -> None:
     n = len(expl.tokens(kind))
     if not 0 <= k < n:
-        raise ExportError(f"There is no {kind} token {k + 1} (this explanation has {n}).",
+        raise ExportError(f"There is no {token_label(k, kind=kind)} (this explanation has {n}).",
                           f"Choose a token between 1 and {n}.")
 
 

@@ -12,10 +12,12 @@ import numpy as np
 
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.inputs import PROBABILITY_LABEL
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale
 
 
 def explanation_json(expl: Explanation) -> dict:
@@ -37,18 +39,20 @@ def explanation_json(expl: Explanation) -> dict:
                                    for v, c in zip(tm.relevance[k], tm.context[k])]}
             c = expl.candidates
             if kind == "answer" and c is not None and k < c.ids.shape[0]:
-                top3 = c.topk_softmax(min(3, c.k))[k]
                 d["candidates"] = [
                     {"id": int(c.ids[k, i]), "text": c.texts[k][i],
                      "logit": round(float(c.logits[k, i]), 6),
-                     "prob": round(float(c.probs[k, i]), 6),
-                     "top3_softmax": round(float(top3[i]), 6) if i < top3.size else None}
+                     "prob": round(float(c.probs[k, i]), 6)}
                     for i in range(c.k)]
             out.append(d)
         return out
 
     return {
-        "format": "tam-text-maps", "version": 1,
+        # Version 2: candidates carry only "prob", the softmax over the whole vocabulary (the
+        # one meaning of a candidate probability everywhere); version 1 also had a softmax
+        # over the top 3 ("top3_softmax"), which disagreed with the app.
+        "format": "tam-text-maps", "version": 2,
+        "candidate_prob": "softmax over the full vocabulary (" + PROBABILITY_LABEL + ")",
         "meta": expl.meta,
         "answer_text": expl.answer_text,
         "columns": expl.text_columns,
@@ -104,7 +108,7 @@ def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0
                 frame: int = 0, cmap: str = DEFAULT_COLORMAP, opacity: float = DEFAULT_OPACITY,
                 image_width: int = 480, progress: Progress | None = None,
                 should_stop: ShouldStop | None = None, layer: Layer = DEFAULT_LAYER,
-                tile_borders: bool = False) -> Path:
+                tile_borders: bool = False, scale: MapScale = DEFAULT_SCALE) -> Path:
     """One self-contained HTML page: hover (or click) a token to see its map and text map."""
     from tam_engine.render.html_page import build_html
 
@@ -112,6 +116,6 @@ def export_html(expl: Explanation, path: str | os.PathLike, media_index: int = 0
         check_grid(expl, media_index)
     page = build_html(expl, media_index, frame, cmap, opacity, image_width,
                       tick=lambda i, n: tick(i, n, progress, should_stop), layer=layer,
-                      tile_borders=tile_borders)
+                      tile_borders=tile_borders, scale=scale)
     atomic_write_bytes(path, page.encode("utf-8"))
     return Path(path)

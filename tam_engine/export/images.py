@@ -12,6 +12,7 @@ import numpy as np
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
+from tam_engine.core.tokens import display_token, token_number
 from tam_engine.export.common import (
     ExportError,
     Layout,
@@ -24,15 +25,17 @@ from tam_engine.export.common import (
 )
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.figure import frame_caption, paper_figure, token_overlay
-from tam_engine.render.overlay import add_caption, caption_strip, colorbar, token_caption
+from tam_engine.render.overlay import add_caption, caption_strip, colorbar
 from tam_engine.render.png import png_bytes
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale, scale_top
 from tam_engine.render.textmap import render_text_map
 
 
 def render_token(expl: Explanation, k: int, layout: Layout = "figure", kind: TokenKind = "answer",
                  media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
                  opacity: float = DEFAULT_OPACITY, width: int = 640,
-                 layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> np.ndarray:
+                 layer: Layer = DEFAULT_LAYER, tile_borders: bool = False,
+                 scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """One token as an image: the paper figure, the captioned overlay, or the text map (the
     map placed where the grids looked, as ``layer``; see :func:`render.figure.map_over`)."""
     check_token(expl, k, kind)
@@ -41,11 +44,11 @@ def render_token(expl: Explanation, k: int, layout: Layout = "figure", kind: Tok
     check_grid(expl, media_index)
     if layout == "overlay":
         img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=width,
-                            layer=layer, tile_borders=tile_borders)
+                            layer=layer, tile_borders=tile_borders, scale=scale)
         return add_caption(img, frame_caption(expl, k, media_index, frame, kind))
     if layout == "figure":
         return paper_figure(expl, k, media_index, frame, cmap, opacity, kind, width=width,
-                            layer=layer, tile_borders=tile_borders)
+                            layer=layer, tile_borders=tile_borders, scale=scale)
     raise ValueError(f"layout must be 'figure', 'overlay' or 'textmap', not {layout!r}")
 
 
@@ -73,7 +76,7 @@ def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: La
         names = []
         for k in range(n):
             tick(k, n, progress, should_stop)
-            name = f"token_{k + 1:04d}.png"
+            name = f"token_{token_number(k):04d}.png"
             (tmp / name).write_bytes(png_bytes(render_token(expl, k, layout, kind, **render)))
             names.append(name)
         tick(n, n, progress, should_stop)
@@ -91,8 +94,10 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
                          media_index: int = 0, frame: int = 0, cmap: str = DEFAULT_COLORMAP,
                          opacity: float = DEFAULT_OPACITY, thumb_width: int = 200, columns: int | None = None,
                          progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                         layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> Path:
-    """All tokens' overlays in one grid image, each captioned with its token."""
+                         layer: Layer = DEFAULT_LAYER, tile_borders: bool = False,
+                         scale: MapScale = DEFAULT_SCALE) -> Path:
+    """All tokens' overlays in one grid image, each captioned with its token (``scale``
+    "token" stretches each tile to its own peak; the colour bar then says "per token")."""
     tm = expl.tokens(kind)
     n = len(tm)
     if n == 0 or not expl.grids:
@@ -104,8 +109,8 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
     for k in range(n):
         tick(k, n, progress, should_stop)
         img = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=thumb_width,
-                            layer=layer, tile_borders=tile_borders)
-        label = caption_strip(f"{k + 1}. " + token_caption(tm.texts[k], k, n).split("  (")[0],
+                            layer=layer, tile_borders=tile_borders, scale=scale)
+        label = caption_strip(f"{token_number(k)}. \u201c{display_token(tm.texts[k])}\u201d",
                               img.shape[1], font_size=max(11, thumb_width // 16))
         tiles.append(np.concatenate([label, img], axis=0))
     tick(n, n, progress, should_stop)
@@ -117,7 +122,10 @@ def export_contact_sheet(expl: Explanation, path: str | os.PathLike, kind: Token
         r, c = divmod(k, columns)
         y, x = gap + r * (th + gap), gap + c * (tw + gap)
         sheet[y:y + th, x:x + tw] = tile[:th, :tw]
-    bar = colorbar(min(sheet.shape[0], 240), cmap)
+    # One bar for all tiles: exact for the joint and the shared scale; per-token stretch
+    # tops each tile at its own peak, so its bar is labelled 0 .. 1 of that peak.
+    vmax = scale_top(expl, [0], scale, media_index, kind=kind) / 255.0 if scale == "shared" else 1.0
+    bar = colorbar(min(sheet.shape[0], 240), cmap, vmax=vmax)
     side = np.full((sheet.shape[0], bar.shape[1], 3), 255, np.uint8)
     side[:bar.shape[0]] = bar
     return write_png(path, np.concatenate([sheet, side], axis=1))

@@ -18,6 +18,7 @@ from tam_engine.render.overlay import (
     overlay,
     token_caption,
 )
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale, scale_top
 from tam_engine.render.textmap import render_text_map
 
 
@@ -36,20 +37,23 @@ def resize_frame(frame: np.ndarray, width: int) -> np.ndarray:
 def map_over(image: np.ndarray, expl: Explanation, k: int, media_index: int = 0,
              frame: int = 0, kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
              opacity: float = DEFAULT_OPACITY, tokens: Sequence[int] | None = None,
-             how: str = "mean", layer: Layer = DEFAULT_LAYER, tile_borders: bool = False
-             ) -> np.ndarray:
+             how: str = "mean", layer: Layer = DEFAULT_LAYER, tile_borders: bool = False,
+             scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """Token ``k``'s map on displayed ``frame`` over ``image`` (that frame, at any size),
     placed where the item's grids looked (``layer`` of a tiled item): the plain image where no
     grid saw it.
 
     ``tokens`` draws a selection instead (several tokens combined by ``how``, see
     :meth:`Explanation.selection_grid_maps`). ``tile_borders`` outlines the boxes of the
-    layer's tiles (and of a cropped or padded grid).
+    layer's tiles (and of a cropped or padded grid). ``scale``: which map value the top colour
+    stands for (:mod:`tam_engine.render.scale`).
     """
     size = (image.shape[1], image.shape[0])
-    placed = expl.placed_selection([int(t) for t in tokens] if tokens else [k], media_index,
-                                   frame, how, kind, layer, size)
-    out = overlay(image, placed.values, cmap, opacity, placed.coverage)
+    sel = [int(t) for t in tokens] if tokens else [k]
+    top = scale_top(expl, sel, scale, media_index, how, kind)
+    placed = expl.placed_selection(sel, media_index, frame, how, kind, layer, size,
+                                   as_float=top < 255)
+    out = overlay(image, placed.values, cmap, opacity, placed.coverage, vmax=top / 255.0)
     return _borders(out, expl, media_index, layer) if tile_borders else out
 
 
@@ -63,7 +67,8 @@ def token_overlay(expl: Explanation, k: int, media_index: int = 0, frame: int = 
                   kind: TokenKind = "answer", cmap: str = DEFAULT_COLORMAP,
                   opacity: float = DEFAULT_OPACITY, width: int | None = None,
                   tokens: Sequence[int] | None = None, how: str = "mean",
-                  layer: Layer = DEFAULT_LAYER, tile_borders: bool = False) -> np.ndarray:
+                  layer: Layer = DEFAULT_LAYER, tile_borders: bool = False,
+                  scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """:func:`map_over` the stored ``frame`` of media ``media_index``, ``width`` pixels wide.
 
     Without stored media (an explanation saved without frames) the coloured map is shown alone,
@@ -74,11 +79,13 @@ def token_overlay(expl: Explanation, k: int, media_index: int = 0, frame: int = 
         if width is not None:
             img = resize_frame(img, width)
         return map_over(img, expl, k, media_index, frame, kind, cmap, opacity, tokens, how,
-                        layer, tile_borders)
+                        layer, tile_borders, scale)
     size = expl.frame_size(media_index, width or 448)
-    placed = expl.placed_selection([int(t) for t in tokens] if tokens else [k], media_index,
-                                   frame, how, kind, layer, size)
-    out = heatmap(placed.values, size, cmap, placed.coverage)
+    sel = [int(t) for t in tokens] if tokens else [k]
+    top = scale_top(expl, sel, scale, media_index, how, kind)
+    placed = expl.placed_selection(sel, media_index, frame, how, kind, layer, size,
+                                   as_float=top < 255)
+    out = heatmap(placed.values, size, cmap, placed.coverage, vmax=top / 255.0)
     return _borders(out, expl, media_index, layer) if tile_borders else out
 
 
@@ -98,19 +105,20 @@ def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0
                  kind: TokenKind = "answer", width: int = 640, colorbar: bool = True,
                  caption: bool = True, show_original: bool = False,
                  text_min_height: int | None = None, layer: Layer = DEFAULT_LAYER,
-                 tile_borders: bool = False) -> np.ndarray:
+                 tile_borders: bool = False, scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """One figure for token ``k``: caption, overlay (and colour bar), text map below.
 
     ``width`` is the width of the media panel; the text map spans the whole figure.
     ``show_original`` puts the untouched frame to the left of the overlay.
     ``text_min_height`` pads the text map (videos need every frame the same size).
-    ``layer`` and ``tile_borders`` are those of :func:`token_overlay`.
+    ``layer``, ``tile_borders`` and ``scale`` are those of :func:`token_overlay`; the colour
+    bar's labels follow the scale.
     """
     parts: list[np.ndarray] = []
     if expl.grids:
         panel_w = (width - 4) // 2 if show_original else width
         top = token_overlay(expl, k, media_index, frame, kind, cmap, opacity, width=panel_w,
-                            layer=layer, tile_borders=tile_borders)
+                            layer=layer, tile_borders=tile_borders, scale=scale)
         if show_original and expl.media and media_index < len(expl.media):
             m = expl.media[media_index]
             orig = resize_frame(m.frames[min(frame, m.n_frames - 1)], panel_w)
@@ -121,7 +129,8 @@ def paper_figure(expl: Explanation, k: int, media_index: int = 0, frame: int = 0
                 top = np.pad(top, ((0, 0), (0, width - top.shape[1]), (0, 0)),
                              constant_values=255)
         if colorbar:
-            top = add_colorbar(top, cmap)
+            vmax = scale_top(expl, [k], scale, media_index, kind=kind) / 255.0
+            top = add_colorbar(top, cmap, vmax=vmax)
         if caption:
             top = add_caption(top, frame_caption(expl, k, media_index, frame, kind))
         parts.append(top)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.inputs import PROBABILITY_LABEL, percent
 from tam_engine.core.placement import DEFAULT_LAYER, Layer, border_boxes
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
@@ -24,6 +25,7 @@ from tam_engine.render.colormaps import DEFAULT_OPACITY, colormap_lut
 from tam_engine.render.figure import resize_frame
 from tam_engine.render.overlay import draw_boxes, heatmap
 from tam_engine.render.png import png_bytes
+from tam_engine.render.scale import DEFAULT_SCALE, MapScale, scale_top
 
 
 def relevance_rows(expl: Explanation, kind: TokenKind) -> list[list[float | None]]:
@@ -64,12 +66,14 @@ def _token_html(text: str, attrs: str) -> str:
 
 
 def _heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, frame: int,
-                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool
-                ) -> np.ndarray:
+                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool,
+                scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
     """Token ``k``'s coloured map placed where the grids looked, at ``size``; transparent
     (RGBA) where no grid saw the picture, so the page shows the plain frame there."""
-    placed = expl.placed_map(k, media_index, frame, kind, layer=layer, size=size)
-    img = heatmap(placed.values, size, cmap)
+    top = scale_top(expl, [k], scale, media_index, kind=kind)
+    placed = expl.placed_selection([k], media_index, frame, kind=kind, layer=layer, size=size,
+                                   as_float=top < 255)
+    img = heatmap(placed.values, size, cmap, vmax=top / 255.0)
     if tile_borders:
         img = draw_boxes(img, border_boxes(
             [expl.grids[i] for i in expl.item_grids(media_index)], layer))
@@ -88,7 +92,7 @@ def _cells_across(expl: Explanation, media_index: int) -> int:
 def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: str = "jet",
                opacity: float = DEFAULT_OPACITY, image_width: int = 480,
                tick: Callable[[int, int], None] | None = None, layer: Layer = DEFAULT_LAYER,
-               tile_borders: bool = False) -> str:
+               tile_borders: bool = False, scale: MapScale = DEFAULT_SCALE) -> str:
     kinds: list[TokenKind] = ["answer"]
     if expl.prompt is not None:
         kinds.append("prompt")
@@ -133,17 +137,15 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
                 shown_frame = i if len(frame_uris) > 1 else frame
                 maps[f"{kind[0]}{k}s{slot}"] = _data_uri(_heat_layer(
                     expl, k, kind, media_index, shown_frame, cmap, (hw, hh), layer,
-                    tile_borders))
+                    tile_borders, scale))
     if tick is not None:
         tick(total, total)
 
     cands = {}
     c = expl.candidates
     if c is not None and c.k:
-        probs = c.topk_softmax(min(3, c.k))
         for k in range(min(len(expl.answer), c.ids.shape[0])):
-            cands[k] = [[c.texts[k][i], round(float(probs[k, i]), 4)]
-                        for i in range(probs.shape[1])]
+            cands[k] = [[text, percent(p)] for _id, text, p in c.top(k, 3)]
     lut = ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb)) for rgb in colormap_lut(cmap)]
     data = {
         "lut": lut,
@@ -173,6 +175,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
         heat_opacity=opacity if has_base else 1.0, prompt_html=prompt_html,
         answer_html=answer_html, payload=payload, bar=bar, last=len(frame_uris) - 1,
         slider_display="inline" if len(frame_uris) > 1 else "none",
+        prob_label=PROBABILITY_LABEL,
     )
 
 
@@ -208,7 +211,7 @@ body {{ font-family: "DejaVu Sans", "Noto Sans", "Segoe UI", sans-serif; margin:
  max="{last}" step="1" value="0"> <span id="ft"></span></span> <span id="cap"></span></div>
 <div class="label">Prompt</div><div id="prompt">{prompt_html}</div>
 <div class="label">Answer (hover a token; click to keep it)</div><div id="answer">{answer_html}</div>
-<div class="label">Top candidates</div><div id="cands"></div>
+<div class="label">Top candidates ({prob_label})</div><div id="cands"></div>
 </div>
 <script id="tam-data" type="application/json">{payload}</script>
 <script>
@@ -248,7 +251,7 @@ function show(key) {{
   document.getElementById("cands").innerHTML = "";
   (c || []).forEach(([t, p]) => {{
     const s = document.createElement("span");
-    s.textContent = t.trim() + "  " + Math.round(p * 100) + "%";
+    s.textContent = t.trim() + "  " + p;
     document.getElementById("cands").appendChild(s);
   }});
 }}

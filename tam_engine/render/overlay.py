@@ -12,7 +12,7 @@ import numpy as np
 
 from tam_engine.core.placement import box_pixels, resize_map
 from tam_engine.core.spans import Box
-from tam_engine.core.tokens import display_token
+from tam_engine.core.tokens import display_token, token_label
 from tam_engine.render.colormaps import (
     DEFAULT_COLORMAP,
     DEFAULT_OPACITY,
@@ -26,15 +26,40 @@ WHITE = (255, 255, 255)
 UNSEEN = (128, 128, 128)
 
 
+def coloured(values: np.ndarray, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP,
+             vmax: float = 1.0) -> np.ndarray:
+    """A map coloured at ``size = (W, H)``, its colours spanning 0 .. ``vmax`` (of 0 .. 1).
+
+    ``values`` is a uint8 map (0 .. 255) or a float one (0 .. 1). At the full scale a uint8
+    map is resized and coloured as it is (the method's figures). Stretched (``vmax < 1``) or
+    float, it is resized in float and quantised to the 256 colours only after the stretch,
+    so a weak map shows smooth colours, not 8-bit contour bands.
+    """
+    if values.dtype == np.uint8 and vmax >= 1.0:
+        return apply_colormap(resize_map(values, size), cmap)
+    import cv2
+
+    m = np.asarray(values, dtype=np.float32)
+    if values.dtype == np.uint8:
+        m = m / 255.0
+    if m.shape[1] != size[0] or m.shape[0] != size[1]:
+        m = np.asarray(cv2.resize(np.ascontiguousarray(m), size,
+                                  interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+    v = np.clip(m / max(float(vmax), 1e-6), 0.0, 1.0)
+    return apply_colormap((v * 255.0 + 0.5).astype(np.uint8), cmap)
+
+
 def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
-            opacity: float = DEFAULT_OPACITY, coverage: np.ndarray | None = None) -> np.ndarray:
+            opacity: float = DEFAULT_OPACITY, coverage: np.ndarray | None = None,
+            vmax: float = 1.0) -> np.ndarray:
     """Blend the colour-mapped ``map_u8`` (resized bilinear to the frame) over ``frame``.
 
     ``out = (1 - opacity) * frame + opacity * colour(map)``, as in the paper's figures. The map
     is resized before colouring so that interpolation happens on values, not on colours.
     ``coverage`` (``(H, W)`` bool, frame-sized, as :class:`~tam_engine.core.placement.PlacedMap`
     gives it) keeps the plain frame where no grid saw the picture: a map is never drawn over
-    what its tokens did not see.
+    what its tokens did not see. ``vmax``: the map value of the top colour
+    (:func:`coloured`; a float map in [0, 1] is taken too).
     """
     import cv2
 
@@ -44,7 +69,7 @@ def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
     if not 0.0 <= opacity <= 1.0:
         raise ValueError("opacity must be within [0, 1]")
     h, w = frame.shape[:2]
-    heat = apply_colormap(resize_map(map_u8, (w, h)), cmap)
+    heat = coloured(map_u8, (w, h), cmap, vmax)
     out = cv2.addWeighted(frame, 1.0 - opacity, heat, opacity, 0.0)
     if coverage is not None and not coverage.all():
         out[~coverage] = frame[~coverage]
@@ -52,10 +77,10 @@ def overlay(frame: np.ndarray, map_u8: np.ndarray, cmap: str = DEFAULT_COLORMAP,
 
 
 def heatmap(map_u8: np.ndarray, size: tuple[int, int], cmap: str = DEFAULT_COLORMAP,
-            coverage: np.ndarray | None = None) -> np.ndarray:
+            coverage: np.ndarray | None = None, vmax: float = 1.0) -> np.ndarray:
     """The colour-mapped map alone, resized to ``size = (W, H)`` (for media-less views);
     pixels outside ``coverage`` (``(H, W)`` bool) are :data:`UNSEEN` grey."""
-    out = apply_colormap(resize_map(map_u8, size), cmap)
+    out = coloured(map_u8, size, cmap, vmax)
     if coverage is not None and not coverage.all():
         out[~coverage] = UNSEEN
     return out
@@ -78,14 +103,16 @@ def draw_boxes(image: np.ndarray, boxes: Sequence[Box], color: tuple[int, int, i
 
 
 def colorbar(height: int, cmap: str = DEFAULT_COLORMAP, width: int | None = None,
-             labels: bool = True) -> np.ndarray:
-    """A vertical colour bar image, high values on top, on white."""
+             labels: bool = True, vmax: float = 1.0) -> np.ndarray:
+    """A vertical colour bar image, high values on top, on white; its labels run 0 .. ``vmax``
+    (the map value of the top colour)."""
     from PIL import Image, ImageDraw
 
     height = max(int(height), 16)
     fs = font_stack(max(9, min(18, height // 14)))
     bar_w = max(8, height // 28)
-    label_w = fs.width("0.5") + 6 if labels else 0
+    ticks = ((_tick(vmax), 0.0), (_tick(vmax / 2), 0.5), ("0", 1.0))
+    label_w = max(fs.width(t) for t, _ in ticks) + 6 if labels else 0
     width = width or (bar_w + label_w + 10)
     pad = max(fs.line_height // 2 + 1, 4) if labels else 4
     out = np.full((height, width, 3), 255, np.uint8)
@@ -96,17 +123,22 @@ def colorbar(height: int, cmap: str = DEFAULT_COLORMAP, width: int | None = None
         img = Image.fromarray(out)
         draw = ImageDraw.Draw(img)
         x = 4 + bar_w + 4
-        for text, frac in (("1", 0.0), ("0.5", 0.5), ("0", 1.0)):
+        for text, frac in ticks:
             y = pad + frac * (bar_h - 1) - fs.line_height / 2
             fs.draw(draw, (x, y), text, fill=(40, 40, 40))
         out = np.asarray(img)
     return out
 
 
-def add_colorbar(image: np.ndarray, cmap: str = DEFAULT_COLORMAP, labels: bool = True
-                 ) -> np.ndarray:
+def _tick(value: float) -> str:
+    """A colour-bar label: ``1``, ``0.5``, ``0.32``."""
+    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
+
+
+def add_colorbar(image: np.ndarray, cmap: str = DEFAULT_COLORMAP, labels: bool = True,
+                 vmax: float = 1.0) -> np.ndarray:
     """``image`` with a colour bar appended on its right."""
-    bar = colorbar(image.shape[0], cmap, labels=labels)
+    bar = colorbar(image.shape[0], cmap, labels=labels, vmax=vmax)
     return np.concatenate([image, bar], axis=1)
 
 
@@ -138,7 +170,7 @@ def add_caption(image: np.ndarray, text: str, position: str = "top",
 
 def token_caption(text: str, k: int, n: int, prefix: str = "") -> str:
     """How a token is named in captions: ``'cat'  (token 3 / 12)``."""
-    return f"{prefix}\u201c{display_token(text)}\u201d  (token {k + 1} / {n})"
+    return f"{prefix}\u201c{display_token(text)}\u201d  ({token_label(k, n)})"
 
 
 def even_size(image: np.ndarray) -> np.ndarray:

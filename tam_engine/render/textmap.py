@@ -3,7 +3,7 @@
 As in the paper's figures: every context token (prompt tokens, and the answer tokens before
 the explained one) has a background coloured by its normalised relevance on the same [0, 1]
 scale as the visual map; the explained token is white on black; later tokens are grey; the
-top-3 next-token candidates follow with their softmax-over-top-3 probabilities.
+top-3 next-token candidates follow with their probabilities over the whole vocabulary.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.inputs import PROBABILITY_LABEL, percent
 from tam_engine.core.token_maps import TokenKind
-from tam_engine.core.tokens import display_token
+from tam_engine.core.tokens import display_token, token_label
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, colour_of
 from tam_engine.render.fonts import FontStack, font_stack
 
@@ -83,16 +84,10 @@ def token_cells(expl: Explanation, k: int, kind: TokenKind = "answer",
 def candidate_cells(expl: Explanation, k: int, n: int = 3) -> list[Cell]:
     """The top-``n`` candidates of answer token ``k`` as ``text  p%`` boxes."""
     c = expl.candidates
-    if c is None or c.k == 0 or k >= c.ids.shape[0]:
+    if c is None:
         return []
-    n = min(n, c.k)
-    probs = c.topk_softmax(n)[k]
-    out = []
-    for i in range(n):
-        text = c.texts[k][i] if k < len(c.texts) and i < len(c.texts[k]) else str(c.ids[k, i])
-        out.append(Cell(text=f"{display_token(text)}  {probs[i] * 100:.0f}%", bg=None, fg=BLACK,
-                        border=True, gap_before=True))
-    return out
+    return [Cell(text=f"{display_token(text)}  {percent(p)}", bg=None, fg=BLACK, border=True,
+                 gap_before=True) for _id, text, p in c.top(k, n)]
 
 
 class _Flow:
@@ -116,9 +111,19 @@ class _Flow:
         self.x = self.margin
 
     def label(self, text: str, fs_small: FontStack) -> None:
+        """A grey heading, wrapped at spaces to the width (a word too long is shortened)."""
         self.newline()
-        self.ops.append(("text", (self.x, self.y), (fs_small, text, LABEL)))
-        self.y += fs_small.line_height + 2
+        avail = self.width - 2 * self.margin
+        lines: list[str] = []
+        for word in text.split(" "):
+            if lines and fs_small.width(lines[-1] + " " + word) <= avail:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
+        for line in lines:
+            self.ops.append(("text", (self.x, self.y), (fs_small, fs_small.fit(line, avail),
+                                                        LABEL)))
+            self.y += fs_small.line_height + 2
 
     def add(self, cell: Cell) -> None:
         fs = self.fs
@@ -159,7 +164,8 @@ def _layout(expl: Explanation, k: int, kind: TokenKind, width: int, cmap: str,
     cands = candidate_cells(expl, k, n_candidates) if kind == "answer" else []
     if cands:
         flow.newline(extra=size // 3)
-        flow.label(f"Top-{len(cands)} candidates for token {k + 1}", small)
+        flow.label(f"Top-{len(cands)} candidates for {token_label(k)} ({PROBABILITY_LABEL})",
+                   small)
         for c in cands:
             flow.add(c)
     return flow

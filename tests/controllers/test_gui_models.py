@@ -111,6 +111,7 @@ def test_two_states_share_one_cursor():
     a.set_content([], synthetic_explanation("video", n_frames=6))
     b.set_content([], synthetic_explanation("video", n_frames=6, seed=1))
     a.cursor.set_frame(4)
+    b.set_token(0)
     a.set_token(2)
     assert b.cursor.frame == 4 and b.token == 0
     assert np.array_equal(b.current_map(), b.explanation.frame_map(0, 0, 4))
@@ -248,3 +249,14 @@ def test_media_cache_decodes_once_until_the_files_or_sampling_change(tmp_path, m
     assert cache.peek(both, 2.0, 3) == []
     cache.get(both, 2.0, 3)
     assert len(calls) == 4
+
+
+def test_timings_are_shown_step_by_step():
+    from tam_desktop.models.text import timings_text
+
+    t = {"load_s": 5.24, "prepare_s": 0.1, "generate_s": 0.7, "explain_s": 0.06}
+    assert timings_text(t) == "load 5.2 s \u00b7 generate 0.8 s \u00b7 explain 0.1 s"
+    assert timings_text({**t, "load_s": 0.0}).startswith("model already loaded \u00b7 ")
+    assert timings_text({"prepare_s": 0.1, "generate_s": 0.2, "explain_s": 0.3}) == (
+        "generate 0.3 s \u00b7 explain 0.3 s")      # a file saved by the CLI: no load time
+    assert timings_text({}) == ""

@@ -75,3 +75,33 @@ def test_explain_a_video_and_an_image(tiny_model_dir, png, tmp_path):
     vid = expl.media[0]
     assert vid.n_frames <= 4 and expl.grids[0].t == (vid.n_frames + 1) // 2
     assert vid.frame_slot.tolist() == [i // 2 for i in range(vid.n_frames)]
+
+
+def test_explain_never_overwrites_without_force(tiny_model_dir, png, tmp_path, capsys,
+                                                monkeypatch):
+    model = str(tiny_model_dir("qwen2_vl"))
+    base = ["explain", str(png), "--model", model, "--prompt", "Hi", "--max-new-tokens", "2",
+            "--device", "cpu"]
+    # Without --out: a new numbered folder per run, named at the end; never the same file.
+    monkeypatch.chdir(tmp_path)
+    assert main(base) == 0
+    first = capsys.readouterr().err
+    assert main(base) == 0
+    second = capsys.readouterr().err
+    runs = sorted(p.name for p in (tmp_path / "tam-out").iterdir())
+    assert runs == ["run-001", "run-002"]
+    assert "run folder: tam-out/run-001" in first and "run folder: tam-out/run-002" in second
+    assert (tmp_path / "tam-out" / "run-002" / "explanation.tam.npz").is_file()
+    # With --out over an earlier run: refused, the file untouched; --force overwrites.
+    out = tmp_path / "tam-out" / "run-001"
+    target = out / "explanation.tam.npz"
+    before = target.read_bytes()
+    assert main([*base, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err and "Traceback" not in err
+    assert target.read_bytes() == before
+    assert main([*base, "--out", str(out), "--export", "json"]) == 1   # json is free, npz not
+    assert not (out / "explanation.json").exists()
+    capsys.readouterr()
+    assert main([*base, "--out", str(out), "--force"]) == 0
+    assert Explanation.load(target).n_answer >= 1

@@ -15,6 +15,7 @@ from PIL import Image
 from tam_engine import export as ex
 from tam_engine.cli import main as tam_main
 from tam_engine.core.errors import Cancelled
+from tam_engine.render.figure import token_overlay
 from tam_engine.render.mp4 import H264Writer
 from tam_engine.testing.golden import ANSWER, PROMPT, build_explanation
 
@@ -107,24 +108,36 @@ def test_sweep_mp4_decodes_as_h264(tmp_path, expl):
     p = ex.export_sweep_mp4(expl, tmp_path / "sweep.mp4", fps=4, frames_per_token=2)
     codec, pix, w, h, frames = decode(p)
     assert (codec, pix) == ("h264", "yuv420p")
-    assert (w, h) == (96, 64) and len(frames) == 2 * len(ANSWER)
-    # The first frame is token 1's overlay (lossy coding: compare loosely, above the caption).
     want = next(ex.sweep_frames(expl))
-    assert np.abs(frames[0][:40].astype(int) - want[:40].astype(int)).mean() < 6
+    # A 96-pixel image is drawn 720 wide (MIN_VIDEO_WIDTH), with the colour bar beside it and
+    # the caption above it.
+    cap_h = want.shape[0] - 720 * 64 // 96
+    assert want.shape[1] > 720 and cap_h > 10
+    fh, fw = want.shape[:2]
+    assert (w, h) == (fw + fw % 2, fh + fh % 2) and len(frames) == 2 * len(ANSWER)
+    # The first frame is token 1's overlay (lossy coding: compare loosely).
+    assert np.abs(frames[0][:fh, :fw].astype(int) - want.astype(int)).mean() < 6
+    over = next(ex.sweep_frames(expl, caption=False))
+    np.testing.assert_array_equal(over[:, :720], token_overlay(expl, 0, width=720))
     assert leftovers(tmp_path) == ["sweep.mp4"]
 
 
 def test_odd_sizes_are_padded_even(tmp_path):
     e = build_explanation(image_size=(75, 41), seed=3)
-    _, _, w, h, frames = decode(ex.export_sweep_mp4(e, tmp_path / "odd.mp4", width=75))
-    assert (w, h) == (76, 42) and len(frames) == len(ANSWER)
+    _, _, w, h, frames = decode(ex.export_sweep_mp4(e, tmp_path / "odd.mp4", width=75,
+                                                    caption=False))
+    fh, fw = next(ex.sweep_frames(e, width=75, caption=False)).shape[:2]
+    assert fh == 41 and fw % 2 == 1                     # 75 + an odd-width colour bar
+    assert (w, h) == (fw + 1, 42) and len(frames) == len(ANSWER)
 
 
 def test_video_follow_the_answer(tmp_path, video_expl):
     p = ex.export_video_mp4(video_expl, tmp_path / "v.mp4", fps=8)
     codec, _, w, h, frames = decode(p)
-    hold = 8 // 2                                      # media sampled at 2 fps
-    assert codec == "h264" and (w, h) == (96, 64) and len(frames) == 4 * hold
+    # 4 frames sampled at 2 fps would last 2 s; following the answer, each token stays on
+    # screen FOLLOW_SECONDS_PER_TOKEN (1 s), so the clip is slowed down to n_tokens seconds.
+    assert codec == "h264" and w > 720 and len(frames) == 8 * len(ANSWER)
+    assert ex.FOLLOW_SECONDS_PER_TOKEN == 1.0
     sched = ex.follow_schedule(16, len(ANSWER))
     assert sched[0] == 0 and sched[-1] == len(ANSWER) - 1
     assert np.all(np.diff(sched) >= 0)
@@ -133,14 +146,15 @@ def test_video_follow_the_answer(tmp_path, video_expl):
 
 
 def test_video_one_token(tmp_path, video_expl):
-    p = ex.export_video_mp4(video_expl, tmp_path / "t.mp4", token=2, fps=2, caption=False)
+    p = ex.export_video_mp4(video_expl, tmp_path / "t.mp4", token=2, fps=2, caption=False,
+                            width=96)
     _, _, _, _, frames = decode(p)
     assert len(frames) == 4
     m = video_expl.media[0]
     from tam_engine.render.overlay import overlay
     for f in range(4):
         want = overlay(m.frames[f], video_expl.frame_map(2, 0, f), "jet", 0.5)
-        assert np.abs(frames[f].astype(int) - want.astype(int)).mean() < 6
+        assert np.abs(frames[f][:, :96].astype(int) - want.astype(int)).mean() < 6
 
 
 def test_video_export_of_an_image_is_refused(tmp_path, expl):
@@ -181,8 +195,10 @@ def test_json_contents(tmp_path, expl):
     want = expl.answer.normalised_relevance(k)
     assert rel[len(PROMPT) + k + 1] is None                     # later tokens: not context
     assert rel[0] == pytest.approx(float(want[0]), abs=1e-4)
-    top3 = [c["top3_softmax"] for c in toks[k]["candidates"][:3]]
-    assert sum(top3) == pytest.approx(1.0, abs=1e-4)
+    probs = [c["prob"] for c in toks[k]["candidates"]]
+    np.testing.assert_allclose(probs, expl.candidates.probs[k], atol=1e-6)
+    assert all("top3_softmax" not in c for c in toks[k]["candidates"])
+    assert "vocabulary" in data["candidate_prob"] and data["version"] == 2
     assert toks[k]["candidates"][0]["id"] == int(expl.candidates.ids[k, 0])
     assert len(data["prompt_tokens"]) == len(PROMPT)
 
@@ -296,13 +312,13 @@ def test_video_from_source_plays_every_frame(tmp_path, video_expl):
     item = load_video(src, fps=2.0)                   # sampled at 0.0 and 0.5 s
     item.frame_slot = np.array([0, 1])
     e = dataclasses.replace(video_expl, media=[item])
-    p = ex.export_video_mp4(e, tmp_path / "full.mp4", source=src, caption=False)
+    p = ex.export_video_mp4(e, tmp_path / "full.mp4", source=src, caption=False, width=80)
     codec, _, w, h, frames = decode(p)
-    assert codec == "h264" and (w, h) == (80, 48) and len(frames) == 10
+    assert codec == "h264" and w > 80 and h == 48 and len(frames) == 10
     # Follow the answer over the full-rate clip; frame 7 (0.7 s) shows sampled frame 2's slot.
     k = int(0.7 * len(ANSWER))
     want = overlay_of(e, k, 1, item.frames[1].shape)
-    got_map = frames[7].astype(int)
+    got_map = frames[7][:, :80].astype(int)
     assert np.abs(got_map - want.astype(int)).mean() < 8
     assert tam_main(["export", str(e.save(tmp_path / "e.tam.npz")), "video", "--source",
                      str(src), "--out", str(tmp_path / "cli.mp4")]) == 0

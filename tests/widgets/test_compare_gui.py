@@ -33,12 +33,24 @@ def test_words_link_across_panes_and_the_difference_follows(qtbot, click_token, 
     assert sa.selection == (6,)
     np.testing.assert_allclose(
         w.diff_view.diff, independent_difference(a, a.frame_map(6), b.frame_map(6)), atol=1e-5)
-    # "red" has no counterpart: B keeps "square", the view says the pair is hand-picked.
+    # "red" has no counterpart in B: no difference against whatever B showed before, and
+    # the view and the status bar say so; the export compares nothing either.
     click_token(w.pane_a.answer_strip, 1)
-    assert sb.selection == (6,)
-    assert "not aligned" in w.diff_view.title.text()
+    assert w.link.unmatched == "a"
+    assert w.diff_view.diff is None and w.diff_view.image() is None
+    assert "no counterpart in B" in w.diff_view.title.text()
+    assert "no counterpart in B" in w.status_label.text()
+    assert w._export_args()["tokens_b"] == ()
+    panel_b = w.comparison.panels(sa.selection, w._export_args()["tokens_b"])[1]
+    assert panel_b.map_u8 is None and panel_b.tokens == ()   # as the side-by-side export shows
+    # Then a word of B without a counterpart either: a pair chosen by hand, compared.
+    click_token(w.pane_b.answer_strip, 1)
+    assert w.link.unmatched is None and "chosen by hand" in w.diff_view.title.text()
     np.testing.assert_allclose(
-        w.diff_view.diff, independent_difference(a, a.frame_map(1), b.frame_map(6)), atol=1e-5)
+        w.diff_view.diff, independent_difference(a, a.frame_map(1), b.frame_map(1)), atol=1e-5)
+    # Back on a linked word, the difference returns.
+    click_token(w.pane_a.answer_strip, 2)
+    assert w.link.unmatched is None and w.diff_view.diff is not None
     # A phrase (shift-click) maps word by word; the difference is of the phrase maps.
     click_token(w.pane_a.answer_strip, 5)
     click_token(w.pane_a.answer_strip, 6, Qt.KeyboardModifier.ShiftModifier)
@@ -165,7 +177,7 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     main_window.show_explanation(a)
     main_window.media_paths = ["/some/where/scene.png"]
     main_window.run_panel.set_prompt("What is red?")
-    main_window.state.display.stretch = True
+    main_window.state.display.scale = "token"
     main_window.state.display.colormap = "magma"
     main_window.act_compare.trigger()
     w = main_window.compare_window
@@ -174,10 +186,10 @@ def test_main_window_opens_compare_mode_with_its_media_and_prompt(qtbot, main_wi
     assert w.run_bar.prompt_text() == "What is red?"
     assert w.states["a"].media and w.states["a"].media[0] is a.media[0]
     assert w.display is not main_window.state.display
-    assert w.display.colormap == "magma" and w.display.stretch       # every option copied
-    assert w.display_bar.stretch.isChecked()
-    main_window.state.display.stretch = False                        # copied, not shared
-    assert w.display.stretch
+    assert w.display.colormap == "magma" and w.display.scale == "token"  # every option copied
+    assert w.display_bar.scale.currentData() == "token"
+    main_window.state.display.scale = "joint"                        # copied, not shared
+    assert w.display.scale == "token"
     assert w.controller.cache is main_window.controller.cache
     main_window.act_compare.trigger()                    # raises the same window
     assert main_window.compare_window is w

@@ -77,7 +77,7 @@ def test_every_export_of_an_image_explanation(qtbot, main_window, tmp_path, erro
 
     fig = Image.open(out["token_png"])
     assert fig.format == "PNG" and fig.width >= 400 and fig.height > 100
-    from tam_engine.export import render_token
+    from tam_engine.export import render_token, sweep_frames
 
     want = render_token(expl, 2, "figure", cmap="viridis", opacity=w.state.display.opacity)
     assert np.array_equal(np.asarray(fig.convert("RGB")), want)
@@ -88,7 +88,11 @@ def test_every_export_of_an_image_explanation(qtbot, main_window, tmp_path, erro
     assert Image.open(out["contact_sheet"]).width > 100
     codec, frames = _mp4(out["sweep_mp4"])
     assert codec == "h264" and len(frames) == 4                      # one frame per token
-    assert frames[0].shape[:2] == (48, 64)
+    # 720 wide (MIN_VIDEO_WIDTH) from a 64-pixel image, with the colour bar and caption
+    want = next(sweep_frames(expl, cmap="viridis", opacity=w.state.display.opacity))
+    assert frames[0].shape[:2] == (want.shape[0] + want.shape[0] % 2,
+                                   want.shape[1] + want.shape[1] % 2)
+    assert want.shape[1] > 720
     assert "<html" in open(out["html"], encoding="utf-8").read().lower()
     data = json.loads(open(out["json"], encoding="utf-8").read())
     assert len(data["answer_tokens"]) == 4

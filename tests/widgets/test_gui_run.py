@@ -45,7 +45,10 @@ def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, k
     assert streamed == list(range(1, 7))  # tokens appeared one by one while generating
     assert max(progress) == 6
     assert looks[2] == ["streaming"] * 3  # greyed, not clickable until the maps exist
-    assert main_window.pane.answer_strip.looks[0] == "current"
+    # It opens on the token with the strongest visual evidence.
+    first = ex.strongest_token()
+    assert main_window.state.token == first
+    assert main_window.pane.answer_strip.looks[first] == "current"
     assert main_window.pane.answer_strip.count == 6
     heat = main_window.pane.media_view.heat_image()
     frame = ex.media[0].frames[0]
@@ -54,6 +57,12 @@ def test_run_tiny_model_end_to_end(qtbot, main_window, qwen_dir, sample_media, k
         assert ex.media[0].n_frames > 1 and main_window.pane.frame_controls.isVisible()
     assert main_window.run_panel.run_button.isEnabled()
     assert main_window.settings.recent_models[0] == qwen_dir
+    # The status gives the steps' times apart, model loading included.
+    t = ex.meta["timings"]
+    assert set(t) == {"load_s", "prepare_s", "generate_s", "explain_s"}
+    status = main_window.status_label.text()
+    assert status.startswith("Done:") and " generate " in status and " explain " in status
+    assert ("load " in status) if t["load_s"] > 0 else ("model already loaded" in status)
     # The model stays loaded for the next run.
     phases = []
     main_window.run_panel.phase.setText("")

@@ -66,7 +66,7 @@ def test_click_tokens_phrases_and_keys(qtbot, main_window):
     pos = strip.canvas.chip_rect(2).center()
     QApplication.sendEvent(strip.canvas, QHelpEvent(QEvent.Type.ToolTip, pos,
                                                     strip.canvas.mapToGlobal(pos)))
-    assert "top candidates" in QToolTip.text() and "answer token 2" in QToolTip.text()
+    assert "top candidates" in QToolTip.text() and "answer token 3 / " in QToolTip.text()
     assert "top candidates" in main_window.pane.text_map.toHtml()
     click_token(qtbot, strip, 5, Qt.KeyboardModifier.ShiftModifier)
     assert st.selection == (3, 4, 5)
@@ -119,10 +119,14 @@ def test_display_controls_change_the_overlay(qtbot, main_window):
     bar.overlay.setChecked(True)
     assert mv.heat_image() is not None and main_window.act_overlay.isChecked()
     top = int(main_window.state.current_grid().max())
-    bar.stretch.setChecked(True)  # colours over 0 .. the strongest cell; the bar says so
-    assert list(mv.heat_item.levels) == [0, top]
+    bar.scale.setCurrentIndex(bar.scale.findData("token"))  # 0 .. the token's strongest cell
+    assert list(mv.heat_item.levels) == pytest.approx([0, top / 255.0])
     assert mv.colorbar.levels() == pytest.approx((0.0, top / 255.0))
-    bar.stretch.setChecked(False)
+    assert mv.heat_image().dtype == np.float32         # coloured from the float map: no bands
+    ex = main_window.state.explanation
+    bar.scale.setCurrentIndex(bar.scale.findData("shared"))  # 0 .. any token's strongest cell
+    assert mv.colorbar.levels() == pytest.approx((0.0, int(ex.answer.maps.max()) / 255.0))
+    bar.scale.setCurrentIndex(bar.scale.findData("joint"))
     assert list(mv.heat_item.levels) == [0, 255] and mv.colorbar.levels() == (0.0, 1.0)
 
 
@@ -189,8 +193,10 @@ def test_save_and_reopen_explanation(qtbot, main_window, tmp_path, error_boxes):
     # The keyboard lands on the picture (not in a text field): arrows walk the tokens.
     graphics = main_window.pane.media_view.graphics
     assert graphics.hasFocus() or main_window.focusWidget() is graphics
+    first = back.strongest_token()                    # where a view opens
+    assert main_window.state.token == first
     qtbot.keyClick(graphics, Qt.Key.Key_Right)
-    assert main_window.state.token == 1
+    assert main_window.state.token == min(first + 1, back.n_answer - 1)
     assert not error_boxes
 
 
@@ -219,7 +225,7 @@ def test_settings_persist_between_sessions(qtbot, no_gui_leaks, gui_settings_pat
     w.show_explanation(synthetic_explanation("image"))
     w.pane.display_bar.colormap.setCurrentText("magma")
     w.pane.display_bar.opacity.setValue(70)
-    w.pane.display_bar.stretch.setChecked(True)
+    w.pane.display_bar.scale.setCurrentIndex(w.pane.display_bar.scale.findData("shared"))
     w.run_panel.set_prompt("What colour is the circle?")
     w.settings.generation.max_new_tokens = 21
     w.resize(700, 500)  # the offscreen screen is 800 x 600
@@ -228,7 +234,8 @@ def test_settings_persist_between_sessions(qtbot, no_gui_leaks, gui_settings_pat
     w2 = MainWindow(settings_path=gui_settings_path)
     qtbot.addWidget(w2)
     assert w2.state.display.colormap == "magma" and w2.state.display.opacity == pytest.approx(0.7)
-    assert w2.state.display.stretch and w2.pane.display_bar.stretch.isChecked()
+    assert w2.state.display.scale == "shared"
+    assert w2.pane.display_bar.scale.currentData() == "shared"
     assert w2.run_panel.prompt_text() == "What colour is the circle?"
     assert w2.settings.generation.max_new_tokens == 21
     assert w2.size() == size and w2.settings.geometry
