@@ -65,6 +65,10 @@ def resolve_device(device: str = "auto") -> Any:
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"Unknown device {device!r}.",
                              "Use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        # "meta" (and the like) hold no data: a model loaded there cannot run at all.
+        raise ModelLoadError(f"The device {device!r} cannot run a model.",
+                             "Use auto, cpu, cuda, cuda:N or mps.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("CUDA was requested but no CUDA GPU is available.",
                              "Use --device cpu (or auto).")

@@ -25,6 +25,7 @@ from tam_engine.inference.capture.candidates import (
     use_step_candidates,
 )
 from tam_engine.inference.capture.detokenise import token_texts
+from tam_engine.inference.capture.exclusive import model_in_use
 from tam_engine.inference.capture.hooks import FinalHiddenHook, OnToken, ShouldStop, StepWatch
 from tam_engine.inference.settings import GenerationSettings
 
@@ -92,10 +93,17 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
     or ``"auto"`` (steps on a CPU, states on a GPU; the cheaper way on each, see
     :mod:`~tam_engine.inference.capture.candidates`). All give the same candidates.
     """
+    with model_in_use(loaded.model, should_stop):
+        return _capture(loaded, prepared, settings or GenerationSettings(), on_token,
+                        should_stop, min_new_tokens, candidates)
+
+
+def _capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettings,
+             on_token: OnToken | None, should_stop: ShouldStop | None, min_new_tokens: int,
+             candidates: CandidateSource) -> TamInputs:
     import torch
     from transformers import StoppingCriteriaList
 
-    settings = settings or GenerationSettings()
     model, adapter = loaded.model, loaded.adapter
     tokenizer = adapter.tokenizer
     if should_stop is not None and should_stop():
