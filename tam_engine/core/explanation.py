@@ -20,6 +20,8 @@ from tam_engine.core.explanation_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
     PLAIN_GEOMETRY_VERSION,
+    check_archive,
+    check_explanation,
     json_default,
     not_an_explanation,
     read_header,
@@ -323,8 +325,10 @@ class Explanation:
                 magic = fh.read(4)
             if magic != b"PK\x03\x04":  # every .npz is a zip archive
                 raise not_an_explanation(path, "not an .npz archive")
+            check_archive(path)
             npz = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError) as exc:
             if isinstance(exc, ExplanationFileError):
                 raise
             if isinstance(exc, zipfile.BadZipFile):
@@ -337,9 +341,11 @@ class Explanation:
         with npz:
             header = read_header(npz, path)
             try:
-                return cls._from_npz(npz, header)
-            except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
-                    zlib.error) as exc:
+                expl = cls._from_npz(npz, header)
+                check_explanation(expl)
+                return expl
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError,
+                    EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
                 raise ExplanationFileError(
                     f"{path.name} is damaged: {type(exc).__name__}: {exc}",
                     "Save the explanation again, or explain the media again.") from exc

@@ -25,6 +25,11 @@ _BT601 = 6
 _RANGE_LIMITED = 1
 
 
+#: libx264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
+
 class H264Writer:
     """Write RGB frames to ``path`` as H.264; use as a context manager.
 
