@@ -169,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
         raise ExplanationFileError(f"cannot read {src.name}: {exc}", "Give a .tam.npz file "
                                    "written by `tam explain` or the app.") from exc
     out = Path(args.out) if args.out else beside(src, args.what)
+    if out.exists() and out.resolve() == src.resolve():
+        raise UsageError(f"--out {out} is the explanation being exported; writing there would "
+                         "replace it.", "Choose another output path.")
     try:
         path = write_export(expl, args.what, out, options)
     except KeyboardInterrupt:

@@ -317,6 +317,12 @@ class Explanation:
             version (also a ``ValueError``, for callers that catch that).
         """
         path = Path(path)
+        if path.is_dir():
+            raise ExplanationFileError(f"{path.name} is a folder, not an explanation file.",
+                                       "Choose the .tam.npz file inside it.")
+        if path.exists() and not path.is_file():  # a FIFO or a device: reading could block
+            raise ExplanationFileError(f"{path.name} is not a regular file.",
+                                       "Choose a .tam.npz file.")
         if not path.is_file():
             raise ExplanationFileError(f"{path.name} does not exist.",
                                        "Choose an existing .tam.npz file.")
