@@ -259,8 +259,18 @@ class Explanation:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header)."""
+        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header).
+
+        An explanation that :meth:`load` would refuse (NaN maps, arrays that disagree) is not
+        written: an :class:`ExplanationFileError` says why.
+        """
         path = Path(path)
+        try:
+            check_explanation(self)
+        except ValueError as exc:
+            raise ExplanationFileError(f"This explanation cannot be saved: {exc}.",
+                                       "Explain the media again; if it happens again, the "
+                                       "model's weights or dtype may be broken.") from exc
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
             "prompt_positions": self.prompt_positions.astype(np.int64),

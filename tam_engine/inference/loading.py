@@ -17,6 +17,12 @@ from typing import Any
 from tam_engine.core.errors import ModelLoadError, ModelMemoryError
 from tam_engine.inference.adapters import adapter_class_for, supported_family_titles
 from tam_engine.inference.adapters.base import Adapter
+from tam_engine.inference.model_files import (
+    check_config_file,
+    check_loading_info,
+    check_safetensors_files,
+    check_tokenizer,
+)
 
 _TRUE = {"1", "on", "yes", "true"}
 # Import names whose pip package is named differently (the rest: the import name, with "-").
@@ -171,6 +177,7 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     if _looks_local(name):
         path = Path(name).expanduser()
         _check_local_folder(path, allow_pickle)
+        check_config_file(path)
         name = str(path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
@@ -193,18 +200,23 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         raise ModelLoadError(f"Cannot load the processor of {name}: {exc}",
                              "The folder or repository must contain the tokenizer and "
                              "image-processor files.") from exc
+    check_tokenizer(name, processor)
     if adapter_cls.uses_chat_template and not has_chat_template(processor):
         raise ModelLoadError(
             f"{name} ships no chat template, which its family's adapter ({adapter_cls.title}) "
             "needs to build the prompt.",
             "Use the chat (instruction-tuned) checkpoint of this model, or add its "
             "chat_template.jinja to the model folder.")
+    if Path(name).is_dir():
+        check_safetensors_files(Path(name))
     try:
         # Straight onto an accelerator (no full copy in CPU memory first).
         placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
-        model = AutoModelForImageTextToText.from_pretrained(
+        model, info = AutoModelForImageTextToText.from_pretrained(
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True, **placement)
+            use_safetensors=None if allow_pickle else True, output_loading_info=True,
+            **placement)
+        check_loading_info(name, info)
         model.to(dev)
     except ImportError as exc:
         raise _missing_package(name, exc) from exc

@@ -147,13 +147,17 @@ class Adapter:
 
     def _render(self, media: list[MediaItem], prompt: str) -> tuple[str, tuple[int, int]]:
         """The templated text and the character span of the prompt inside it."""
+        from jinja2 import TemplateError
+
         def render(text: str) -> str:
             messages = [{"role": "user", "content": self._content(media) +
                          [{"type": "text", "text": text}]}]
             try:
                 return self.processor.apply_chat_template(messages, add_generation_prompt=True,
                                                           tokenize=False)
-            except ValueError as exc:  # no template, or several and none is the default
+            except (ValueError, TemplateError) as exc:
+                # No template, several and none the default, or one that raises (jinja's
+                # raise_exception, an undefined name, a syntax error).
                 raise SpanError(f"The chat template cannot be applied: {exc}",
                                 "Use a chat (instruction-tuned) checkpoint of this family, or add "
                                 "its chat_template.jinja to the model folder.") from exc

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tam_engine.core.errors import Cancelled, ModelMemoryError
+from tam_engine.core.errors import Cancelled, ModelMemoryError, TamError
 from tam_engine.core.inputs import TamInputs
 from tam_engine.inference.capture.candidates import (
     CandidateSource,
@@ -77,6 +77,20 @@ def greedy_config(model: Any, max_new_tokens: int, min_new_tokens: int = 0) -> A
     return GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
                             min_new_tokens=min_new_tokens or None, eos_token_id=eos,
                             pad_token_id=pad, bos_token_id=base.bos_token_id, use_cache=True)
+
+
+def _check_finite(hidden: Any, loaded: LoadedModel) -> None:
+    """Refuse NaN or infinite hidden states: every map computed from them would be NaN (or
+    silently zero after clipping), and a saved explanation would show nothing true."""
+    import torch
+
+    if not bool(torch.isfinite(hidden).all()):
+        dtype = str(loaded.dtype).replace("torch.", "")
+        raise TamError(
+            f"The model produced NaN or infinite values ({dtype} on {loaded.device}): no map "
+            "can be computed from them.",
+            "Likely causes: broken weights (NaN in the weight files, or a model converted "
+            "badly) or a dtype the model overflows in (float16: try bfloat16 or float32).")
 
 
 def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettings | None = None,
@@ -154,6 +168,7 @@ def _capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettin
         raise RuntimeError("the model generated no token")
     if hidden.shape[0] != L + T - 1:
         raise RuntimeError(f"captured {hidden.shape[0]} hidden states, expected {L + T - 1}")
+    _check_finite(hidden, loaded)
     bias = getattr(head, "bias", None)
     cands = step_cands or candidates_from_states(hidden[L - 1:], head.weight, bias, k, tokenizer)
     return TamInputs(
