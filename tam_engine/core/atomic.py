@@ -75,12 +75,12 @@ def sweep_stale_parts(folder: str | os.PathLike) -> list[Path]:
     """Remove the ``.part`` leftovers of writes whose process is gone (or a day old)."""
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(os.fspath(folder)))
     except OSError:
         return removed
     now = time.time()
     for entry in entries:
-        m = _PART.match(entry.name)
+        m = _PART.match(str(entry.name))
         if m is None:
             continue
         try:

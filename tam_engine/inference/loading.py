@@ -212,10 +212,11 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     try:
         # Straight onto an accelerator (no full copy in CPU memory first).
         placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
-        model, info = AutoModelForImageTextToText.from_pretrained(
+        loaded: Any = AutoModelForImageTextToText.from_pretrained(
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True, output_loading_info=True,
             **placement)
+        model, info = loaded  # output_loading_info: (model, report)
         check_loading_info(name, info)
         model.to(dev)
     except ImportError as exc:
