@@ -192,6 +192,11 @@ class Adapter:
         videos = [np.require(item.frames, requirements="W") for item in media
                   if item.kind == "video" and self.native_video]
         kwargs = self._processor_kwargs(settings)
+        if any(f.shape[0] in (1, 3) for f in images):
+            # An (H, W, 3) image 1 or 3 pixels high looks channels-first to the image
+            # processor, which then reads it transposed (a 5 x 3 image got a 16 x 10 grid):
+            # say the layout. Only then, as not every family's processor takes the argument.
+            kwargs["input_data_format"] = "channels_last"
         if videos:
             kwargs.update(self._video_kwargs(media))
         inputs = self.processor(text=[text], images=self._images_arg(images),
