@@ -33,6 +33,8 @@ LIMITS: dict[str, tuple[int, str]] = {
     "map_cells": (1_000_000, "cells of one token's map grid"),
     "array_bytes": (8 * 2**30, "bytes of one array in an explanation file"),
     "json_bytes": (64 * 2**20, "bytes of an explanation file's JSON header"),
+    "synth_size": (4096, "frame size of a synthetic dataset in pixels"),
+    "synth_items": (100_000, "images or videos of a synthetic dataset"),
 }
 
 
