@@ -194,11 +194,16 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
 
     o = options
     k = (o.token or 1) - 1
+    if expl.media and 0 <= o.media - 1 < len(expl.media):
+        n_frames = expl.media[o.media - 1].n_frames
+        if o.frame > n_frames:
+            raise UsageError(f"--frame {o.frame}: media {o.media} has {n_frames} frame(s).",
+                             f"Choose a frame between 1 and {n_frames}.")
     if what == "sweep":  # the MP4's frame count, known before anything is rendered
-        n_frames = len(expl.tokens(o.kind)) * o.frames_per_token
-        if n_frames > limit("export_frames"):
+        n_out = len(expl.tokens(o.kind)) * o.frames_per_token
+        if n_out > limit("export_frames"):
             raise UsageError(
-                f"The sweep would have {n_frames:,} frames ({len(expl.tokens(o.kind))} tokens x "
+                f"The sweep would have {n_out:,} frames ({len(expl.tokens(o.kind))} tokens x "
                 f"--frames-per-token {o.frames_per_token}), more than the limit of "
                 f"{limit('export_frames'):,}.",
                 "Use fewer frames per token, or raise the limit with "

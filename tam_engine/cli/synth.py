@@ -23,9 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tam_engine.demo.synth import write_dataset
-
     from tam_engine.core.limits import LimitError, check_count
+    from tam_engine.demo.synth import write_dataset
 
     try:
         check_count(args.images, "synth_items", "--images")

@@ -22,6 +22,9 @@ from tam_engine.inference.model_files import (
     check_loading_info,
     check_safetensors_files,
     check_tokenizer,
+    check_tokenizer_files,
+    config_value_errors,
+    invalid_config,
 )
 
 _TRUE = {"1", "on", "yes", "true"}
@@ -131,6 +134,8 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
 
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except config_value_errors() as exc:  # a value transformers' validators refuse
+        raise invalid_config(name, exc) from exc
     except ValueError as exc:
         text = str(exc)
         if "trust_remote_code" in text:
@@ -178,6 +183,7 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         path = Path(name).expanduser()
         _check_local_folder(path, allow_pickle)
         check_config_file(path)
+        check_tokenizer_files(path)
         name = str(path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
@@ -229,7 +235,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
                 "choose a smaller model.") from exc
         raise ModelLoadError(f"Cannot load the weights of {name}: {exc}",
                              "The weight files may be incomplete or corrupt.") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            ArithmeticError) as exc:  # e.g. a zero hidden size divides by zero
         text = str(exc)
         if "safetensors" in text.lower() and not allow_pickle:
             raise ModelLoadError(

@@ -24,7 +24,11 @@ from typing import Any
 from tam_engine.core.errors import ModelLoadError
 
 __all__ = ["check_config_file", "check_loading_info", "check_safetensors_files",
-           "check_tokenizer"]
+           "check_tokenizer", "check_tokenizer_files", "config_value_errors", "invalid_config"]
+
+#: Files of which a model folder holds at least one when it has a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
+                    "tokenizer_config.json", "vocab.txt")
 
 _HEADER_MAX = 100 * 2**20  # safetensors' own bound on a header
 
@@ -111,3 +115,29 @@ def check_tokenizer(name: str, processor: Any) -> None:
         raise ModelLoadError(f"{name} has no tokenizer.",
                              "Copy the model's tokenizer files (tokenizer.json, "
                              "tokenizer_config.json) into the folder.")
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """A local model folder must hold its tokenizer's files: without them transformers may
+    still build a processor, whose run fails with an obscure "Mismatch in image token count"."""
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(f"{folder} has no tokenizer files.",
+                             "Copy the model's tokenizer files (tokenizer.json, "
+                             "tokenizer_config.json) into the folder.")
+
+
+def config_value_errors() -> tuple[type[BaseException], ...]:
+    """What transformers raises for a config.json whose values it refuses (e.g. a negative
+    layer count), besides ``ValueError``."""
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:  # an older huggingface_hub: its validators raise ValueError
+        return (TypeError,)
+    return (StrictDataclassError, TypeError)
+
+
+def invalid_config(name: str, exc: BaseException) -> ModelLoadError:
+    first = str(exc).strip().splitlines()
+    return ModelLoadError(f"The configuration of {name} is invalid: "
+                          f"{' '.join(line.strip() for line in first[:3])}",
+                          "Restore the model's config.json (download or copy it again).")

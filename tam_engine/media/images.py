@@ -28,6 +28,8 @@ def load_image(path: str | os.PathLike) -> MediaItem:
         with Image.open(path) as img:
             img.load()
             rgb = _to_rgb(ImageOps.exif_transpose(img))
+    except MediaError as exc:  # a range that cannot be shown truthfully: name the file
+        raise MediaError(f"{path.name}: {exc.message}", exc.hint) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path.name}: not a readable image (unknown or corrupt format).",
                          IMAGE_HINT) from exc
@@ -65,7 +67,7 @@ def _grey_to_8bit(arr: np.ndarray, mode: str) -> np.ndarray:
     lo = float(arr[finite].min()) if finite.any() else 0.0
     hi = float(arr[finite].max()) if finite.any() else 0.0
     if not finite.all() or lo < 0 or (mode == "F" and hi > 255):
-        raise MediaError(f"This {mode!r}-mode greyscale image holds values from {lo:g} to "
+        raise MediaError(f"this {mode!r}-mode greyscale image holds values from {lo:g} to "
                          f"{hi:g}{'' if finite.all() else ' and NaN or infinities'}: its "
                          "brightness range is unknown, so it cannot be shown truthfully.",
                          "Convert it to an 8- or 16-bit image with the range you want.")
