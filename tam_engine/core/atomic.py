@@ -140,6 +140,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        if isinstance(exc, OSError) and (not exc.filename or exc.filename == tmp):
             exc.filename = str(path)  # a full disk says no name: say which file it was
         raise

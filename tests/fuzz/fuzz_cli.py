@@ -72,11 +72,11 @@ def _value_cases() -> list[Case]:
 def _disk_cases() -> list[Case]:
     def export_to(out: str, what: str = "png", code: int = 0) -> Any:
         def run(ctx: Ctx, work: Path) -> Any:
-            target = work / out
+            target, src = work / out, ctx.explanation()  # the input exists before the fault
             if code:
                 with failing_writes(code):
-                    return cli("export", ctx.explanation(), what, "--out", target)
-            return cli("export", ctx.explanation(), what, "--out", target)
+                    return cli("export", src, what, "--out", target)
+            return cli("export", src, what, "--out", target)
         return run
 
     def files(*names: str, dirs: tuple[str, ...] = ()) -> Any:

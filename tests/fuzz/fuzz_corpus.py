@@ -119,7 +119,8 @@ def failing_writes(code: int) -> Iterator[None]:
     real_mkstemp, real_mkdtemp, real_fsync = tempfile.mkstemp, tempfile.mkdtemp, os.fsync
 
     def fail(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(code, os.strerror(code), kwargs.get("dir") or "")
+        where = [kwargs["dir"]] if kwargs.get("dir") else []  # a failed write() names nothing
+        raise OSError(code, os.strerror(code), *where)
 
     if code == errno.ENOSPC:
         os.fsync = fail  # the data do not fit: fails after the temporary file exists

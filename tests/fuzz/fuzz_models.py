@@ -211,9 +211,32 @@ def _file(ctx: Ctx, work: Path) -> None:
 
 
 def cases() -> list[Case]:
-    return _model_cases() + _prompt_cases() + [
+    return _model_cases() + _prompt_cases() + CALLBACK_CASES + [
         Case("concurrency/three-threads-one-model", "concurrency", _two_threads,
              expect="success", fast=False),
         Case("disk/explain-out-is-a-file", "disk", _explain_cli, setup=_file,
              mention=("file",), fast=False),
     ]
+
+
+def _callback_memory_error(ctx: Ctx, work: Path) -> Any:
+    from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.settings import GenerationSettings
+
+    def on_token(step: int, text: str) -> None:
+        raise MemoryError("the caller's own buffer")
+
+    try:
+        run_and_explain(ctx.loaded(), [_image()], "Describe.",
+                        GenerationSettings(max_new_tokens=3, device="cpu"), on_token=on_token)
+    except MemoryError as exc:  # the caller's error comes back as it was
+        return str(exc)
+    return None
+
+
+def _verify_callback(ctx: Ctx, value: Any) -> str | None:
+    return None if value == "the caller's own buffer" else f"got {value!r}"
+
+
+CALLBACK_CASES = [Case("prompt/callback-memory-error", "prompt", _callback_memory_error,
+                       expect="success", verify=_verify_callback, fast=False)]

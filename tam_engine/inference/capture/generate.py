@@ -26,7 +26,13 @@ from tam_engine.inference.capture.candidates import (
 )
 from tam_engine.inference.capture.detokenise import token_texts
 from tam_engine.inference.capture.exclusive import model_in_use
-from tam_engine.inference.capture.hooks import FinalHiddenHook, OnToken, ShouldStop, StepWatch
+from tam_engine.inference.capture.hooks import (
+    CallbackFailed,
+    FinalHiddenHook,
+    OnToken,
+    ShouldStop,
+    StepWatch,
+)
 from tam_engine.inference.settings import GenerationSettings
 
 if TYPE_CHECKING:
@@ -150,6 +156,10 @@ def _capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettin
         del inputs, hidden
         free_memory(loaded.device)
         raise
+    except CallbackFailed as exc:
+        del inputs, hidden
+        free_memory(loaded.device)
+        raise exc.original from None
     except (RuntimeError, MemoryError) as exc:
         del inputs, hidden
         free_memory(loaded.device)
