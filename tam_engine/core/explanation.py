@@ -22,6 +22,7 @@ from tam_engine.core.explanation_file import (
     PLAIN_GEOMETRY_VERSION,
     check_archive,
     check_explanation,
+    check_path,
     json_default,
     not_an_explanation,
     read_header,
@@ -327,15 +328,7 @@ class Explanation:
             version (also a ``ValueError``, for callers that catch that).
         """
         path = Path(path)
-        if path.is_dir():
-            raise ExplanationFileError(f"{path.name} is a folder, not an explanation file.",
-                                       "Choose the .tam.npz file inside it.")
-        if path.exists() and not path.is_file():  # a FIFO or a device: reading could block
-            raise ExplanationFileError(f"{path.name} is not a regular file.",
-                                       "Choose a .tam.npz file.")
-        if not path.is_file():
-            raise ExplanationFileError(f"{path.name} does not exist.",
-                                       "Choose an existing .tam.npz file.")
+        check_path(path)
         try:
             with open(path, "rb") as fh:
                 magic = fh.read(4)

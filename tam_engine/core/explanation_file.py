@@ -53,6 +53,19 @@ def too_large(path: Path, what: str, value: int, name: str) -> ExplanationFileEr
         f"TAM_LIMIT_{name.upper()}=<number>.")
 
 
+def check_path(path: Path) -> None:
+    """``path`` names an existing regular file (a folder or a FIFO is named as such)."""
+    if path.is_dir():
+        raise ExplanationFileError(f"{path.name} is a folder, not an explanation file.",
+                                   "Choose the .tam.npz file inside it.")
+    if path.exists() and not path.is_file():  # a FIFO or a device: reading could block
+        raise ExplanationFileError(f"{path.name} is not a regular file.",
+                                   "Choose a .tam.npz file.")
+    if not path.is_file():
+        raise ExplanationFileError(f"{path.name} does not exist.",
+                                   "Choose an existing .tam.npz file.")
+
+
 def check_archive(path: Path) -> None:
     """Check every member of the archive before anything is decompressed."""
     with zipfile.ZipFile(path) as zf:
