@@ -182,8 +182,9 @@ class WorkerFailure(Exception):
 
     superqt's ``GeneratorWorker`` takes any ``RuntimeError`` from the generator for "the worker
     was deleted" and emits neither ``errored`` nor ``finished``: the window would wait forever.
-    Every exception is therefore re-raised wrapped in this (not a ``RuntimeError``);
-    :func:`original_error` unwraps it where ``errored`` is received.
+    A ``RuntimeError`` (a subclass too: ``NotImplementedError``, torch's errors) is therefore
+    re-raised wrapped in this, which is not one; :func:`original_error` unwraps it where
+    ``errored`` is received. Every other exception reaches ``errored`` as it is.
     """
 
     def __init__(self, original: BaseException) -> None:

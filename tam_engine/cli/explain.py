@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         check_prompt(args.prompt)
     except TamError as exc:  # refused before any media or model is read
         raise UsageError(exc.message, exc.hint) from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # found now, not after the model has run
+        raise UsageError(f"--out {out} is a file; it must be a folder (created if missing).",
+                         "Give the name of a new or existing folder.")
     media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
     tam_options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
     print(f"loading {args.model} ...", file=sys.stderr)
@@ -100,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
                                on_token=on_token)
         bar.total = bar.n
         bar.refresh()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = expl.save(out / EXPLANATION_FILE)
     for what in args.export:

@@ -46,11 +46,10 @@ def check_prompt(prompt: str, tokenizer: Any = None) -> str:
                           "from bytes that are not UTF-8).",
                           "Type the prompt again, or save it as UTF-8.") from exc
     if tokenizer is not None:
-        for text in _control_texts(tokenizer):
-            if text in prompt:
-                raise PromptError(f"The prompt contains {text!r}, a control token of the "
-                                  "model.",
-                                  "Remove it: such text is reserved for the model's own "
-                                  "markers (media placeholders, turns) and would break the "
-                                  "run.")
+        found = sorted((prompt.find(t), t) for t in _control_texts(tokenizer) if t in prompt)
+        if found:
+            names = ", ".join(repr(t) for _, t in found[:5])
+            raise PromptError(f"The prompt contains control token text of the model: {names}.",
+                              "Remove it: such text is reserved for the model's own markers "
+                              "(media placeholders, turns) and would break the run.")
     return prompt

@@ -70,10 +70,14 @@ def _classify(case: Case, ctx: Ctx, value: Any, exc: BaseException | None) -> tu
         _, code, err = value
         if "Traceback" in err:
             return "traceback", err.strip().splitlines()[-1][-300:]
+        # The message: from the first line tam or argparse wrote (a progress bar may precede).
+        lines = err.splitlines()
+        first = next((i for i, line in enumerate(lines)
+                      if line.startswith(("tam:", "usage:"))), None)
         if code == 0:
             text = ""
-        elif err.strip().startswith(("tam:", "usage:")):
-            text = err.strip()
+        elif first is not None:
+            text = "\n".join(lines[first:]).strip()
         else:
             return "misleading", f"exit {code} without a message: {err[-200:]!r}"
         if code != 0:
