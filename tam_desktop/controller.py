@@ -19,6 +19,7 @@ from tam_desktop.worker import (
     RunRequest,
     TokenStreamed,
     is_cancellation,
+    original_error,
     start_run_worker,
 )
 from tam_engine.core.explanation import Explanation
@@ -68,7 +69,7 @@ class RunController:
         worker = start_run_worker(request, self.cache, self.media_cache)
         worker.yielded.connect(lambda ev: self._on_event(gen, ev))
         worker.returned.connect(lambda ex: self._on_returned(gen, ex))
-        worker.errored.connect(lambda exc: self._on_errored(gen, exc))
+        worker.errored.connect(lambda exc: self._on_errored(gen, original_error(exc)))
         # superqt types its argument-less signals as SigInst[None] (a slot taking one argument),
         # which they are not: ``*_`` accepts the nothing they send and satisfies the stub.
         worker.aborted.connect(lambda *_: self._on_aborted(gen))

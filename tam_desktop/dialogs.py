@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from tam_desktop import __version__
 from tam_engine.core.errors import TamError
+from tam_engine.core.limits import limit
 from tam_engine.inference.settings import GenerationSettings
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -72,6 +73,16 @@ def ask_save_changes(parent: QWidget | None, doing: str) -> str:
     return "cancel"
 
 
+def show_settings_problems(parent: QWidget | None, problems: list[str]) -> QMessageBox:
+    """Say once which stored settings were invalid and were reset to their defaults."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Some settings were reset",
+                      "Some saved settings were invalid and are back to their defaults.",
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText("\n".join(problems[:12]))
+    box.exec()
+    return box
+
+
 class GenerationDialog(QDialog):
     """Max new tokens, video sampling, image resolution limits, device and dtype."""
 
@@ -79,13 +90,13 @@ class GenerationDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Generation Settings")
         self.max_new_tokens = QSpinBox(self)
-        self.max_new_tokens.setRange(1, 4096)
+        self.max_new_tokens.setRange(1, limit("max_new_tokens"))
         self.video_fps = QDoubleSpinBox(self)
         self.video_fps.setRange(0.1, 30.0)
         self.video_fps.setDecimals(1)
         self.video_fps.setSuffix(" frames/s")
         self.max_frames = QSpinBox(self)
-        self.max_frames.setRange(1, 512)
+        self.max_frames.setRange(1, min(512, limit("max_frames")))
         self.min_pixels = self._pixels_box()
         self.max_pixels = self._pixels_box()
         self.device = QComboBox(self)
@@ -113,7 +124,7 @@ class GenerationDialog(QDialog):
 
     def _pixels_box(self) -> QSpinBox:
         box = QSpinBox(self)
-        box.setRange(0, 50_000_000)
+        box.setRange(0, min(limit("pixels"), 2**31 - 1))
         box.setSingleStep(28 * 28 * 64)
         box.setSpecialValueText("model default")
         box.setToolTip("Bounds the resized image area (Qwen2-VL family); fewer pixels = fewer "

@@ -7,9 +7,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
-from superqt.utils import GeneratorWorker, WorkerBase, create_worker
+from superqt.utils import GeneratorWorker, WorkerBase
 
-from tam_desktop.worker import is_cancellation
+from tam_desktop.worker import generator_worker, is_cancellation, original_error
 from tam_engine.export import ExportError
 
 
@@ -52,8 +52,7 @@ class ExportRunner(QObject):
         def should_stop() -> bool:
             return box["worker"].abort_requested
 
-        worker = create_worker(_job, fn, args, kwargs, emit, should_stop, _start_thread=False,
-                               _ignore_errors=True)
+        worker = generator_worker(_job, fn, args, kwargs, emit, should_stop)
         box["worker"] = worker
         dlg = QProgressDialog(label, "Cancel", 0, 0, self._parent)
         dlg.setWindowTitle("Exporting")
@@ -97,6 +96,7 @@ class ExportRunner(QObject):
         self.cancelled.emit()
 
     def _on_errored(self, exc: BaseException) -> None:
+        exc = original_error(exc)
         self._done()
         if is_cancellation(exc):
             self.cancelled.emit()

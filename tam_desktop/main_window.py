@@ -20,7 +20,7 @@ from tam_desktop.app_window import (
 )
 from tam_desktop.compare.window import CompareWindow
 from tam_desktop.controller import RunController
-from tam_desktop.dialogs import show_about, show_shortcuts
+from tam_desktop.dialogs import show_about, show_settings_problems, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.models.text import timings_text
@@ -95,6 +95,13 @@ class MainWindow(AppWindow):
         if s.splitter_state:
             self.pane.h_split.restoreState(QByteArray.fromBase64(s.splitter_state.encode()))
         self._on_content()
+        if s.problems:  # once, after the window shows; the next save writes valid values
+            QTimer.singleShot(0, self._report_settings_problems)
+
+    def _report_settings_problems(self) -> None:
+        problems, self.settings.problems = self.settings.problems, []
+        if problems:
+            show_settings_problems(self, problems)
 
     # ------------------------------------------------------------------ building
     def _build_actions(self) -> None:

@@ -183,6 +183,41 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     return expl
 
 
+class WorkerFailure(Exception):
+    """An exception of a worker's generator, carried past superqt.
+
+    superqt's ``GeneratorWorker`` takes any ``RuntimeError`` from the generator for "the worker
+    was deleted" and emits neither ``errored`` nor ``finished``: the window would wait forever.
+    A ``RuntimeError`` (a subclass too: ``NotImplementedError``, torch's errors) is therefore
+    re-raised wrapped in this, which is not one; :func:`original_error` unwraps it where
+    ``errored`` is received. Every other exception reaches ``errored`` as it is.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+
+
+def original_error(exc: BaseException) -> BaseException:
+    """What a worker's generator really raised (see :class:`WorkerFailure`)."""
+    return exc.original if isinstance(exc, WorkerFailure) else exc
+
+
+def generator_worker(func: Callable[..., Generator[Any, Any, Any]], *args: Any
+                     ) -> GeneratorWorker:
+    """A not yet started ``GeneratorWorker`` of ``func(*args)`` that reports every exception
+    through ``errored`` (unwrap it with :func:`original_error`)."""
+    def job(*a: Any) -> Generator[Any, Any, Any]:  # a generator function, as superqt checks
+        try:
+            return (yield from func(*a))
+        except RuntimeError as exc:
+            raise WorkerFailure(exc) from exc
+
+    worker: GeneratorWorker = create_worker(job, *args, _start_thread=False,
+                                            _ignore_errors=True)
+    return worker
+
+
 def start_run_worker(request: RunRequest, cache: ModelCache,
                      media_cache: MediaCache | None = None) -> GeneratorWorker:
     """A started worker running :func:`run_job`; connect its signals before events arrive.
@@ -198,8 +233,7 @@ def start_run_worker(request: RunRequest, cache: ModelCache,
     def should_stop() -> bool:
         return box["worker"].abort_requested
 
-    worker = create_worker(run_job, request, cache, emit, should_stop, media_cache,
-                           _start_thread=False, _ignore_errors=True)
+    worker = generator_worker(run_job, request, cache, emit, should_stop, media_cache)
     box["worker"] = worker
     return worker
 

@@ -8,10 +8,15 @@ alone turns errors into text and exit codes (see :mod:`tam_engine.cli.exitcodes`
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tam_engine import __version__
-from tam_engine.cli.exitcodes import ExitCode, UsageError, exit_status_help
+from tam_engine.cli.exitcodes import ExitCode, Terminated, UsageError, exit_status_help
+from tam_engine.core.atomic import disk_error
 from tam_engine.core.errors import Cancelled, TamError
 
 
@@ -51,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return ExitCode.OK
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            status = _run(args)
+        except Terminated:  # arrived outside any command's own Ctrl+C handling
+            status = ExitCode.INTERRUPTED
+        if terminated:
+            return ExitCode.TERMINATED
+        return status
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -59,12 +75,38 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled as exc:
         _report(exc.message, exc.hint, newline=True)
         return ExitCode.INTERRUPTED
+    except OSError as exc:  # a disk or file problem no command foresaw: still a message
+        err = disk_error(exc)
+        _report(f"error: {err.message}", err.hint)
+        return ExitCode.FAILURE
     except UsageError as exc:
         _report(f"error: {exc.message}", exc.hint)
         return ExitCode.USAGE
     except TamError as exc:
         _report(f"error: {exc.message}", exc.hint)
         return ExitCode.FAILURE
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[bool]]:
+    """SIGTERM (a service manager, ``kill``) handled like Ctrl+C: the command's clean-up runs
+    (temporary files removed, nothing half-written) and the exit status is 143 (128 + 15).
+    Yields a list that holds ``True`` once SIGTERM arrived."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen  # signals can only be handled in the main thread
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        if not seen:
+            seen.append(True)
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(text: str, hint: str, newline: bool = False) -> None:

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     FAILURE = 1
     USAGE = 2
     INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl+C
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 MEANING: dict[ExitCode, str] = {
@@ -24,6 +25,7 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.FAILURE: "failed: the message says why, the hint what to do",
     ExitCode.USAGE: "bad command line: unknown option, missing or invalid value",
     ExitCode.INTERRUPTED: "interrupted (Ctrl+C)",
+    ExitCode.TERMINATED: "terminated (SIGTERM); cleaned up like Ctrl+C",
 }
 #: main() lets any other exception propagate: its traceback is the bug report.
 BUG_NOTE = "A Python traceback (exit status 1) instead of a message is a bug: please report it."
@@ -31,6 +33,10 @@ BUG_NOTE = "A Python traceback (exit status 1) instead of a message is a bug: pl
 
 class UsageError(TamError):
     """An option's value is refused (checked before any model or file is loaded): exit 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised like a Ctrl+C, so every clean-up written for one runs."""
 
 
 class Interrupted(Cancelled):

@@ -113,18 +113,26 @@ def run(args: argparse.Namespace) -> int:
     from tam_engine.core.explanation import TamOptions
     from tam_engine.inference.loading import load_model
     from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.prompt import check_prompt
     from tam_engine.inference.settings import GenerationSettings
     from tam_engine.media.io import load_media
 
     _resolve_defaults(args)
-    if args.max_new_tokens < 1:
-        raise UsageError("--max-new-tokens must be at least 1.")
     check_media_options(args)
-    media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_k=args.top_k,
                                   **settings_kwargs(args))
+    export_options = cli_export.ExportOptions.from_args(args).check(prefix="export-")
+    try:
+        settings.check()
+        check_prompt(args.prompt)
+    except TamError as exc:  # refused before any media or model is read
+        raise UsageError(exc.message, exc.hint) from None
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        # found now, not after the model has run
+        raise UsageError(f"--out {args.out} is a file; it must be a folder (created if missing).",
+                         "Give the name of a new or existing folder.")
+    media = load_media(args.media, fps=args.fps, max_frames=args.max_frames)
     tam_options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
-    export_options = cli_export.ExportOptions.from_args(args)
     if args.out is not None:
         check_free(Path(args.out), args.export, args.force)
     print(f"loading {args.model} ...", file=sys.stderr)

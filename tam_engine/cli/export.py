@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tam_engine.cli.exitcodes import ExitCode, Interrupted
+from tam_engine.cli.exitcodes import ExitCode, Interrupted, UsageError
 from tam_engine.core.errors import ExplanationFileError
+from tam_engine.core.limits import LimitError, check_count, check_positive_number, limit
 from tam_engine.core.placement import DEFAULT_LAYER, LAYERS, Layer
 from tam_engine.export.common import (
     DEFAULT_CRF,
@@ -24,6 +25,7 @@ from tam_engine.export.common import (
     VIDEO_FPS,
 )
 from tam_engine.render.colormaps import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
+from tam_engine.render.mp4 import X264_PRESETS
 from tam_engine.render.scale import DEFAULT_SCALE, MAP_SCALES, SCALE_NAMES, MapScale
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class ExportOptions:
                                  "(without a value: the path stored in the explanation)",
                                  nargs="?", const="", metavar="VIDEO")
     crf: int = _option(DEFAULT_CRF, "H.264 quality (lower = better)", type=int)
-    preset: str = _option(DEFAULT_PRESET, "x264 speed preset")
+    preset: str = _option(DEFAULT_PRESET, "x264 speed preset", choices=X264_PRESETS)
     layer: Layer = _option(DEFAULT_LAYER, "a tiled image's map: its tiles stitched, its "
                            "thumbnail, or both fused (their mean where both cover)",
                            choices=LAYERS)
@@ -79,6 +81,39 @@ class ExportOptions:
     def from_args(cls, args: argparse.Namespace) -> ExportOptions:
         """The options :func:`add_export_options` parsed into ``args``."""
         return cls(**{f.name: getattr(args, _DEST + f.name) for f in fields(cls)})
+
+    def check(self, prefix: str = "") -> ExportOptions:
+        """Refuse out-of-range values before anything is read or rendered (a
+        :class:`UsageError` naming the option, its range and, for sizes, how to raise it)."""
+        def opt(name: str) -> str:
+            return f"--{prefix}{name}"
+
+        try:
+            for name in ("token", "media", "frame"):  # numbered from 1; 0 or -1 used to wrap
+                value = getattr(self, name)
+                if value is not None:
+                    check_count(value, "tokens", f"{opt(name)}", 1)
+            if self.width is not None:
+                check_count(self.width, "export_width", opt("width"), _MIN_WIDTH)
+            if self.fps is not None:
+                check_positive_number(self.fps, "export_fps", opt("fps"))
+            check_count(self.frames_per_token, "export_frames", opt("frames-per-token"), 1)
+        except LimitError as exc:
+            raise UsageError(exc.message, exc.hint) from None
+        if not (0.0 <= self.opacity <= 1.0):  # also refuses NaN
+            raise UsageError(f"{opt('opacity')} must be between 0 and 1, not {self.opacity}.")
+        if not 0 <= self.crf <= 51:
+            raise UsageError(f"{opt('crf')} must be between 0 (lossless) and 51, not "
+                             f"{self.crf}.", "18 to 28 is sensible; the default is "
+                             f"{DEFAULT_CRF}.")
+        if self.preset not in X264_PRESETS:
+            raise UsageError(f"{opt('preset')} {self.preset!r} is not an x264 preset.",
+                             f"Choose one of {', '.join(X264_PRESETS)}.")
+        return self
+
+
+#: The narrowest exported image: a caption and a map still fit.
+_MIN_WIDTH = 32
 
 
 _DEST = "export_"  # namespace prefix: `tam explain` has its own `media` and `fps`
@@ -128,6 +163,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tam_engine.core.explanation import Explanation
 
+    options = ExportOptions.from_args(args).check()
     src = Path(args.explanation)
     try:
         expl = Explanation.load(src)
@@ -137,8 +173,11 @@ def run(args: argparse.Namespace) -> int:
         raise ExplanationFileError(f"cannot read {src.name}: {exc}", "Give a .tam.npz file "
                                    "written by `tam explain` or the app.") from exc
     out = Path(args.out) if args.out else beside(src, args.what)
+    if out.exists() and out.resolve() == src.resolve():
+        raise UsageError(f"--out {out} is the explanation being exported; writing there would "
+                         "replace it.", "Choose another output path.")
     try:
-        path = write_export(expl, args.what, out, ExportOptions.from_args(args))
+        path = write_export(expl, args.what, out, options)
     except KeyboardInterrupt:
         raise Interrupted("Nothing was written.") from None  # exports are atomic
     print(f"wrote {path}", file=sys.stderr)
@@ -159,6 +198,20 @@ def write_export(expl: Explanation, what: str, out: Path, options: ExportOptions
 
     o = options
     k = (o.token or 1) - 1
+    if expl.media and 0 <= o.media - 1 < len(expl.media):
+        n_frames = expl.media[o.media - 1].n_frames
+        if o.frame > n_frames:
+            raise UsageError(f"--frame {o.frame}: media {o.media} has {n_frames} frame(s).",
+                             f"Choose a frame between 1 and {n_frames}.")
+    if what == "sweep":  # the MP4's frame count, known before anything is rendered
+        n_out = len(expl.tokens(o.kind)) * o.frames_per_token
+        if n_out > limit("export_frames"):
+            raise UsageError(
+                f"The sweep would have {n_out:,} frames ({len(expl.tokens(o.kind))} tokens x "
+                f"--frames-per-token {o.frames_per_token}), more than the limit of "
+                f"{limit('export_frames'):,}.",
+                "Use fewer frames per token, or raise the limit with "
+                "TAM_LIMIT_EXPORT_FRAMES=<number>.")
     common: dict[str, Any] = {"kind": o.kind, "media_index": o.media - 1, "cmap": o.cmap,
                               "opacity": o.opacity, "layer": o.layer,
                               "tile_borders": o.tile_borders, "scale": o.scale}

@@ -35,13 +35,19 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def check_media_options(args: argparse.Namespace) -> None:
-    """Refuse out-of-range media options before anything is loaded."""
-    if args.fps <= 0 or args.max_frames < 1:
-        raise UsageError("--fps must be positive and --max-frames at least 1.")
-    for name in ("min_pixels", "max_pixels"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1.")
+    """Refuse out-of-range media options before anything is loaded (the ranges and limits are
+    :meth:`GenerationSettings.check`'s, named here as the options are spelled)."""
+    from tam_engine.core.limits import LimitError, check_count, check_positive_number
+
+    try:
+        check_positive_number(args.fps, "video_fps", "--fps")
+        check_count(args.max_frames, "max_frames", "--max-frames", 1)
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(args, name)
+            if value is not None:
+                check_count(value, "pixels", f"--{name.replace('_', '-')}", 1)
+    except LimitError as exc:
+        raise UsageError(exc.message, exc.hint) from None
 
 
 def load_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str, Any]:

@@ -23,10 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tam_engine.core.limits import LimitError, check_count
     from tam_engine.demo.synth import write_dataset
 
-    if args.images < 0 or args.videos < 0 or args.size < 28 or args.frames < 1:
-        raise UsageError("--images/--videos must be >= 0, --size >= 28, --frames >= 1.")
+    try:
+        check_count(args.images, "synth_items", "--images")
+        check_count(args.videos, "synth_items", "--videos")
+        check_count(args.size, "synth_size", "--size", 28)
+        check_count(args.frames, "max_frames", "--frames", 1)
+    except LimitError as exc:
+        raise UsageError(exc.message, exc.hint) from None
     path = write_dataset(args.out, args.images, args.videos, args.seed, size=args.size,
                          n_frames=args.frames)
     print(f"wrote {args.images} images and {args.videos} videos; index: {path}")

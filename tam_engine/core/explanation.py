@@ -20,6 +20,9 @@ from tam_engine.core.explanation_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
     PLAIN_GEOMETRY_VERSION,
+    check_archive,
+    check_explanation,
+    check_path,
     json_default,
     not_an_explanation,
     read_header,
@@ -270,8 +273,18 @@ class Explanation:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header)."""
+        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header).
+
+        An explanation that :meth:`load` would refuse (NaN maps, arrays that disagree) is not
+        written: an :class:`ExplanationFileError` says why.
+        """
         path = Path(path)
+        try:
+            check_explanation(self)
+        except ValueError as exc:
+            raise ExplanationFileError(f"This explanation cannot be saved: {exc}.",
+                                       "Explain the media again; if it happens again, the "
+                                       "model's weights or dtype may be broken.") from exc
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
             "prompt_positions": self.prompt_positions.astype(np.int64),
@@ -328,16 +341,16 @@ class Explanation:
             version (also a ``ValueError``, for callers that catch that).
         """
         path = Path(path)
-        if not path.is_file():
-            raise ExplanationFileError(f"{path.name} does not exist.",
-                                       "Choose an existing .tam.npz file.")
+        check_path(path)
         try:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
             if magic != b"PK\x03\x04":  # every .npz is a zip archive
                 raise not_an_explanation(path, "not an .npz archive")
+            check_archive(path)
             npz = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError) as exc:
             if isinstance(exc, ExplanationFileError):
                 raise
             if isinstance(exc, zipfile.BadZipFile):
@@ -350,9 +363,11 @@ class Explanation:
         with npz:
             header = read_header(npz, path)
             try:
-                return cls._from_npz(npz, header)
-            except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
-                    zlib.error) as exc:
+                expl = cls._from_npz(npz, header)
+                check_explanation(expl)
+                return expl
+            except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError,
+                    EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
                 raise ExplanationFileError(
                     f"{path.name} is damaged: {type(exc).__name__}: {exc}",
                     "Save the explanation again, or explain the media again.") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -65,9 +66,26 @@ def explanation_json(expl: Explanation) -> dict:
     }
 
 
+def _strict_json(value: object) -> object:
+    """``value`` with every NaN or infinite float as ``None``: JSON has no NaN/Infinity, and
+    the ``NaN`` that ``json.dumps`` writes by default is not JSON that other readers accept."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return _strict_json(value.item())
+    if isinstance(value, np.ndarray):
+        return _strict_json(value.tolist())
+    return value
+
+
 def export_json(expl: Explanation, path: str | os.PathLike) -> Path:
-    """The text maps (tokens, ids, relevances, candidates) as JSON."""
-    data = json.dumps(explanation_json(expl), ensure_ascii=False, indent=1, default=str)
+    """The text maps (tokens, ids, relevances, candidates) as JSON (strict: no NaN)."""
+    data = json.dumps(_strict_json(explanation_json(expl)), ensure_ascii=False, indent=1,
+                      default=str, allow_nan=False)
     atomic_write_bytes(path, data.encode("utf-8"))
     return Path(path)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from tam_engine.core.atomic import temp_dir
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
@@ -59,6 +60,9 @@ def export_token_png(expl: Explanation, path: str | os.PathLike, k: int,
     return write_png(path, render_token(expl, k, layout, **render))
 
 
+_SEQUENCE_NAME = re.compile(r"^token_\d{4,}\.png$")
+
+
 def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: Layout = "figure",
                         kind: TokenKind = "answer", progress: Progress | None = None,
                         should_stop: ShouldStop | None = None, **render) -> list[Path]:
@@ -68,10 +72,11 @@ def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: La
     all are done, so a cancelled export leaves no file.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     n = len(expl.tokens(kind))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    tmp.chmod(0o755)
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} is a file; a PNG sequence needs a folder.",
+                          "Give the name of a new or existing folder.")
+    tmp = temp_dir(folder)
     try:
         names = []
         for k in range(n):
@@ -85,6 +90,11 @@ def export_png_sequence(expl: Explanation, folder: str | os.PathLike, layout: La
         else:
             for name in names:
                 os.replace(tmp / name, folder / name)
+            # A longer sequence exported here before leaves its tail: remove the frames of
+            # ours (named token_NNNN.png) that this export did not write, and nothing else.
+            for old in folder.glob("token_*.png"):
+                if _SEQUENCE_NAME.match(old.name) and old.name not in names:
+                    old.unlink(missing_ok=True)
         return [folder / name for name in names]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

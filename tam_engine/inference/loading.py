@@ -17,6 +17,15 @@ from typing import Any
 from tam_engine.core.errors import ModelLoadError, ModelMemoryError
 from tam_engine.inference.adapters import adapter_class_for, supported_family_titles
 from tam_engine.inference.adapters.base import Adapter
+from tam_engine.inference.model_files import (
+    check_config_file,
+    check_loading_info,
+    check_safetensors_files,
+    check_tokenizer,
+    check_tokenizer_files,
+    config_value_errors,
+    invalid_config,
+)
 
 _TRUE = {"1", "on", "yes", "true"}
 # Import names whose pip package is named differently (the rest: the import name, with "-").
@@ -65,6 +74,10 @@ def resolve_device(device: str = "auto") -> Any:
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"Unknown device {device!r}.",
                              "Use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type not in ("cpu", "cuda", "mps", "xpu"):
+        # "meta" (and the like) hold no data: a model loaded there cannot run at all.
+        raise ModelLoadError(f"The device {device!r} cannot run a model.",
+                             "Use auto, cpu, cuda, cuda:N or mps.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("CUDA was requested but no CUDA GPU is available.",
                              "Use --device cpu (or auto).")
@@ -121,6 +134,8 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
 
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except config_value_errors() as exc:  # a value transformers' validators refuse
+        raise invalid_config(name, exc) from exc
     except ValueError as exc:
         text = str(exc)
         if "trust_remote_code" in text:
@@ -167,6 +182,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     if _looks_local(name):
         path = Path(name).expanduser()
         _check_local_folder(path, allow_pickle)
+        check_config_file(path)
+        check_tokenizer_files(path)
         name = str(path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
@@ -189,18 +206,24 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         raise ModelLoadError(f"Cannot load the processor of {name}: {exc}",
                              "The folder or repository must contain the tokenizer and "
                              "image-processor files.") from exc
+    check_tokenizer(name, processor)
     if adapter_cls.uses_chat_template and not has_chat_template(processor):
         raise ModelLoadError(
             f"{name} ships no chat template, which its family's adapter ({adapter_cls.title}) "
             "needs to build the prompt.",
             "Use the chat (instruction-tuned) checkpoint of this model, or add its "
             "chat_template.jinja to the model folder.")
+    if Path(name).is_dir():
+        check_safetensors_files(Path(name))
     try:
         # Straight onto an accelerator (no full copy in CPU memory first).
         placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
-        model = AutoModelForImageTextToText.from_pretrained(
+        loaded: Any = AutoModelForImageTextToText.from_pretrained(
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True, **placement)
+            use_safetensors=None if allow_pickle else True, output_loading_info=True,
+            **placement)
+        model, info = loaded  # output_loading_info: (model, report)
+        check_loading_info(name, info)
         model.to(dev)
     except ImportError as exc:
         raise _missing_package(name, exc) from exc
@@ -212,7 +235,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
                 "choose a smaller model.") from exc
         raise ModelLoadError(f"Cannot load the weights of {name}: {exc}",
                              "The weight files may be incomplete or corrupt.") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            ArithmeticError) as exc:  # e.g. a zero hidden size divides by zero
         text = str(exc)
         if "safetensors" in text.lower() and not allow_pickle:
             raise ModelLoadError(

@@ -13,12 +13,13 @@ from dataclasses import asdict
 from typing import Any
 
 from tam_engine.core.engine import explain_from_scores, score_table
-from tam_engine.core.errors import Cancelled
+from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
 from tam_engine.inference.capture.generate import capture
 from tam_engine.inference.capture.hooks import OnToken, ShouldStop
 from tam_engine.inference.loading import LoadedModel
+from tam_engine.inference.prompt import check_prompt
 from tam_engine.inference.settings import GenerationSettings
 
 __all__ = ["GenerationSettings", "run_and_explain", "run_and_explain_many"]
@@ -39,6 +40,25 @@ def run_and_explain(loaded: LoadedModel, media: list[MediaItem], prompt: str,
                                 on_token=on_token, should_stop=should_stop)[0]
 
 
+class InputError(TamError):
+    """The model's processor refused the media or the prompt."""
+
+
+def _prepare(loaded: LoadedModel, media: list[MediaItem], prompt: str,
+             settings: GenerationSettings) -> Any:
+    """The adapter's inputs; what the processor raises about its input becomes an
+    :class:`InputError` (the processor's own words, and where to look)."""
+    try:
+        return loaded.adapter.prepare(media, prompt, settings)
+    except TamError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InputError(f"The model's processor cannot prepare this input: {exc}",
+                         "Check the media (e.g. Qwen-family processors refuse an image more "
+                         "than 200 times wider than high, or the reverse), and that the model "
+                         "folder holds its tokenizer and processor files.") from exc
+
+
 def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: str,
                          settings: GenerationSettings | None,
                          options: Sequence[TamOptions],
@@ -53,9 +73,10 @@ def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: st
     """
     if not options:
         raise ValueError("options must hold at least one TamOptions")
-    settings = settings or GenerationSettings()
+    settings = (settings or GenerationSettings()).check()
+    check_prompt(prompt, loaded.adapter.tokenizer)
     t0 = time.perf_counter()
-    prepared = loaded.adapter.prepare(media, prompt, settings)
+    prepared = _prepare(loaded, media, prompt, settings)
     t1 = time.perf_counter()
     inputs = capture(loaded, prepared, settings, on_token=on_token, should_stop=should_stop)
     t2 = time.perf_counter()

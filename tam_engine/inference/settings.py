@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tam_engine.core.limits import check_count, check_positive_number
+
 __all__ = ["IMAGE_PROMPT", "VIDEO_PROMPT", "GenerationSettings", "default_prompt"]
 
 #: The prompt asked when the user gives none: ``tam explain`` and the desktop app's default.
@@ -37,3 +39,16 @@ class GenerationSettings:
     device: str = "auto"
     dtype: str = "auto"
     trust_remote_code: bool = False
+
+    def check(self) -> GenerationSettings:
+        """Refuse values out of range before anything is loaded or allocated
+        (:class:`~tam_engine.core.limits.LimitError`: the limit and how to raise it)."""
+        check_count(self.max_new_tokens, "max_new_tokens", "max new tokens", 1)
+        check_count(self.top_k, "max_new_tokens", "top-k", 1)
+        check_positive_number(self.video_fps, "video_fps", "the video sampling rate")
+        check_count(self.max_frames, "max_frames", "max frames", 1)
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None:
+                check_count(value, "pixels", name.replace("_", " "), 1)
+        return self

@@ -28,6 +28,8 @@ def load_image(path: str | os.PathLike) -> MediaItem:
         with Image.open(path) as img:
             img.load()
             rgb = _to_rgb(ImageOps.exif_transpose(img))
+    except MediaError as exc:  # a range that cannot be shown truthfully: name the file
+        raise MediaError(f"{path.name}: {exc.message}", exc.hint) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(f"{path.name}: not a readable image (unknown or corrupt format).",
                          IMAGE_HINT) from exc
@@ -50,10 +52,31 @@ def _to_rgb(img) -> np.ndarray:
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(bg, rgba)
-    elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale (common in TIFF): scale to 8 bits instead of clipping to white.
-        arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) or 1.0
-        arr = np.clip(arr * (255.0 / (65535.0 if hi > 255 else 255.0)), 0, 255).astype(np.uint8)
+    elif img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16/32-bit integer or float greyscale (common in TIFF): scaled by the range of its
+        # mode, instead of clipping to white (Pillow's convert) or to black (floats in 0..1).
+        arr = _grey_to_8bit(np.asarray(img, dtype=np.float64), img.mode)
         return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def _grey_to_8bit(arr: np.ndarray, mode: str) -> np.ndarray:
+    """Greyscale of a wide mode as 8 bits by the range its values are in; refused (MediaError)
+    when that range cannot be known (NaN, negative values, floats beyond 0..255)."""
+    finite = np.isfinite(arr)
+    lo = float(arr[finite].min()) if finite.any() else 0.0
+    hi = float(arr[finite].max()) if finite.any() else 0.0
+    if not finite.all() or lo < 0 or (mode == "F" and hi > 255):
+        raise MediaError(f"this {mode!r}-mode greyscale image holds values from {lo:g} to "
+                         f"{hi:g}{'' if finite.all() else ' and NaN or infinities'}: its "
+                         "brightness range is unknown, so it cannot be shown truthfully.",
+                         "Convert it to an 8- or 16-bit image with the range you want.")
+    if mode == "F" and hi <= 1.0:
+        scale = 255.0            # floats in 0..1
+    elif hi <= 255:
+        scale = 1.0              # 8-bit values in a wider mode
+    elif hi <= 65535:
+        scale = 255.0 / 65535.0  # 16-bit
+    else:
+        scale = 255.0 / (2.0**31 - 1)  # 32-bit signed
+    return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)

@@ -10,7 +10,6 @@ failed export leaves nothing behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -18,11 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from tam_engine.core.atomic import temp_file
 from tam_engine.render.overlay import even_size
 
 # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic SMPTE 170M, AVCOL_RANGE_MPEG.
 _BT601 = 6
 _RANGE_LIMITED = 1
+
+
+#: libx264's speed presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
 
 
 class H264Writer:
@@ -59,11 +64,7 @@ class H264Writer:
 
     # -------------------------------------------------------------------- lifecycle
     def __enter__(self) -> H264Writer:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.mp4",
-                                         dir=self.path.parent)
-        os.close(fd)
-        os.chmod(self._tmp, 0o644)  # mkstemp's 0600 would hide the video from other users
+        self._tmp = temp_file(self.path, suffix=".part.mp4")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -75,7 +75,7 @@ def test_argparse_usage_errors_are_2(argv, capsys):
 def test_a_refused_value_is_2_with_one_line(tmp_path, capsys):
     assert _synth(tmp_path, "--frames", "0") == 2
     err = capsys.readouterr().err
-    assert err == "tam: error: --images/--videos must be >= 0, --size >= 28, --frames >= 1.\n"
+    assert err == "tam: error: --frames must be at least 1, not 0.\n"
     assert not (tmp_path / "ds").exists()
 
 

@@ -147,13 +147,17 @@ class Adapter:
 
     def _render(self, media: list[MediaItem], prompt: str) -> tuple[str, tuple[int, int]]:
         """The templated text and the character span of the prompt inside it."""
+        from jinja2 import TemplateError
+
         def render(text: str) -> str:
             messages = [{"role": "user", "content": self._content(media) +
                          [{"type": "text", "text": text}]}]
             try:
                 return self.processor.apply_chat_template(messages, add_generation_prompt=True,
                                                           tokenize=False)
-            except ValueError as exc:  # no template, or several and none is the default
+            except (ValueError, TemplateError) as exc:
+                # No template, several and none the default, or one that raises (jinja's
+                # raise_exception, an undefined name, a syntax error).
                 raise SpanError(f"The chat template cannot be applied: {exc}",
                                 "Use a chat (instruction-tuned) checkpoint of this family, or add "
                                 "its chat_template.jinja to the model folder.") from exc
@@ -188,6 +192,11 @@ class Adapter:
         videos = [np.require(item.frames, requirements="W") for item in media
                   if item.kind == "video" and self.native_video]
         kwargs = self._processor_kwargs(settings)
+        if any(f.shape[0] in (1, 3) for f in images):
+            # An (H, W, 3) image 1 or 3 pixels high looks channels-first to the image
+            # processor, which then reads it transposed (a 5 x 3 image got a 16 x 10 grid):
+            # say the layout. Only then, as not every family's processor takes the argument.
+            kwargs["input_data_format"] = "channels_last"
         if videos:
             kwargs.update(self._video_kwargs(media))
         inputs = self.processor(text=[text], images=self._images_arg(images),

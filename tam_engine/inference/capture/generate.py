@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tam_engine.core.errors import Cancelled, ModelMemoryError
+from tam_engine.core.errors import Cancelled, ModelMemoryError, TamError
 from tam_engine.core.inputs import TamInputs
 from tam_engine.inference.capture.candidates import (
     CandidateSource,
@@ -25,7 +25,14 @@ from tam_engine.inference.capture.candidates import (
     use_step_candidates,
 )
 from tam_engine.inference.capture.detokenise import token_texts
-from tam_engine.inference.capture.hooks import FinalHiddenHook, OnToken, ShouldStop, StepWatch
+from tam_engine.inference.capture.exclusive import model_in_use
+from tam_engine.inference.capture.hooks import (
+    CallbackFailed,
+    FinalHiddenHook,
+    OnToken,
+    ShouldStop,
+    StepWatch,
+)
 from tam_engine.inference.settings import GenerationSettings
 
 if TYPE_CHECKING:
@@ -78,6 +85,20 @@ def greedy_config(model: Any, max_new_tokens: int, min_new_tokens: int = 0) -> A
                             pad_token_id=pad, bos_token_id=base.bos_token_id, use_cache=True)
 
 
+def _check_finite(hidden: Any, loaded: LoadedModel) -> None:
+    """Refuse NaN or infinite hidden states: every map computed from them would be NaN (or
+    silently zero after clipping), and a saved explanation would show nothing true."""
+    import torch
+
+    if not bool(torch.isfinite(hidden).all()):
+        dtype = str(loaded.dtype).replace("torch.", "")
+        raise TamError(
+            f"The model produced NaN or infinite values ({dtype} on {loaded.device}): no map "
+            "can be computed from them.",
+            "Likely causes: broken weights (NaN in the weight files, or a model converted "
+            "badly) or a dtype the model overflows in (float16: try bfloat16 or float32).")
+
+
 def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettings | None = None,
             on_token: OnToken | None = None, should_stop: ShouldStop | None = None,
             *, min_new_tokens: int = 0, candidates: CandidateSource = "auto") -> TamInputs:
@@ -92,10 +113,17 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
     or ``"auto"`` (steps on a CPU, states on a GPU; the cheaper way on each, see
     :mod:`~tam_engine.inference.capture.candidates`). All give the same candidates.
     """
+    with model_in_use(loaded.model, should_stop):
+        return _capture(loaded, prepared, settings or GenerationSettings(), on_token,
+                        should_stop, min_new_tokens, candidates)
+
+
+def _capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettings,
+             on_token: OnToken | None, should_stop: ShouldStop | None, min_new_tokens: int,
+             candidates: CandidateSource) -> TamInputs:
     import torch
     from transformers import StoppingCriteriaList
 
-    settings = settings or GenerationSettings()
     model, adapter = loaded.model, loaded.adapter
     tokenizer = adapter.tokenizer
     if should_stop is not None and should_stop():
@@ -128,6 +156,10 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
         del inputs, hidden
         free_memory(loaded.device)
         raise
+    except CallbackFailed as exc:
+        del inputs, hidden
+        free_memory(loaded.device)
+        raise exc.original from None
     except (RuntimeError, MemoryError) as exc:
         del inputs, hidden
         free_memory(loaded.device)
@@ -146,6 +178,7 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
         raise RuntimeError("the model generated no token")
     if hidden.shape[0] != L + T - 1:
         raise RuntimeError(f"captured {hidden.shape[0]} hidden states, expected {L + T - 1}")
+    _check_finite(hidden, loaded)
     bias = getattr(head, "bias", None)
     cands = step_cands or candidates_from_states(hidden[L - 1:], head.weight, bias, k, tokenizer)
     return TamInputs(

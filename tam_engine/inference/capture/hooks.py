@@ -8,7 +8,7 @@ from typing import Any
 
 from tam_engine.inference.capture.detokenise import IncrementalDetokenizer
 
-__all__ = ["FinalHiddenHook", "OnToken", "ShouldStop", "StepWatch"]
+__all__ = ["CallbackFailed", "FinalHiddenHook", "OnToken", "ShouldStop", "StepWatch"]
 
 OnToken = Callable[[int, str], None]
 ShouldStop = Callable[[], bool]
@@ -54,6 +54,16 @@ class FinalHiddenHook:
         self.release()
 
 
+class CallbackFailed(Exception):
+    """An exception of ``on_token``/``should_stop`` on its way out of ``generate``, so that
+    capture re-raises it as it was instead of reading a ``MemoryError`` of the caller's code
+    as "the run does not fit in memory"."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
 class StepWatch:
     """Stopping criterion: streams each new token and stops when the user asks."""
 
@@ -69,10 +79,14 @@ class StepWatch:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        if self.on_token is not None:
-            self.on_token(self.step, self.det.push(int(input_ids[0, -1])))
+        try:
+            if self.on_token is not None:
+                self.on_token(self.step, self.det.push(int(input_ids[0, -1])))
+            stop = self.should_stop is not None and self.should_stop()
+        except Exception as exc:  # the caller's own error, not the model's: carried unchanged
+            raise CallbackFailed(exc) from exc
         self.step += 1
-        if self.should_stop is not None and self.should_stop():
+        if stop:
             self.cancelled = True
         key = (input_ids.device, self.cancelled)
         if key not in self._answers:  # generate only reads the answer: reuse it every step
