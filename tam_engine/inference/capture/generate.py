@@ -25,6 +25,7 @@ from tam_engine.inference.capture.candidates import (
     use_step_candidates,
 )
 from tam_engine.inference.capture.detokenise import token_texts
+from tam_engine.inference.capture.head import head_parameter
 from tam_engine.inference.capture.hooks import FinalHiddenHook, OnToken, ShouldStop, StepWatch
 from tam_engine.inference.settings import GenerationSettings
 
@@ -146,10 +147,11 @@ def capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSetting
         raise RuntimeError("the model generated no token")
     if hidden.shape[0] != L + T - 1:
         raise RuntimeError(f"captured {hidden.shape[0]} hidden states, expected {L + T - 1}")
-    bias = getattr(head, "bias", None)
-    cands = step_cands or candidates_from_states(hidden[L - 1:], head.weight, bias, k, tokenizer)
+    # Offloaded (meta) parameters are read row by row from where accelerate keeps them.
+    weight, bias = head_parameter(head, "weight"), head_parameter(head, "bias")
+    cands = step_cands or candidates_from_states(hidden[L - 1:], weight, bias, k, tokenizer)
     return TamInputs(
-        ids=seq, input_len=L, hidden=hidden, lm_weight=head.weight, lm_bias=bias,
+        ids=seq, input_len=L, hidden=hidden, lm_weight=weight, lm_bias=bias,
         spans=prepared.spans, token_texts=token_texts(tokenizer, seq), candidates=cands,
         meta={"generate_seconds": gen_seconds, "n_generated": int(T)},
         is_special=np.isin(seq, tokenizer.all_special_ids),
