@@ -52,6 +52,7 @@ def _check_same_explanation(plain, split) -> None:
     assert int(np.abs(ma.astype(int) - mb.astype(int)).max()) <= 1
     np.testing.assert_allclose(a.candidates.probs, b.candidates.probs, rtol=1e-4, atol=1e-6)
     assert (a.candidates.ids == b.candidates.ids).all()
+    assert "placement" not in a.meta and b.meta["placement"] == split.placement.describe()
 
 
 def test_layers_and_lm_head_on_disk_offload(tmp_path, tiny_model_dir, plain):
