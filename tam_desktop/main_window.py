@@ -22,6 +22,7 @@ from tam_desktop.compare.window import CompareWindow
 from tam_desktop.controller import RunController
 from tam_desktop.dialogs import show_about, show_settings_problems, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
+from tam_desktop.model_setup import ModelSetupDialog, open_model_setup
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.models.text import timings_text
 from tam_desktop.recent_menu import RecentMenu
@@ -35,6 +36,7 @@ from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import LAYERS
 from tam_engine.core.tokens import phrase_label, phrase_text, token_label
+from tam_engine.inference.model_placement import ModelPlacement
 from tam_engine.render.scale import MAP_SCALES
 
 
@@ -66,6 +68,8 @@ class MainWindow(AppWindow):
         self.media_paths: list[str] = []
         self.current_file = ""
         self.compare_window: CompareWindow | None = None
+        # Model > Model Setup's choice per model (this session); absent: one device.
+        self.placements: dict[str, ModelPlacement] = {}
 
         central = QWidget(self)
         col = QVBoxLayout(central)
@@ -116,6 +120,8 @@ class MainWindow(AppWindow):
         self.act_cancel = act("&Cancel Run", self.cancel_run, "Esc")
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
         self.act_choose_model = act("Choose Model &Folder…", self.run_panel.browse_model_folder)
+        self.act_model_setup = act("Model &Setup: Memory, Placement, Download…",
+                                   self.open_model_setup)
         self.act_compare = act("Co&mpare Two Models…", self.open_compare, "Ctrl+Shift+M")
         self.act_prev_token = act("Previous Token", lambda: st.step_token(-1), "Left")
         self.act_next_token = act("Next Token", lambda: st.step_token(1), "Right")
@@ -139,7 +145,7 @@ class MainWindow(AppWindow):
             "&File": [self.act_open, self.recent_menu, None, self.act_open_expl,
                       self.act_save_expl, self.export.menu, None, self.act_quit],
             "&Model": [self.act_run, self.act_cancel, None, self.act_compare, None,
-                       self.act_choose_model, self.act_gen],
+                       self.act_choose_model, self.act_model_setup, self.act_gen],
             "&View": [self.act_overlay, None, self.act_prev_token, self.act_next_token,
                       self.act_first_token, self.act_last_token, None, self.act_prev_frame,
                       self.act_next_frame, self.act_play],
@@ -273,13 +279,18 @@ class MainWindow(AppWindow):
         self.settings.last_model = model
         request = RunRequest(model=model, media_paths=tuple(self.media_paths), prompt=prompt,
                              generation=self.settings.generation,
-                             media=self.decoded_media(self.media_paths))
+                             media=self.decoded_media(self.media_paths),
+                             placement=self.placements.get(model))
         self.tasks.forget("content")
         self._auto_run = auto
         self.controller.start(request)
 
     def cancel_run(self) -> None:
         self.controller.cancel()
+
+    def open_model_setup(self) -> ModelSetupDialog | None:
+        """Model > Model Setup for the model in the run panel (see model_setup)."""
+        return open_model_setup(self, self.run_panel.model_name(), self.placements)
 
     def open_compare(self) -> None:
         """Compare mode: model A and model B on this media and prompt (its own window, which

@@ -21,6 +21,7 @@ from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase, create_wo
 from tam_engine.core.errors import Cancelled
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
+from tam_engine.inference.model_placement import ModelPlacement
 from tam_engine.inference.settings import GenerationSettings
 
 
@@ -37,6 +38,8 @@ class RunRequest:
     prompt: str
     generation: GenerationSettings
     media: tuple[MediaItem, ...] = field(default=(), compare=False, repr=False)
+    # How the weights are placed (Model > Model Setup); None: the whole model on the device.
+    placement: ModelPlacement | None = None
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,12 @@ class ModelCache:
 
     def __init__(self, loader: Callable[..., Any] | None = None) -> None:
         self._loader = loader
-        self._key: tuple[str, str, str] | None = None
+        self._key: tuple[str, str, str, str] | None = None
         self._model: Any = None
 
-    def get(self, name: str, device: str, dtype: str) -> Any:
-        key = (name, device, dtype)
+    def get(self, name: str, device: str, dtype: str,
+            placement: ModelPlacement | None = None) -> Any:
+        key = (name, device, dtype, repr(placement))
         with ENGINE_LOCK:
             if self._key == key and self._model is not None:
                 return self._model
@@ -85,12 +89,14 @@ class ModelCache:
             if loader is None:
                 from tam_engine.inference.loading import load_model
                 loader = load_model
-            model = loader(name, device=device, dtype=dtype)
+            extra: dict[str, Any] = {} if placement is None else {"placement": placement}
+            model = loader(name, device=device, dtype=dtype, **extra)
             self._key, self._model = key, model
             return model
 
-    def holds(self, name: str, device: str, dtype: str) -> bool:
-        return self._key == (name, device, dtype) and self._model is not None
+    def holds(self, name: str, device: str, dtype: str,
+              placement: ModelPlacement | None = None) -> bool:
+        return self._key == (name, device, dtype, repr(placement)) and self._model is not None
 
     def clear(self) -> None:
         with ENGINE_LOCK:
@@ -161,10 +167,12 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
     from tam_engine.inference.pipeline import run_and_explain
 
     gen = request.generation
-    cached = cache.holds(request.model, gen.device, gen.dtype)
+    cached = cache.holds(request.model, gen.device, gen.dtype, request.placement)
+    if not cached:
+        yield from _download_phase(request.model, emit, should_stop)
     yield Phase("Using the loaded model" if cached else f"Loading the model {request.model}")
     t0 = time.perf_counter()
-    loaded = cache.get(request.model, gen.device, gen.dtype)
+    loaded = cache.get(request.model, gen.device, gen.dtype, request.placement)
     load_s = 0.0 if cached else time.perf_counter() - t0
     media = list(request.media)
     if not media:
@@ -216,6 +224,23 @@ def generator_worker(func: Callable[..., Generator[Any, Any, Any]], *args: Any
     worker: GeneratorWorker = create_worker(job, *args, _start_thread=False,
                                             _ignore_errors=True)
     return worker
+
+
+def _download_phase(model: str, emit: Callable[[RunEvent], None],
+                    should_stop: Callable[[], bool]) -> Generator[RunEvent, None, None]:
+    """A Hub model with files missing from the cache is fetched first, its progress shown as
+    the run's phase (nothing happens offline or for a local folder)."""
+    from tam_engine.inference.hub import download_model, is_hub_id
+
+    if not is_hub_id(model):
+        return
+    yield Phase(f"Checking {model} on the Hugging Face Hub")
+
+    def on_progress(p: Any) -> None:
+        if p.files_done < p.files_total:
+            emit(Phase(f"Downloading {model}: {p.describe()}"))
+
+    download_model(model, on_progress=on_progress, should_stop=should_stop)
 
 
 def start_run_worker(request: RunRequest, cache: ModelCache,

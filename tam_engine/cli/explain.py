@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tam_engine.cli import export as cli_export
+from tam_engine.cli.download import fetch_model
 from tam_engine.cli.exitcodes import ExitCode, UsageError
 from tam_engine.cli.options import (
     add_media_options,
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     tam_options = TamOptions(eci=not args.no_eci, filter=not args.no_filter)
     if args.out is not None:
         check_free(Path(args.out), args.export, args.force)
+    fetch_model(args.model, args.allow_pickle)
     print(f"loading {args.model} ...", file=sys.stderr)
     loaded = load_model(args.model, **load_kwargs(args))
     with tqdm(total=args.max_new_tokens, unit="tok", desc="generating", file=sys.stderr,

@@ -11,6 +11,10 @@ import argparse
 from typing import Any
 
 from tam_engine.cli.exitcodes import UsageError
+from tam_engine.inference.model_placement import ModelPlacement, Quantization, parse_max_memory
+
+#: accelerate's automatic device maps.
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 def add_media_options(p: argparse.ArgumentParser) -> None:
@@ -32,6 +36,23 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="run the model repository's own code (only if you trust it)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept pickled .bin weights when no safetensors exist")
+    big = p.add_argument_group(
+        "big models", "split a model over the GPUs, CPU memory and disk (accelerate), or load "
+        "it in 4/8 bits (bitsandbytes; lm_head stays unquantised); `tam models --plan MODEL` "
+        "proposes one")
+    big.add_argument("--device-map", choices=DEVICE_MAPS, default=None,
+                     help="split the model: auto fills the GPUs in order, then CPU memory, then "
+                     "disk (overrides --device)")
+    big.add_argument("--max-memory", metavar="DEV=SIZE[,...]", default=None,
+                     help="memory each device may take, e.g. 0=20GiB,1=20GiB,cpu=64GiB "
+                     "(implies --device-map auto)")
+    big.add_argument("--offload-folder", metavar="DIR", default=None,
+                     help="folder for the weights offloaded to disk (implies --device-map auto)")
+    bits = big.add_mutually_exclusive_group()
+    bits.add_argument("--load-in-4bit", action="store_true",
+                      help="quantise the linear layers to 4 bits (NF4; needs tam-desktop[quant])")
+    bits.add_argument("--load-in-8bit", action="store_true",
+                      help="quantise the linear layers to 8 bits (needs tam-desktop[quant])")
 
 
 def check_media_options(args: argparse.Namespace) -> None:
@@ -52,8 +73,32 @@ def check_media_options(args: argparse.Namespace) -> None:
 
 def load_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`~tam_engine.inference.loading.load_model` from the model options."""
-    return {"device": device or args.device, "dtype": args.dtype,
-            "trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle}
+    kwargs: dict[str, Any] = {"device": device or args.device, "dtype": args.dtype,
+                              "trust_remote_code": args.trust_remote_code,
+                              "allow_pickle": args.allow_pickle}
+    placement = placement_from_args(args)
+    if not placement.is_single_device:
+        kwargs["placement"] = placement
+    return kwargs
+
+
+def placement_from_args(args: argparse.Namespace) -> ModelPlacement:
+    """The big-model options as a :class:`ModelPlacement` (one device when none is given)."""
+    from tam_engine.core.errors import TamError
+
+    try:
+        max_memory = (parse_max_memory(args.max_memory)
+                      if getattr(args, "max_memory", None) else None)
+    except TamError as exc:
+        raise UsageError(exc.message, exc.hint) from exc
+    device_map = getattr(args, "device_map", None)
+    folder = getattr(args, "offload_folder", None)
+    if device_map is None and (max_memory or folder):
+        device_map = "auto"
+    quant: Quantization | None = ("4bit" if getattr(args, "load_in_4bit", False) else
+             "8bit" if getattr(args, "load_in_8bit", False) else None)
+    return ModelPlacement(device_map=device_map, max_memory=max_memory, offload_folder=folder,
+                          quantization=quant)
 
 
 def settings_kwargs(args: argparse.Namespace, device: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ method uses; everything after it is small dense numpy work on a ``(tokens, visio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,13 +48,21 @@ def needed_rows_and_classes(inputs: TamInputs) -> tuple[np.ndarray, np.ndarray]:
     return rows, classes
 
 
+def _rows_of(param: Any) -> Any:
+    """A tensor, or an object that reads rows with ``index_select`` itself (an offloaded
+    ``lm_head`` weight, read from disk without loading it whole)."""
+    import torch
+
+    return param if hasattr(param, "index_select") else torch.as_tensor(param)
+
+
 def score_table(inputs: TamInputs) -> ScoreTable:
     """The one unavoidable product, done on the hidden states' device, returned as float64."""
     import torch
 
     rows, classes = needed_rows_and_classes(inputs)
     hidden = torch.as_tensor(inputs.hidden)
-    weight = torch.as_tensor(inputs.lm_weight)
+    weight = _rows_of(inputs.lm_weight)
     device = hidden.device
     uniq, inverse = np.unique(classes, return_inverse=True)
     # Positions can repeat (the last input position may also be a vision or prompt position):
@@ -66,7 +75,7 @@ def score_table(inputs: TamInputs) -> ScoreTable:
         w = weight.index_select(0, idx_cls).to(device=device, dtype=torch.float32)
         s = h @ w.T
         if inputs.lm_bias is not None:
-            bias = torch.as_tensor(inputs.lm_bias)
+            bias = _rows_of(inputs.lm_bias)
             s += bias.index_select(0, idx_cls.to(bias.device)).to(device=device,
                                                                   dtype=torch.float32)
         s.clamp_min_(0.0)

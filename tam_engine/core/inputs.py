@@ -66,8 +66,10 @@ class TamInputs:
         ``(L + T - 1, d)`` final-layer hidden states after the final norm (what ``lm_head``
         consumes), at positions ``0 .. L+T-2``. A torch tensor (any device/dtype) or numpy.
     lm_weight, lm_bias
-        ``lm_head`` weight ``(V, d)`` and bias ``(V,)`` or ``None``; torch or numpy. Only the
-        rows of explained classes are ever read.
+        ``lm_head`` weight ``(V, d)`` and bias ``(V,)`` or ``None``; torch, numpy, or an object
+        with ``index_select``/``shape`` that reads rows itself (an offloaded head,
+        :class:`~tam_engine.inference.capture.head.OffloadedRows`). Only the rows of explained
+        classes are ever read.
     spans
         Vision grids and prompt text positions.
     token_texts

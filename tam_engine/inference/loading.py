@@ -26,6 +26,13 @@ from tam_engine.inference.model_files import (
     config_value_errors,
     invalid_config,
 )
+from tam_engine.inference.model_placement import (
+    ModelPlacement,
+    check_checkpoint_quantization,
+    check_head,
+    input_device,
+    placement_kwargs,
+)
 
 _TRUE = {"1", "on", "yes", "true"}
 # Import names whose pip package is named differently (the rest: the import name, with "-").
@@ -47,6 +54,7 @@ class LoadedModel:
     name: str
     device: Any
     dtype: Any
+    placement: ModelPlacement | None = None
 
     @property
     def family(self) -> str:
@@ -160,7 +168,8 @@ def load_config(name: str, trust_remote_code: bool = False) -> Any:
 
 
 def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str = "auto",
-               trust_remote_code: bool = False, allow_pickle: bool = False) -> LoadedModel:
+               trust_remote_code: bool = False, allow_pickle: bool = False,
+               placement: ModelPlacement | None = None) -> LoadedModel:
     """Load a vision-language model, its processor and the adapter for its family.
 
     Parameters
@@ -175,6 +184,9 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         Run the model repository's own Python code. Off unless asked.
     allow_pickle
         Accept pickled ``.bin`` weights when no safetensors exist.
+    placement
+        Split, offload or quantise the weights (:mod:`~tam_engine.inference.model_placement`);
+        ``None`` puts the whole model on ``device``.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -198,6 +210,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     refusal = adapter_cls.refusal(config)
     if refusal is not None:
         raise refusal
+    placement = placement or ModelPlacement()
+    check_checkpoint_quantization(config, placement, name)
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ImportError as exc:
@@ -216,15 +230,14 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
     if Path(name).is_dir():
         check_safetensors_files(Path(name))
     try:
-        # Straight onto an accelerator (no full copy in CPU memory first).
-        placement = {} if dev.type == "cpu" else {"device_map": {"": str(dev)}}
         loaded: Any = AutoModelForImageTextToText.from_pretrained(
             name, dtype=torch_dtype, trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True, output_loading_info=True,
-            **placement)
+            **placement_kwargs(placement, dev, torch_dtype))
         model, info = loaded  # output_loading_info: (model, report)
         check_loading_info(name, info)
-        model.to(dev)
+        if placement.is_single_device:
+            model.to(dev)
     except ImportError as exc:
         raise _missing_package(name, exc) from exc
     except (RuntimeError, MemoryError) as exc:
@@ -247,8 +260,11 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
                              "Check that it is an image-text-to-text model and its files are "
                              "complete.") from exc
     model.eval()
+    check_head(model.get_output_embeddings(), name, config)
+    if not placement.is_single_device:
+        dev = input_device(model, dev)
     return LoadedModel(model=model, processor=processor, adapter=adapter_cls(processor, model.config),
-                       name=name, device=dev, dtype=torch_dtype)
+                       name=name, device=dev, dtype=torch_dtype, placement=placement)
 
 
 def has_chat_template(processor: Any) -> bool:

@@ -92,6 +92,9 @@ def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: st
         "input_tokens": int(inputs.input_len),
         "generated_tokens": int(inputs.n_answer),
     }
+    placement = getattr(loaded, "placement", None)
+    if placement is not None and not placement.is_single_device:
+        meta["placement"] = placement.describe()  # split, offloaded or quantised weights
     table = score_table(inputs)
     out = [explain_from_scores(inputs, table, o, media=prepared.media,
                                meta={**meta, "settings": asdict(settings)})

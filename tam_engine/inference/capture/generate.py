@@ -26,6 +26,7 @@ from tam_engine.inference.capture.candidates import (
 )
 from tam_engine.inference.capture.detokenise import token_texts
 from tam_engine.inference.capture.exclusive import model_in_use
+from tam_engine.inference.capture.head import head_parameter
 from tam_engine.inference.capture.hooks import (
     CallbackFailed,
     FinalHiddenHook,
@@ -179,10 +180,11 @@ def _capture(loaded: LoadedModel, prepared: Prepared, settings: GenerationSettin
     if hidden.shape[0] != L + T - 1:
         raise RuntimeError(f"captured {hidden.shape[0]} hidden states, expected {L + T - 1}")
     _check_finite(hidden, loaded)
-    bias = getattr(head, "bias", None)
-    cands = step_cands or candidates_from_states(hidden[L - 1:], head.weight, bias, k, tokenizer)
+    # Offloaded (meta) parameters are read row by row from where accelerate keeps them.
+    weight, bias = head_parameter(head, "weight"), head_parameter(head, "bias")
+    cands = step_cands or candidates_from_states(hidden[L - 1:], weight, bias, k, tokenizer)
     return TamInputs(
-        ids=seq, input_len=L, hidden=hidden, lm_weight=head.weight, lm_bias=bias,
+        ids=seq, input_len=L, hidden=hidden, lm_weight=weight, lm_bias=bias,
         spans=prepared.spans, token_texts=token_texts(tokenizer, seq), candidates=cands,
         meta={"generate_seconds": gen_seconds, "n_generated": int(T)},
         is_special=np.isin(seq, tokenizer.all_special_ids),
