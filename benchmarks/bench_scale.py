@@ -1,0 +1,230 @@
+"""Long videos and long answers (issue 16): explain, memory, file, save and reopen at three sizes.
+
+Run from the repository root::
+
+    python benchmarks/bench_scale.py                 # new path vs the baseline release
+    python benchmarks/bench_scale.py --sizes 0 1     # the two smaller rows only
+    python benchmarks/bench_scale.py --no-baseline   # this tree only
+
+Inputs are synthetic but of real shape: a Qwen2-VL-like sequence (scaffold, one video of
+``slots`` temporal slots of 18 x 18 merged vision tokens, 40 prompt tokens, the answer), hidden
+size 1536, answers drawn from a pool of 300 ids (so same-text exclusion matters, as in real
+captions), and the video's displayed frames: two per slot, 504 x 504 RGB (18 merged tokens of 28
+px), a moving scene with mild noise. The ``lm_head`` has 8,192 rows instead of 151,936: the
+engine only gathers the rows of the explained classes, so the vocabulary size does not change
+its work, and the bench stays inside this machine's memory.
+
+"Baseline" is the code of a git revision (default: the release before issue 16), exported with
+``git archive`` and run in its own process on the very same inputs; every measurement runs in a
+fresh process so peaks do not mix. Columns:
+
+- explain: wall time of ``engine.explain`` (the product included);
+- extra peak: peak resident memory during ``explain`` minus the resident memory before it
+  (``/proc/self/status`` VmHWM after resetting it through ``/proc/self/clear_refs``);
+- file, save: size of the ``.tam.npz`` and wall time of ``Explanation.save``;
+- reopen: wall time of ``Explanation.load`` plus the first map (``vision_vector(0)``) and the
+  first displayed frame, i.e. what the window needs to show something.
+- maps: whether the new uint8 maps equal the baseline's, cell for cell (from saved files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = 1536
+VOCAB = 8192
+N_PROMPT = 40
+GRID = 18
+FRAME_PX = GRID * 28
+BASELINE = "4ba2fad"
+SIZES = [(4, 256), (32, 512), (128, 1024)]  # (temporal slots, answer tokens)
+
+
+def make_inputs(slots: int, n_answer: int, seed: int = 0):
+    """A Qwen2-VL-like layout: scaffold, one video block, prompt text, scaffold, answer."""
+    import numpy as np
+    import torch
+
+    from tam_engine.core.inputs import TamInputs
+    from tam_engine.core.spans import Spans, VisionGrid
+
+    rng = np.random.default_rng(seed)
+    n_pre, n_post = 14, 5
+    pos = n_pre + 1                                   # <|vision_start|>
+    nv = slots * GRID * GRID
+    grid = VisionGrid(kind="video", media_index=0, t=slots, h=GRID, w=GRID,
+                      positions=np.arange(pos, pos + nv))
+    pos += nv + 1                                     # ... <|vision_end|>
+    prompt = np.arange(pos, pos + N_PROMPT)
+    L = pos + N_PROMPT + n_post
+    T = n_answer
+    pool = rng.choice(VOCAB, size=300, replace=False)
+    ids = rng.choice(pool, size=L + T)
+    texts = [f" w{int(i)}" for i in ids]
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(L + T - 1, HIDDEN, generator=g)
+    weight = torch.randn(VOCAB, HIDDEN, generator=g) * 0.05
+    return TamInputs(ids=ids, input_len=L, hidden=hidden, lm_weight=weight, lm_bias=None,
+                     spans=Spans(grids=(grid,), prompt_positions=prompt), token_texts=texts)
+
+
+def make_media(slots: int, seed: int = 0):
+    """Two displayed frames per slot: a gradient background, two moving discs, mild noise."""
+    import numpy as np
+
+    from tam_engine.core.media import MediaItem
+
+    n = 2 * slots
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:FRAME_PX, 0:FRAME_PX]
+    base = np.stack([xx * 200 // FRAME_PX + 20, yy * 180 // FRAME_PX + 30,
+                     np.full_like(xx, 110)], -1).astype(np.int16)
+    frames = np.empty((n, FRAME_PX, FRAME_PX, 3), np.uint8)
+    for i in range(n):
+        f = base.copy()
+        for cx, cy, col in (((40 + 3 * i) % FRAME_PX, 200, (230, 40, 40)),
+                            (300, (60 + 2 * i) % FRAME_PX, (40, 60, 230))):
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < 45 ** 2
+            f[disc] = col
+        f += rng.integers(-3, 4, size=f.shape, dtype=np.int16)
+        frames[i] = np.clip(f, 0, 255)
+    return MediaItem(kind="video", path="long.mp4", frames=frames,
+                     frame_slot=np.arange(n) // 2, timestamps=np.arange(n) / 2.0, fps=2.0)
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(slots: int, n_answer: int, out: Path, keep_maps: Path | None) -> dict:
+    """One row, measured in this process (run it under the tree to measure via PYTHONPATH)."""
+    import gc
+
+    import numpy as np
+
+    from tam_engine.core.engine import explain
+    from tam_engine.core.explanation import Explanation
+
+    inputs = make_inputs(slots, n_answer)
+    media = make_media(slots)
+    gc.collect()
+    rss0 = _rss_kib("VmRSS")
+    exact_peak = _reset_peak()
+    t0 = time.perf_counter()
+    expl = explain(inputs, media=[media], meta={"model": "bench", "prompt": "Describe"})
+    t_explain = time.perf_counter() - t0
+    peak = _rss_kib("VmHWM")
+    row = {"explain": t_explain, "extra_mib": (peak - rss0) / 1024, "exact_peak": exact_peak}
+    if keep_maps is not None:
+        np.save(keep_maps, np.asarray(expl.answer.maps[:, :]))
+    del inputs
+    gc.collect()
+    t0 = time.perf_counter()
+    expl.save(out)
+    row["save"] = time.perf_counter() - t0
+    row["file_mb"] = out.stat().st_size / 1e6
+    del expl
+    gc.collect()
+    t0 = time.perf_counter()
+    back = Explanation.load(out)
+    first = back.vision_vector(0)
+    frame = back.media[0].frames[0]
+    row["reopen"] = time.perf_counter() - t0
+    assert first.dtype == np.uint8 and frame.shape == (FRAME_PX, FRAME_PX, 3)
+    return row
+
+
+def _run_worker(tree: Path, slots: int, n_answer: int, tmp: Path, tag: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    maps = tmp / f"{tag}_{slots}_{n_answer}_maps.npy"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(slots), str(n_answer),
+           str(tmp / f"{tag}_{slots}_{n_answer}.tam.npz"), str(maps)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
+    if proc.returncode:
+        raise SystemExit(f"{tag} worker failed:\n{proc.stdout}\n{proc.stderr}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["maps"] = str(maps)
+    return row
+
+
+def _export_baseline(rev: str, dest: Path) -> Path:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "tam_engine"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[0, 1, 2],
+                    help="rows to run: 0 = 4 slots/256 tokens, 1 = 32/512, 2 = 128/1024")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision of the old path")
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        slots, n, out, maps = args.worker
+        print(json.dumps(worker(int(slots), int(n), Path(out), Path(maps))))
+        return
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as td:
+        tmp = Path(td)
+        trees = {"new": ROOT}
+        if not args.no_baseline:
+            (tmp / "old").mkdir()
+            trees["old"] = _export_baseline(args.baseline, tmp / "old")
+        load = os.getloadavg()
+        print(f"bench_scale: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start "
+              f"(a shared machine inflates absolute times; compare the new/old ratios, measured "
+              f"side by side)")
+        print(f"old = git {args.baseline} (the release before issue 16), new = this tree\n")
+        head = ("| video (slots x grid) | answer tokens | path | explain | extra peak memory "
+                "| file | save | reopen to first map | maps = old |")
+        print(head)
+        print("|---" * (head.count("|") - 1) + "|")
+        for i in args.sizes:
+            slots, n = SIZES[i]
+            rows = {tag: _run_worker(tree, slots, n, tmp, tag) for tag, tree in trees.items()}
+            same = ""
+            if "old" in rows:
+                a, b = np.load(rows["old"]["maps"]), np.load(rows["new"]["maps"])
+                diff = int(np.count_nonzero(a != b))
+                same = "identical" if diff == 0 else f"{diff} of {a.size} cells differ"
+            for tag in trees:
+                r = rows[tag]
+                print(f"| {slots} x {GRID} x {GRID} | {n:,} | {tag} | {r['explain']:.2f} s | "
+                      f"{r['extra_mib']:,.0f} MB | {r['file_mb']:.1f} MB | {r['save']:.2f} s | "
+                      f"{r['reopen']:.3f} s | {same if tag == 'new' else ''} |")
+            if "old" in rows:
+                o, w = rows["old"], rows["new"]
+                print(f"| | | new/old | {w['explain'] / o['explain']:.2f} | "
+                      f"{w['extra_mib'] / max(o['extra_mib'], 1e-9):.2f} | "
+                      f"{w['file_mb'] / o['file_mb']:.2f} | {w['save'] / o['save']:.2f} | "
+                      f"{w['reopen'] / o['reopen']:.2f} | |")
+            sys.stdout.flush()
+        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
