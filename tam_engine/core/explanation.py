@@ -120,9 +120,8 @@ class Explanation:
     # ------------------------------------------------------------------ maps
     def vision_vector(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
                       ) -> np.ndarray:
-        tm = self.tokens(kind)
-        arr = {"raw": tm.raw, "eci": tm.eci, "filtered": tm.filtered, "final": tm.maps}[stage]
-        return arr[k]
+        """Token ``k``'s vision scores at ``stage``; only its block is read or computed."""
+        return self.tokens(kind).stage_rows(stage, [k])[0]
 
     def grid_maps(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
                   ) -> list[np.ndarray]:
@@ -164,7 +163,7 @@ class Explanation:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ValueError("choose at least one token")
-        rows = self.tokens(kind).filtered[idx].astype(np.float64)
+        rows = self.tokens(kind).stage_rows("filtered", idx).astype(np.float64)
         if how == "mean":
             v = rows.mean(axis=0)
         elif how == "max":
