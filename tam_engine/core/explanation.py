@@ -18,7 +18,7 @@ from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.explanation_file import (
     FORMAT_NAME,
-    FORMAT_VERSION,
+    GEOMETRY_VERSION,
     PLAIN_GEOMETRY_VERSION,
     json_default,
     not_an_explanation,
@@ -163,7 +163,11 @@ class Explanation:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ValueError("choose at least one token")
-        rows = self.tokens(kind).stage_rows("filtered", idx).astype(np.float64)
+        tm = self.tokens(kind)
+        if how == "max" and not tm.has_float_stages:
+            # floor(255 * max f) = max floor(255 * f): the uint8 maps give it exactly.
+            return tm.map_rows(idx).max(axis=0)
+        rows = tm.stage_rows("filtered", idx).astype(np.float64)
         if how == "mean":
             v = rows.mean(axis=0)
         elif how == "max":
@@ -256,7 +260,15 @@ class Explanation:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header)."""
+        """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header).
+
+        A long explanation (float stages or frames above a few tens of MB) is written in the
+        chunked layout (format 3, :mod:`tam_engine.core.explanation_store`); a short one in
+        formats 1-2, which older releases open too."""
+        from tam_engine.core import explanation_store
+
+        if explanation_store.wants_chunked(self):
+            return explanation_store.save_chunked(self, path)
         path = Path(path)
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
@@ -277,7 +289,7 @@ class Explanation:
             arrays["cand_probs"] = self.candidates.probs
         media_meta = []
         for mi, m in enumerate(self.media):
-            arrays[f"media{mi}_frames"] = m.frames
+            arrays[f"media{mi}_frames"] = np.asarray(m.frames)
             arrays[f"media{mi}_frame_slot"] = m.frame_slot
             arrays[f"media{mi}_timestamps"] = m.timestamps
             media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps})
@@ -285,7 +297,7 @@ class Explanation:
             "format": FORMAT_NAME,
             "version": (PLAIN_GEOMETRY_VERSION
                         if all(g.box == FULL_BOX and g.role == "full" for g in self.grids)
-                        else FORMAT_VERSION),
+                        else GEOMETRY_VERSION),
             "input_len": int(self.input_len),
             "token_texts": list(self.token_texts),
             "grids": [g.to_meta() for g in self.grids],
@@ -336,6 +348,10 @@ class Explanation:
         with npz:
             header = read_header(npz, path)
             try:
+                if int(header.get("version", 0)) >= 3:
+                    from tam_engine.core.explanation_store import load_chunked
+
+                    return load_chunked(path, header)
                 return cls._from_npz(npz, header)
             except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
                     zlib.error) as exc:
