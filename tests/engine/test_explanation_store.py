@@ -133,3 +133,18 @@ def test_save_picks_the_chunked_layout_for_long_explanations_only(tmp_path, monk
     np.testing.assert_array_equal(back.answer.maps, short.answer.maps)
     with pytest.raises(StagesUnavailable):
         _ = back.answer.raw
+
+
+def test_the_npz_export_of_a_file_without_float_stages_says_so(tmp_path):
+    from tam_engine.export.data import export_npz
+
+    expl = _video()
+    back = Explanation.load(save_chunked(expl, tmp_path / "e.tam.npz", stage_limit=0))
+    with np.load(export_npz(back, tmp_path / "maps.npz"), allow_pickle=False) as z:
+        assert not bool(z["answer_float_stages"])
+        assert "answer_raw" not in z.files and "answer_filtered" not in z.files
+        np.testing.assert_array_equal(z["answer_maps"], expl.answer.maps)
+        np.testing.assert_array_equal(z["answer_relevance"], expl.answer.relevance)
+    with np.load(export_npz(expl, tmp_path / "full.npz"), allow_pickle=False) as z:
+        assert bool(z["answer_float_stages"])
+        np.testing.assert_array_equal(z["answer_eci"], expl.answer.eci)
