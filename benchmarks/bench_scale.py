@@ -153,6 +153,86 @@ def worker(slots: int, n_answer: int, out: Path, keep_maps: Path | None) -> dict
     return row
 
 
+def gui_row(path: Path, switches: int = 40) -> dict:
+    """The app with the long explanation open, offscreen at 1920 x 1080: token and frame switch
+    (state change until the media view painted), the longest UI stall (a 5 ms heartbeat over
+    opening, switching, and scrolling the filmstrip, the token strip and the timeline), and the
+    process's resident memory."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-bench-cfg-"))
+    import statistics
+
+    import numpy as np
+    from PySide6.QtCore import QThreadPool, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from tam_desktop.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(save_on_close=False)
+    window.resize(1920, 1080)
+    window.show()
+    app.processEvents()
+    view, st = window.pane.media_view, window.state
+    ticks: list[float] = []
+    beat = QTimer()
+    beat.setInterval(5)
+    beat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def pump(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.001)
+
+    def painted_after(change) -> float:
+        done: list[int] = []
+        view.painted.connect(lambda: done.append(1))
+        t0 = time.perf_counter()
+        change()
+        while not done and time.perf_counter() - t0 < 5.0:
+            app.processEvents()
+        view.painted.disconnect()
+        return (time.perf_counter() - t0) * 1000.0
+
+    beat.start()
+    t0 = time.perf_counter()
+    window.open_explanation(str(path))
+    while st.explanation is None and time.perf_counter() - t0 < 60:
+        app.processEvents()
+        time.sleep(0.001)
+    pump(0.05)
+    t_open = time.perf_counter() - t0
+    expl = st.explanation
+    assert expl is not None
+    pump(0.5)
+    rng = np.random.default_rng(0)
+    token_ms = [painted_after(lambda k=int(k): st.set_token(k))
+                for k in rng.integers(0, expl.n_answer, switches)]
+    n_frames = expl.media[0].n_frames
+    frame_ms = [painted_after(lambda f=int(f): st.cursor.set_frame(f))
+                for f in rng.integers(0, n_frames, switches)]
+    pump(0.2)
+    from PySide6.QtWidgets import QScrollArea
+
+    for area in window.findChildren(QScrollArea):
+        bar = area.horizontalScrollBar() if area.horizontalScrollBar().maximum() else \
+            area.verticalScrollBar()
+        for v in np.linspace(0, bar.maximum(), 40):
+            bar.setValue(int(v))
+            pump(0.01)
+    pump(0.2)
+    beat.stop()
+    gaps = np.diff(np.asarray(ticks)) * 1000.0
+    row = {"open": t_open, "token_ms": statistics.median(token_ms),
+           "token_max_ms": max(token_ms), "frame_ms": statistics.median(frame_ms),
+           "frame_max_ms": max(frame_ms), "stall_ms": float(gaps.max() - 5.0),
+           "rss_mib": _rss_kib("VmRSS") / 1024, "peak_mib": _rss_kib("VmHWM") / 1024}
+    window.close()
+    QThreadPool.globalInstance().waitForDone(30_000)
+    return row
+
+
 def _run_worker(tree: Path, slots: int, n_answer: int, tmp: Path, tag: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     maps = tmp / f"{tag}_{slots}_{n_answer}_maps.npy"
@@ -180,7 +260,12 @@ def main() -> None:
     ap.add_argument("--baseline", default=BASELINE, help="git revision of the old path")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--gui-file", help=argparse.SUPPRESS)
+    ap.add_argument("--no-gui", action="store_true", help="skip the GUI row")
     args = ap.parse_args()
+    if args.gui_file:
+        print(json.dumps(gui_row(Path(args.gui_file))))
+        return
     if args.worker:
         slots, n, out, maps = args.worker
         print(json.dumps(worker(int(slots), int(n), Path(out), Path(maps))))
@@ -223,7 +308,26 @@ def main() -> None:
                       f"{w['file_mb'] / o['file_mb']:.2f} | {w['save'] / o['save']:.2f} | "
                       f"{w['reopen'] / o['reopen']:.2f} | |")
             sys.stdout.flush()
+        if 2 in args.sizes and not args.no_gui:
+            _print_gui(tmp / f"new_{SIZES[2][0]}_{SIZES[2][1]}.tam.npz")
         print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def _print_gui(path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--gui-file",
+                           str(path)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"GUI row failed:\n{proc.stdout}\n{proc.stderr}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nGUI, offscreen 1920 x 1080, {path.name} opened in the app (new path only: the "
+          "old one's 332 MB file is what this replaces)")
+    print("| open (read + shown) | token switch median / max | frame switch median / max "
+          "| longest UI stall | process memory now / peak |")
+    print("|---|---|---|---|---|")
+    print(f"| {r['open']:.2f} s | {r['token_ms']:.1f} / {r['token_max_ms']:.1f} ms | "
+          f"{r['frame_ms']:.1f} / {r['frame_max_ms']:.1f} ms | {r['stall_ms']:.0f} ms | "
+          f"{r['rss_mib']:,.0f} / {r['peak_mib']:,.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,15 @@ from tam_engine.core.explanation_file import (
 )
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
-from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap, natural_size, place, strength
+from tam_engine.core.placement import (
+    DEFAULT_LAYER,
+    Layer,
+    PlacedMap,
+    check_layer,
+    natural_size,
+    place,
+    strength,
+)
 from tam_engine.core.spans import FULL_BOX, VisionGrid, grid_slices
 from tam_engine.core.token_maps import TokenKind, TokenMaps
 from tam_engine.core.tokens import special_from_texts, special_mask
@@ -202,6 +210,16 @@ class Explanation:
         if not idx:
             raise KeyError(f"no vision grid for media {media_index}")
         grids = [self.grids[i] for i in idx]
+        if len(idx) == 1 and grids[0].box == FULL_BOX:
+            # One grid over the whole frame (every video of the Qwen families): each slot's
+            # strength is its map's mean, for every layer; all slots at once (a long video has
+            # hundreds of frames and this runs on every token switch).
+            check_layer(layer)
+            g, m = grids[0], np.asarray(maps[idx[0]])
+            per = m.reshape(g.t, -1).mean(axis=1) / 255.0 if m.size else np.zeros(g.t)
+            slots = np.array([self._raw_slot(media_index, f) for f in range(n_frames)],
+                             np.int64)
+            return per[np.minimum(slots, g.t - 1)].astype(np.float32)
         per_slot: dict[int, float] = {}
         out = np.zeros(n_frames, np.float64)
         for f in range(n_frames):

@@ -29,6 +29,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import threading
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -196,12 +198,15 @@ def save_chunked(expl: Explanation, path: str | os.PathLike, *,
 
 # ---------------------------------------------------------------------- reading
 class _Archive:
-    """Members of one file read on demand; refuses once the file changed on disk."""
+    """Stored members of one file read on demand, by offset: the zip directory (hundreds of
+    tiles and frames) is parsed once, and each read opens the file, seeks and checks the CRC.
+    Refuses once the file changed on disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, infos: list[zipfile.ZipInfo]) -> None:
         self.path = path
         st = path.stat()
         self.signature = (st.st_size, st.st_mtime_ns)
+        self.members = {i.filename: i for i in infos if i.compress_type == zipfile.ZIP_STORED}
 
     def read(self, names: list[str]) -> list[bytes]:
         try:
@@ -210,9 +215,22 @@ class _Archive:
                 raise ExplanationFileError(
                     f"{self.path.name} changed on disk after it was opened.",
                     "Open it again.")
-            with zipfile.ZipFile(self.path) as zf:
-                return [zf.read(n) for n in names]
-        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            out = []
+            with open(self.path, "rb") as fh:
+                for name in names:
+                    info = self.members[name]
+                    fh.seek(info.header_offset)
+                    local = fh.read(30)
+                    if local[:4] != b"PK\x03\x04":
+                        raise zipfile.BadZipFile(f"no local header for {name}")
+                    n, m = struct.unpack("<HH", local[26:30])
+                    fh.seek(info.header_offset + 30 + n + m)
+                    data = fh.read(info.compress_size)
+                    if zlib.crc32(data) != info.CRC:
+                        raise zipfile.BadZipFile(f"bad CRC for {name}")
+                    out.append(data)
+            return out
+        except (OSError, KeyError, zipfile.BadZipFile, struct.error) as exc:
             if isinstance(exc, ExplanationFileError):
                 raise
             raise ExplanationFileError(
@@ -229,16 +247,19 @@ class StoredMaps:
         self.shape = (n, n_vision)
         self.row_block, self.cols = row_block, cols
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # views and exports may read from different threads
 
     def _block(self, rb: int) -> np.ndarray:
-        if rb in self._cache:
-            self._cache.move_to_end(rb)
-            return self._cache[rb]
+        with self._lock:
+            if rb in self._cache:
+                self._cache.move_to_end(rb)
+                return self._cache[rb]
         names = [f"{self.kind}_maps/{rb}_{ci}.z" for ci in range(len(self.cols))]
         out = self._decode(rb, self.archive.read(names))
-        self._cache[rb] = out
-        while len(self._cache) > 8:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[rb] = out
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
         return out
 
     def _decode(self, rb: int, blobs: list[bytes]) -> np.ndarray:
@@ -282,6 +303,8 @@ class JpegFrames(LazyFrames):
         self.archive, self.mi = archive, mi
         self.shape = shape
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        # The view reads frames on the UI thread while thumbnails are made on another.
+        self._lock = threading.Lock()
 
     def blob(self, f: int) -> bytes:
         """Frame ``f``'s JPEG bytes as stored."""
@@ -291,18 +314,20 @@ class JpegFrames(LazyFrames):
     def _frame(self, f: int) -> np.ndarray:
         import cv2
 
-        if f in self._cache:
-            self._cache.move_to_end(f)
-            return self._cache[f]
+        with self._lock:
+            if f in self._cache:
+                self._cache.move_to_end(f)
+                return self._cache[f]
         img = cv2.imdecode(np.frombuffer(self.blob(f), np.uint8), cv2.IMREAD_COLOR)
         if img is None or img.shape != self.shape[1:]:
             raise ExplanationFileError(f"{self.archive.path.name} is damaged (frame {f}).",
                                        "Save the explanation again, or explain the media again.")
         out = np.ascontiguousarray(img[..., ::-1])
         out.flags.writeable = False
-        self._cache[f] = out
-        while len(self._cache) > 16:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[f] = out
+            while len(self._cache) > 16:
+                self._cache.popitem(last=False)
         return out
 
     def __getitem__(self, index):
@@ -321,8 +346,8 @@ def load_chunked(path: Path, header: dict) -> Explanation:
     """Read a format-3 file (its header already checked by ``read_header``)."""
     from tam_engine.core.explanation import Explanation, TamOptions
 
-    archive = _Archive(path)
     with zipfile.ZipFile(path) as zf:
+        archive = _Archive(path, zf.infolist())
         names = set(zf.namelist())
 
         def arr(name: str) -> np.ndarray:

@@ -83,3 +83,22 @@ def test_a_phrase_map_reads_the_filtered_stage_of_its_tokens_only():
     with pytest.raises(IndexError):
         expl.vision_vector(40, stage="eci")
     np.testing.assert_array_equal(expl.vision_vector(-1, stage="raw"), expl.answer.raw[-1])
+
+
+@pytest.mark.parametrize("layer", ["tiles", "thumbnail", "fused"])
+def test_frame_strengths_of_one_whole_frame_grid_equal_the_placed_means(layer):
+    """The all-slots-at-once path of a single whole-frame grid gives what strength() gives
+    frame by frame."""
+    from tam_engine.core.placement import strength
+    from tam_engine.testing.synthetic import synthetic_explanation
+
+    expl = synthetic_explanation("video", n_frames=9, n_answer=6)
+    g = expl.grids[0]
+    for tokens in ([2], [0, 3, 5]):
+        maps = expl.selection_grid_maps(tokens, "mean")
+        want = [strength([g], [maps[0][min(expl._raw_slot(0, f), g.t - 1)]], layer)
+                for f in range(11)]
+        got = expl.frame_strengths(tokens, n_frames=11, layer=layer)
+        np.testing.assert_array_equal(got, np.asarray(want, np.float32))
+    with pytest.raises(ValueError):
+        expl.frame_strengths([1], layer="nonsense")  # type: ignore[arg-type]
