@@ -128,6 +128,7 @@ def save_chunked(expl: Explanation, path: str | os.PathLike, *,
         for name in _SCALARS:
             small[f"{tm.kind}_{name}"] = np.asarray(getattr(tm, name))
         maps = tm.maps
+        small[f"{tm.kind}_visual_strength"] = tm.visual_strength()
         for r0 in range(0, len(tm), ROW_BLOCK):
             for ci, (c0, c1) in enumerate(cols):
                 tile = maps[r0:r0 + ROW_BLOCK, c0:c1]
@@ -303,6 +304,7 @@ class JpegFrames(LazyFrames):
         self.archive, self.mi = archive, mi
         self.shape = shape
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._keep = 32  # frames kept decoded (~0.75 MB each at 504 x 504)
         # The view reads frames on the UI thread while thumbnails are made on another.
         self._lock = threading.Lock()
 
@@ -326,7 +328,7 @@ class JpegFrames(LazyFrames):
         out.flags.writeable = False
         with self._lock:
             self._cache[f] = out
-            while len(self._cache) > 16:
+            while len(self._cache) > self._keep:
                 self._cache.popitem(last=False)
         return out
 
@@ -386,8 +388,11 @@ def load_chunked(path: Path, header: dict) -> Explanation:
                                      eci=options.eci, filter=options.filter,
                                      kernel_size=options.kernel_size,
                                      chunk_tokens=int(info["chunk_tokens"]))
-            return TokenMaps(kind=kind, texts=list(texts), maps=maps, source=source,
-                             **{n: arr(f"{kind}_{n}") for n in _SCALARS}, **stages)
+            out = TokenMaps(kind=kind, texts=list(texts), maps=maps, source=source,
+                            **{n: arr(f"{kind}_{n}") for n in _SCALARS}, **stages)
+            if names & {f"{kind}_visual_strength.npy", f"{kind}_visual_strength.npy.z"}:
+                out.stored_strength = arr(f"{kind}_visual_strength")
+            return out
 
         answer = token_maps("answer", header["answer_texts"])
         prompt = (None if header["prompt_texts"] is None

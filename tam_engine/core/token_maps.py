@@ -72,6 +72,8 @@ class TokenMaps:
             k: v for k, v in (("raw", raw), ("eci", eci), ("filtered", filtered))
             if v is not None}
         self.source = source
+        #: visual_strength() as saved in a chunked file (read before the maps themselves).
+        self.stored_strength: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.token_ids.size)
@@ -174,6 +176,8 @@ class TokenMaps:
         """Mean of each token's final map in [0, 1]: how much visual evidence it shows."""
         if self.n_vision == 0:
             return np.zeros(len(self), np.float32)
+        if self.stored_strength is not None and not self.maps_loaded:
+            return self.stored_strength.copy()  # saved with the file: no need to read maps
         maps = self.maps
         out = np.empty(len(self), np.float32)
         for s in range(0, len(self), 64):  # blocks: no float copy of every map at once

@@ -148,3 +148,12 @@ def test_the_npz_export_of_a_file_without_float_stages_says_so(tmp_path):
     with np.load(export_npz(expl, tmp_path / "full.npz"), allow_pickle=False) as z:
         assert bool(z["answer_float_stages"])
         np.testing.assert_array_equal(z["answer_eci"], expl.answer.eci)
+
+
+def test_visual_strength_is_saved_so_the_timeline_needs_no_maps(tmp_path):
+    expl = _video()
+    back = Explanation.load(save_chunked(expl, tmp_path / "e.tam.npz"))
+    np.testing.assert_array_equal(back.answer.visual_strength(), expl.answer.visual_strength())
+    assert not back.answer.maps_loaded
+    back.answer.maps  # noqa: B018 - once read, it is computed from them: the same values
+    np.testing.assert_array_equal(back.answer.visual_strength(), expl.answer.visual_strength())
