@@ -6,11 +6,12 @@ frame, so the frames that carried the evidence stand out.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QObject, QRect, QSize, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -33,23 +34,27 @@ THUMB_H = 64
 BAR_H = 10
 
 
-def thumbnail(frame: np.ndarray, height: int = THUMB_H) -> QPixmap:
-    h, w = frame.shape[:2]
-    tw = max(1, round(w * height / h))
-    small = np.ascontiguousarray(cv2.resize(frame, (tw, height), interpolation=cv2.INTER_AREA))
-    img = QImage(small.data, tw, height, 3 * tw, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(img.copy())
-
-
 class Filmstrip(QWidget):
-    """Thumbnails of the sampled frames; click one to show it."""
+    """Thumbnails of the sampled frames; click one to show it.
+
+    A long video (hundreds of frames, decoded on demand from its file) must not stall the UI:
+    thumbnails are made on a background thread, nearest the current frame first, and painted
+    as they arrive (a grey placeholder until then); only the thumbnails in view are painted,
+    and a thumbnail's place is arithmetic (all frames of a video have one size)."""
 
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self._thumbs: list[QPixmap] = []
+        self._thumbs: list[QPixmap | None] = []
+        self._thumb_w = 0
         self._strengths: np.ndarray | None = None
         self._media_id = 0
+        self._generation = 0
+        self._ready: list[tuple[int, int, np.ndarray]] = []   # (generation, frame, rgb)
+        self._lock = threading.Lock()
+        self._poll = QTimer(self)
+        self._poll.setInterval(30)
+        self._poll.timeout.connect(self._collect)
         self.setMouseTracking(True)
         state.content_changed.connect(self._rebuild)
         state.media_index_changed.connect(self._rebuild)
@@ -63,12 +68,47 @@ class Filmstrip(QWidget):
         m = self.state.current_media
         if m is None or m.n_frames < 2:
             self._thumbs = []
+            self._generation += 1
         elif id(m) != self._media_id or not self._thumbs:
-            self._thumbs = [thumbnail(f) for f in m.frames]
+            self._generation += 1
+            h, w = m.frames.shape[1:3]
+            self._thumb_w = max(1, round(w * THUMB_H / h))
+            self._thumbs = [None] * m.n_frames
+            start = min(self.state.cursor.frame, m.n_frames - 1)
+            order = sorted(range(m.n_frames), key=lambda i: abs(i - start))
+            gen, frames, tw = self._generation, m.frames, self._thumb_w
+            QThreadPool.globalInstance().start(
+                lambda: self._make_thumbnails(gen, frames, tw, order))
+            self._poll.start()
         self._media_id = id(m) if m is not None else 0
         self._update_strengths()
         self.updateGeometry()
         self.adjustSize()
+
+    def _make_thumbnails(self, generation: int, frames, tw: int, order: list[int]) -> None:
+        """Background thread: small RGB arrays only (QPixmaps are made on the UI thread); stops
+        as soon as other media are shown."""
+        for i in order:
+            if generation != self._generation:
+                return
+            small = np.ascontiguousarray(cv2.resize(
+                frames[i], (tw, THUMB_H), interpolation=cv2.INTER_AREA))
+            with self._lock:
+                self._ready.append((generation, i, small))
+
+    def _collect(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for generation, i, small in ready:
+            if generation == self._generation and i < len(self._thumbs):
+                img = QImage(small.data, small.shape[1], small.shape[0], 3 * small.shape[1],
+                             QImage.Format.Format_RGB888)
+                self._thumbs[i] = QPixmap.fromImage(img.copy())
+                r = self._thumb_rect(i)
+                if r is not None:
+                    self.update(r)
+        if all(t is not None for t in self._thumbs):
+            self._poll.stop()
 
     def _update_strengths(self, *_args: object) -> None:
         self._strengths = self.state.frame_strengths() if self._thumbs else None
@@ -85,22 +125,21 @@ class Filmstrip(QWidget):
     def _thumb_rect(self, i: int) -> QRect | None:
         if not 0 <= i < len(self._thumbs):
             return None
-        x = 4 + sum(t.width() + 4 for t in self._thumbs[:i])
-        return QRect(x, 4, self._thumbs[i].width(), THUMB_H)
+        return QRect(4 + i * (self._thumb_w + 4), 4, self._thumb_w, THUMB_H)
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        w = 4 + sum(t.width() + 4 for t in self._thumbs)
+        w = 4 + len(self._thumbs) * (self._thumb_w + 4)
         return QSize(w, THUMB_H + BAR_H + 12) if self._thumbs else QSize(0, 0)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return self.sizeHint()
 
     def frame_at(self, x: int) -> int | None:
-        for i in range(len(self._thumbs)):
-            r = self._thumb_rect(i)
-            if r is not None and r.left() - 2 <= x <= r.right() + 2:
-                return i
-        return None
+        if not self._thumbs:
+            return None
+        i = (x - 2) // (self._thumb_w + 4)
+        r = self._thumb_rect(int(i))
+        return int(i) if r is not None and r.left() - 2 <= x <= r.right() + 2 else None
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
         i = self.frame_at(int(ev.position().x()))
@@ -118,16 +157,24 @@ class Filmstrip(QWidget):
             tip += f"\n{EVIDENCE_LABEL} of the current token {self._strengths[i]:.3f}"
         self.setToolTip(tip)
 
-    def paintEvent(self, _ev: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, ev: QPaintEvent) -> None:  # noqa: N802
         if not self._thumbs:
             return
         p = QPainter(self)
         current = self.state.cursor.frame
         top = self._strengths.max() if self._strengths is not None and self._strengths.size else 0
-        for i, pm in enumerate(self._thumbs):
+        area = ev.rect()
+        step = self._thumb_w + 4
+        first = max(0, (area.left() - 4) // step)
+        last = min(len(self._thumbs), area.right() // step + 1)
+        for i in range(first, last):
             r = self._thumb_rect(i)
             assert r is not None
-            p.drawPixmap(r.topLeft(), pm)
+            pm = self._thumbs[i]
+            if pm is None:
+                p.fillRect(r, QColor("#dadce0"))
+            else:
+                p.drawPixmap(r.topLeft(), pm)
             if self._strengths is not None:
                 v = float(self._strengths[i])
                 # Bar lengths are relative to the strongest frame.

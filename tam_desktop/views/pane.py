@@ -24,6 +24,7 @@ from tam_desktop.views.filmstrip import FrameControls
 from tam_desktop.views.media_view import MediaView
 from tam_desktop.views.text_map_view import TextMapView
 from tam_desktop.views.timeline import TokenTimeline
+from tam_desktop.views.token_find import TokenFind
 from tam_desktop.views.token_strip import TokenStrip
 from tam_engine.core.placement import LAYERS
 from tam_engine.render.scale import MAP_SCALES, SCALE_NAMES
@@ -199,6 +200,8 @@ class ExplanationPane(QWidget):
                                        "several tokens to see a phrase")
         self.prompt_caption = _caption("Prompt tokens")
         tcol.addWidget(self.answer_caption)
+        self.token_find = TokenFind(st, self)
+        tcol.addWidget(self.token_find)
         tcol.addWidget(self.answer_strip)
         tcol.addWidget(self.prompt_caption)
         tcol.addWidget(self.prompt_strip)

@@ -55,7 +55,17 @@ def text_map_html(state: PlaybackState) -> str:
     parts.append(" ".join(chip(i, columns[i]) for i in range(n_prompt)))
     parts.append('</p><p style="color:#5f6368;margin:8px 0 2px 0;">Answer</p>'
                  '<p style="margin:0;">')
-    parts.append(" ".join(chip(n_prompt + j, columns[n_prompt + j]) for j in range(ex.n_answer)))
+    # A long answer shows the answer tokens around the current one: laying out a thousand
+    # coloured spans takes a QTextBrowser a third of a second, on every token switch.
+    centre = k if kind == "answer" else 0
+    lo = max(0, min(centre - ANSWER_WINDOW // 2, ex.n_answer - ANSWER_WINDOW))
+    hi = min(ex.n_answer, lo + ANSWER_WINDOW)
+    if lo > 0:
+        parts.append(f'<span style="color:#5f6368;">… {lo} earlier tokens … </span>')
+    parts.append(" ".join(chip(n_prompt + j, columns[n_prompt + j]) for j in range(lo, hi)))
+    if hi < ex.n_answer:
+        parts.append(f'<span style="color:#5f6368;"> … {ex.n_answer - hi} later tokens …'
+                     "</span>")
     parts.append("</p>")
     return "".join(parts)
 
@@ -83,6 +93,10 @@ def _head(state: PlaybackState) -> str:
                 f"<code>{html.escape(repr(t))}</code>{' ◀' if chosen else ''} {html.escape(percent(p))}"
                 for t, p, chosen in cands)
     return head
+
+
+#: Answer tokens shown in the text map (all of them up to this many).
+ANSWER_WINDOW = 160
 
 
 class TextMapView(QTextBrowser):

@@ -51,6 +51,10 @@ class TokenTimeline(pg.PlotWidget):
         # answers); the phrase is a second path over it.
         self.bars = pg.PlotCurveItem(fillLevel=0.0, brush="#8ab4f8", pen=None)
         self.selection_bars = pg.PlotCurveItem(fillLevel=0.0, brush="#1a73e8", pen=None)
+        # A long answer's bars are thousands of path points: keep them as a pixmap, so moving
+        # the cursor repaints the line, not the bars.
+        for item in (self.bars, self.selection_bars):
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.addItem(self.bars)
         self.addItem(self.selection_bars)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,

@@ -18,7 +18,7 @@ from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.explanation_file import (
     FORMAT_NAME,
-    FORMAT_VERSION,
+    GEOMETRY_VERSION,
     PLAIN_GEOMETRY_VERSION,
     check_archive,
     check_explanation,
@@ -29,7 +29,15 @@ from tam_engine.core.explanation_file import (
 )
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
-from tam_engine.core.placement import DEFAULT_LAYER, Layer, PlacedMap, natural_size, place, strength
+from tam_engine.core.placement import (
+    DEFAULT_LAYER,
+    Layer,
+    PlacedMap,
+    check_layer,
+    natural_size,
+    place,
+    strength,
+)
 from tam_engine.core.spans import FULL_BOX, VisionGrid, grid_slices
 from tam_engine.core.token_maps import TokenKind, TokenMaps
 from tam_engine.core.tokens import special_from_texts, special_mask
@@ -136,9 +144,8 @@ class Explanation:
     # ------------------------------------------------------------------ maps
     def vision_vector(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
                       ) -> np.ndarray:
-        tm = self.tokens(kind)
-        arr = {"raw": tm.raw, "eci": tm.eci, "filtered": tm.filtered, "final": tm.maps}[stage]
-        return arr[k]
+        """Token ``k``'s vision scores at ``stage``; only its block is read or computed."""
+        return self.tokens(kind).stage_rows(stage, [k])[0]
 
     def grid_maps(self, k: int, kind: TokenKind = "answer", stage: Stage = "final"
                   ) -> list[np.ndarray]:
@@ -180,7 +187,11 @@ class Explanation:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ValueError("choose at least one token")
-        rows = self.tokens(kind).filtered[idx].astype(np.float64)
+        tm = self.tokens(kind)
+        if how == "max" and not tm.has_float_stages:
+            # floor(255 * max f) = max floor(255 * f): the uint8 maps give it exactly.
+            return tm.map_rows(idx).max(axis=0)
+        rows = tm.stage_rows("filtered", idx).astype(np.float64)
         if how == "mean":
             v = rows.mean(axis=0)
         elif how == "max":
@@ -215,6 +226,16 @@ class Explanation:
         if not idx:
             raise KeyError(f"no vision grid for media {media_index}")
         grids = [self.grids[i] for i in idx]
+        if len(idx) == 1 and grids[0].box == FULL_BOX:
+            # One grid over the whole frame (every video of the Qwen families): each slot's
+            # strength is its map's mean, for every layer; all slots at once (a long video has
+            # hundreds of frames and this runs on every token switch).
+            check_layer(layer)
+            g, m = grids[0], np.asarray(maps[idx[0]])
+            per = m.reshape(g.t, -1).mean(axis=1) / 255.0 if m.size else np.zeros(g.t)
+            slots = np.array([self._raw_slot(media_index, f) for f in range(n_frames)],
+                             np.int64)
+            return per[np.minimum(slots, g.t - 1)].astype(np.float32)
         per_slot: dict[int, float] = {}
         out = np.zeros(n_frames, np.float64)
         for f in range(n_frames):
@@ -276,8 +297,13 @@ class Explanation:
         """Write one ``.tam.npz`` file atomically (no pickles; arrays + a JSON header).
 
         An explanation that :meth:`load` would refuse (NaN maps, arrays that disagree) is not
-        written: an :class:`ExplanationFileError` says why.
+        written: an :class:`ExplanationFileError` says why. A long explanation (float stages or
+        frames above a few tens of MB) is written in the chunked layout (format 3,
+        :mod:`tam_engine.core.explanation_store`); a short one in formats 1-2, which older
+        releases open too.
         """
+        from tam_engine.core import explanation_store
+
         path = Path(path)
         try:
             check_explanation(self)
@@ -285,6 +311,8 @@ class Explanation:
             raise ExplanationFileError(f"This explanation cannot be saved: {exc}.",
                                        "Explain the media again; if it happens again, the "
                                        "model's weights or dtype may be broken.") from exc
+        if explanation_store.wants_chunked(self):
+            return explanation_store.save_chunked(self, path)
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
             "prompt_positions": self.prompt_positions.astype(np.int64),
@@ -304,7 +332,7 @@ class Explanation:
             arrays["cand_probs"] = self.candidates.probs
         media_meta = []
         for mi, m in enumerate(self.media):
-            arrays[f"media{mi}_frames"] = m.frames
+            arrays[f"media{mi}_frames"] = np.asarray(m.frames)
             arrays[f"media{mi}_frame_slot"] = m.frame_slot
             arrays[f"media{mi}_timestamps"] = m.timestamps
             media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps})
@@ -312,7 +340,7 @@ class Explanation:
             "format": FORMAT_NAME,
             "version": (PLAIN_GEOMETRY_VERSION
                         if all(g.box == FULL_BOX and g.role == "full" for g in self.grids)
-                        else FORMAT_VERSION),
+                        else GEOMETRY_VERSION),
             "input_len": int(self.input_len),
             "token_texts": list(self.token_texts),
             "grids": [g.to_meta() for g in self.grids],
@@ -363,7 +391,12 @@ class Explanation:
         with npz:
             header = read_header(npz, path)
             try:
-                expl = cls._from_npz(npz, header)
+                if int(header.get("version", 0)) >= 3:
+                    from tam_engine.core.explanation_store import load_chunked
+
+                    expl = load_chunked(path, header)
+                else:
+                    expl = cls._from_npz(npz, header)
                 check_explanation(expl)
                 return expl
             except (KeyError, ValueError, TypeError, AttributeError, IndexError, OSError,

@@ -33,7 +33,9 @@ FORMAT_NAME = "tam-explanation"
 #: ``role``); a file whose grids all show their whole media item is still written as version 1,
 #: which older releases open, while a cropped or tiled one is version 2, which they refuse rather
 #: than draw its maps over the wrong region.
-FORMAT_VERSION = 2
+#: Version 3 is the chunked layout of long explanations (core.explanation_store).
+FORMAT_VERSION = 3
+GEOMETRY_VERSION = 2
 PLAIN_GEOMETRY_VERSION = 1
 
 _OPEN_HINT = "Open a .tam.npz file saved by tam-desktop or by `tam explain`."

@@ -91,7 +91,8 @@ def export_json(expl: Explanation, path: str | os.PathLike) -> Path:
 
 
 def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
-    """The maps as arrays: per kind, the uint8 maps and the raw/ECI/filtered float maps, and
+    """The maps as arrays: per kind, the uint8 maps and the raw/ECI/filtered float maps (left
+    out, with ``{kind}_float_stages`` False, when a reopened long explanation lacks them), and
     each grid's maps reshaped to ``(N, t, h, w)``; each grid's media item, role and box of the
     original frame (``(x0, y0, x1, y1)`` fractions) to place them. No pickles."""
     arrays: dict[str, np.ndarray] = {}
@@ -101,8 +102,13 @@ def export_npz(expl: Explanation, path: str | os.PathLike) -> Path:
             continue
         arrays[f"{kind}_texts"] = np.array(tm.texts, dtype=str)
         arrays[f"{kind}_ids"] = tm.token_ids
+        # A long explanation reopened from its file may have only its final maps (its float
+        # stages were not saved): the export then says so instead of holding them.
+        stages = tm.has_float_stages
+        arrays[f"{kind}_float_stages"] = np.array(stages)
         for name in ("maps", "raw", "eci", "filtered", "relevance", "context"):
-            arrays[f"{kind}_{name}"] = np.asarray(getattr(tm, name))
+            if stages or name not in ("raw", "eci", "filtered"):
+                arrays[f"{kind}_{name}"] = np.asarray(getattr(tm, name))
         for gi, maps in enumerate(_grid_stacks(expl, kind)):
             arrays[f"{kind}_grid{gi}"] = maps
     arrays["grid_shapes"] = np.array([[g.t, g.h, g.w] for g in expl.grids], np.int64).reshape(-1, 3)

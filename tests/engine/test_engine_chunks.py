@@ -1,0 +1,104 @@
+"""The engine block by block (issue 16): chunked and unchunked runs against the reference, and
+float stages produced on demand equal to the ones an eager run computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_engine_reference import SETTINGS, assert_matches, cases
+
+from tam_engine.core.engine import explain_from_scores, score_table
+from tam_engine.core.explanation import TamOptions
+from tam_engine.core.token_maps import FLOAT_STAGES
+from tam_engine.testing.reference import reference_explain
+from tam_engine.testing.synthetic import synthetic_inputs
+
+
+def _run(inputs, options: TamOptions, chunk: int | None):
+    return explain_from_scores(inputs, score_table(inputs), options, chunk_tokens=chunk)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(cases(), st.sampled_from([1, 2, 3]))
+def test_chunked_and_unchunked_runs_match_the_reference(case, st_chunk):
+    inputs, options = case
+    ref = reference_explain(inputs, eci=options.eci, filter=options.filter,
+                            kernel_size=options.kernel_size,
+                            explain_prompt=options.explain_prompt)
+    whole = _run(inputs, options, None)
+    chunked = _run(inputs, options, st_chunk)
+    for got in (whole, chunked):
+        assert_matches(got.answer, ref.answer)
+        if options.explain_prompt:
+            assert got.prompt is not None and ref.prompt is not None
+            assert_matches(got.prompt, ref.prompt)
+    # The blocks only change the BLAS kernel's rounding of the interference (the ECI weights
+    # are quotients, not exact even for dyadic inputs): raw maps are the same bits, the rest
+    # agrees to float64 rounding before the float32 cast.
+    for kind in ("answer", "prompt") if options.explain_prompt else ("answer",):
+        a, b = whole.tokens(kind), chunked.tokens(kind)
+        np.testing.assert_array_equal(a.stage("raw"), b.stage("raw"))
+        for name in ("eci", "filtered"):
+            np.testing.assert_allclose(a.stage(name), b.stage(name), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5, 64])
+def test_stages_asked_later_equal_the_eager_run_bit_for_bit(chunk):
+    rng = np.random.default_rng(3)
+    inputs = synthetic_inputs(rng, d=16, vocab=12, grids=((3, 5, 6), (1, 4, 4)), n_prompt=6,
+                              n_answer=23, values="gaussian", bias=True)
+    expl = _run(inputs, TamOptions(), chunk)
+    for tm in (expl.answer, expl.prompt):
+        assert tm is not None and tm.source is not None
+        # The uint8 maps kept while explaining are what the stage source produces again.
+        again = np.concatenate([tm.source.chunk(c).maps for c in range(tm.source.n_chunks)])
+        np.testing.assert_array_equal(again, tm.maps)
+        whole = {name: tm.stage(name) for name in FLOAT_STAGES}
+        for arr in whole.values():
+            assert arr.dtype == np.float32 and arr.shape == tm.maps.shape
+        # Token by token, in any order, the same rows.
+        order = rng.permutation(len(tm))
+        for k in order:
+            for name in FLOAT_STAGES:
+                np.testing.assert_array_equal(expl.vision_vector(int(k), tm.kind, name),
+                                              whole[name][k])
+        # The uint8 maps are floor(255 * filtered), as the method says.
+        np.testing.assert_array_equal(
+            tm.maps, np.multiply(whole["filtered"], 255.0, dtype=np.float64).astype(np.uint8))
+        np.testing.assert_array_equal(tm.map_rows(order), tm.maps[order])
+
+
+def test_a_phrase_map_reads_the_filtered_stage_of_its_tokens_only():
+    rng = np.random.default_rng(5)
+    inputs = synthetic_inputs(rng, d=16, vocab=30, grids=((2, 6, 6),), n_prompt=3,
+                              n_answer=40, values="gaussian")
+    expl = _run(inputs, TamOptions(), 8)
+    filtered = expl.answer.stage("filtered")
+    for how in ("mean", "max"):
+        want = getattr(filtered[[1, 17, 33]].astype(np.float64), how)(axis=0)
+        np.testing.assert_array_equal(expl.combined_vector([1, 17, 33], how),
+                                      (np.clip(want, 0, 1) * 255.0).astype(np.uint8))
+    with pytest.raises(IndexError):
+        expl.vision_vector(40, stage="eci")
+    np.testing.assert_array_equal(expl.vision_vector(-1, stage="raw"), expl.answer.raw[-1])
+
+
+@pytest.mark.parametrize("layer", ["tiles", "thumbnail", "fused"])
+def test_frame_strengths_of_one_whole_frame_grid_equal_the_placed_means(layer):
+    """The all-slots-at-once path of a single whole-frame grid gives what strength() gives
+    frame by frame."""
+    from tam_engine.core.placement import strength
+    from tam_engine.testing.synthetic import synthetic_explanation
+
+    expl = synthetic_explanation("video", n_frames=9, n_answer=6)
+    g = expl.grids[0]
+    for tokens in ([2], [0, 3, 5]):
+        maps = expl.selection_grid_maps(tokens, "mean")
+        want = [strength([g], [maps[0][min(expl._raw_slot(0, f), g.t - 1)]], layer)
+                for f in range(11)]
+        got = expl.frame_strengths(tokens, n_frames=11, layer=layer)
+        np.testing.assert_array_equal(got, np.asarray(want, np.float32))
+    with pytest.raises(ValueError):
+        expl.frame_strengths([1], layer="nonsense")  # type: ignore[arg-type]
