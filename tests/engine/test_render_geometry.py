@@ -84,7 +84,7 @@ def test_exports_follow_the_layer_and_the_crop(tmp_path):
 
     expl = cropped()
     frame = expl.media[0].frames[0]
-    first = next(sweep_frames(expl, caption=False))
+    first = next(sweep_frames(expl, caption=False, width=frame.shape[1]))   # the media size
     assert np.array_equal(first[:, :40], frame[:, :40])
     page = export_html(expl, tmp_path / "p.html").read_text()
     import base64
