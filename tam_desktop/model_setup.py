@@ -70,8 +70,9 @@ def compute_plan(model: str, dtype: str = "auto") -> PlanResult:
                      "a quarter of the memory; weights approximated (lm_head stays exact)."),
                     ("8-bit (bitsandbytes)", ModelPlacement(quantization="8bit"),
                      "half the memory; slower; weights approximated (lm_head stays exact).")]
-    if not proposal.fits:
+    if not proposal.fits:  # nothing to propose: the plain choices remain, with the warning
         lines.append("This model does not fit on this machine, even with disk offload.")
+        choices = choices[1:]
     return lines, choices
 
 
