@@ -43,8 +43,9 @@ import numpy as np
 
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
-from tam_engine.core.explanation_file import FORMAT_NAME, json_default
+from tam_engine.core.explanation_file import FORMAT_NAME, check_npy_member, json_default
 from tam_engine.core.inputs import Candidates
+from tam_engine.core.limits import limit
 from tam_engine.core.media import LazyFrames, MediaItem
 from tam_engine.core.spans import FULL_BOX, VisionGrid, grid_slices
 from tam_engine.core.stages import StageSource
@@ -269,7 +270,7 @@ class StoredMaps:
         out = np.empty((rows, self.shape[1]), np.uint8)
         for (c0, c1), blob in zip(self.cols, blobs):
             try:
-                tile = np.frombuffer(zlib.decompress(blob), np.uint8)
+                tile = np.frombuffer(inflate(blob, rows * (c1 - c0)), np.uint8)
                 out[:, c0:c1] = tile.reshape(rows, c1 - c0)
             except (zlib.error, ValueError) as exc:
                 raise ExplanationFileError(
@@ -344,6 +345,16 @@ class JpegFrames(LazyFrames):
             np.zeros((0, *self.shape[1:]), np.uint8)
 
 
+def inflate(blob: bytes, max_bytes: int) -> bytes:
+    """``zlib.decompress`` that stops at ``max_bytes``: a member that inflates beyond what it
+    may hold (a zip bomb, or damage) raises ``zlib.error`` instead of filling the memory."""
+    d = zlib.decompressobj()
+    out = d.decompress(blob, max_bytes)
+    if d.unconsumed_tail or not d.eof:
+        raise zlib.error(f"a member inflates beyond {max_bytes:,} bytes or is truncated")
+    return out
+
+
 def load_chunked(path: Path, header: dict) -> Explanation:
     """Read a format-3 file (its header already checked by ``read_header``)."""
     from tam_engine.core.explanation import Explanation, TamOptions
@@ -354,8 +365,9 @@ def load_chunked(path: Path, header: dict) -> Explanation:
 
         def arr(name: str) -> np.ndarray:
             if name + ".npy.z" in names:
-                data = io.BytesIO(zlib.decompress(zf.read(name + ".npy.z")))
-                return np.lib.format.read_array(data, allow_pickle=False)
+                raw = inflate(zf.read(name + ".npy.z"), limit("array_bytes"))
+                check_npy_member(path, name, io.BytesIO(raw), len(raw))
+                return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
             with zf.open(name + ".npy") as fh:
                 return np.lib.format.read_array(fh, allow_pickle=False)
 

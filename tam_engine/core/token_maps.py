@@ -97,6 +97,15 @@ class TokenMaps:
     def maps_loaded(self) -> bool:
         return isinstance(self._maps, np.ndarray)
 
+    @property
+    def maps_shape(self) -> tuple[int, ...]:
+        """The maps' shape, known without reading them from the file."""
+        return tuple(int(n) for n in self._maps.shape)
+
+    def stages_held(self) -> dict[str, np.ndarray]:
+        """The float stages held in memory now (the others are derived on demand)."""
+        return dict(self._stages)
+
     def map_rows(self, idx) -> np.ndarray:
         """Rows ``idx`` of the uint8 maps, without reading the others from the file."""
         idx = np.asarray(idx, np.int64).reshape(-1)

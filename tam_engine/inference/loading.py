@@ -195,7 +195,6 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         path = Path(name).expanduser()
         _check_local_folder(path, allow_pickle)
         check_config_file(path)
-        check_tokenizer_files(path)
         name = str(path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
@@ -212,6 +211,8 @@ def load_model(name_or_path: str | os.PathLike, device: str = "auto", dtype: str
         raise refusal
     placement = placement or ModelPlacement()
     check_checkpoint_quantization(config, placement, name)
+    if Path(name).is_dir():
+        check_tokenizer_files(Path(name))
     try:
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ImportError as exc:

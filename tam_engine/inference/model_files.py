@@ -121,9 +121,10 @@ def check_tokenizer_files(folder: Path) -> None:
     """A local model folder must hold its tokenizer's files: without them transformers may
     still build a processor, whose run fails with an obscure "Mismatch in image token count"."""
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
-        raise ModelLoadError(f"{folder} has no tokenizer files.",
-                             "Copy the model's tokenizer files (tokenizer.json, "
-                             "tokenizer_config.json) into the folder.")
+        raise ModelLoadError(f"{folder} has no tokenizer files, so its processor cannot be "
+                             "loaded.",
+                             "Copy the model's tokenizer and processor files (tokenizer.json, "
+                             "tokenizer_config.json, processor_config.json) into the folder.")
 
 
 def config_value_errors() -> tuple[type[BaseException], ...]:
