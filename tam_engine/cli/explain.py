@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tam_engine.batch.items import is_batch_source
+from tam_engine.cli import batch as cli_batch
 from tam_engine.cli import export as cli_export
 from tam_engine.cli.exitcodes import ExitCode, UsageError
 from tam_engine.cli.options import (
@@ -48,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "say")
     cli_export.add_export_options(p, prefix="export-",
                                   title="export options (for --export; as in `tam export`)")
+    cli_batch.add_batch_options(p)
     p.set_defaults(func=run)
 
 
@@ -66,6 +69,8 @@ def _resolve_defaults(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_batch_source(args.media):  # a folder, a glob or a manifest: many items
+        return cli_batch.run(args)
     from tqdm import tqdm
 
     from tam_engine.core.explanation import TamOptions
