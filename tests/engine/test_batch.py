@@ -185,3 +185,47 @@ def test_a_resume_with_other_settings_is_refused(folder, tmp_path):
     run_batch(items, fake_explain, tmp_path / "o", config={"model": "m1"}, progress=False)
     with pytest.raises(ResumeMismatchError, match="model"):
         run_batch(items, fake_explain, tmp_path / "o", config={"model": "m2"}, progress=False)
+
+
+def test_arrange_filters_and_sorts_records():
+    from tam_engine.batch.browse import arrange, word_evidence
+
+    def rec(answer, words, status="ok", top=0):
+        return {"answer": answer, "status": status, "top_word": top if words else None,
+                "words": [{"text": t, "tokens": [i], "evidence": e}
+                          for i, (t, e) in enumerate(words)]}
+
+    recs = [rec("A dog.", [("A", .9), ("dog.", .2)], top=1),
+            rec("Two Dogs", [("Two", .1), ("Dogs", .7)], top=1),
+            rec(None, [], status="error"),
+            rec("a cat", [("a", .5), ("cat", .6)], top=1)]
+    assert word_evidence(recs[0], "DOG") == .2 and word_evidence(recs[1], "dog") is None
+    assert arrange(recs, text="dog") == [0]
+    assert arrange(recs, status="error") == [2]
+    assert arrange(recs, sort="evidence", word="a") == [0, 3, 1, 2]
+    assert arrange(recs, sort="evidence") == [1, 3, 0, 2]  # strongest content word
+    assert arrange(recs, sort="evidence", descending=False) == [0, 3, 1, 2]
+    assert arrange(recs, sort="answer") == [2, 3, 0, 1]
+    assert arrange(recs, sort="status") == [2, 0, 1, 3]
+    with pytest.raises(ValueError):
+        arrange(recs, sort="size")
+
+
+def test_thumbnail_shows_the_top_word_and_is_cached(tmp_path):
+    from tam_engine.batch.thumbnails import cached_thumbnail, render_thumbnail
+    from tam_engine.render.figure import map_over, resize_frame
+
+    _png(tmp_path / "a.png", 0)
+    run_batch(collect_items(str(tmp_path / "*.png")), fake_explain, tmp_path / "out",
+              progress=False)
+    (rec,) = read_index(tmp_path / "out")
+    assert rec["top_word"] is not None
+    expl = Explanation.load(tmp_path / "out" / rec["file"])
+    tokens = rec["words"][rec["top_word"]]["tokens"]
+    expected = map_over(resize_frame(expl.media[0].frames[0], 160), expl, tokens[0],
+                        tokens=tokens)
+    np.testing.assert_array_equal(render_thumbnail(tmp_path / "out", rec), expected)
+    path = cached_thumbnail(tmp_path / "out", rec)
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), expected)
+    stamp = path.stat().st_mtime_ns
+    assert cached_thumbnail(tmp_path / "out", rec) == path and path.stat().st_mtime_ns == stamp
