@@ -92,3 +92,31 @@ def _run(args: argparse.Namespace, out: Path) -> int:
                   "explaining a given answer (teacher forcing) is not supported yet; the index "
                   "notes it per item.", file=sys.stderr)
     return ExitCode.OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``tam export BATCH report``: the batch as one self-contained HTML page."""
+    from tqdm import tqdm
+
+    from tam_engine.batch.report import write_report
+
+    folder = Path(args.explanation)
+    if args.what != "report":
+        raise UsageError(f"{folder} is a folder: only a report is written for a batch.",
+                         f"tam export {folder} report")
+    if not folder.is_dir():
+        raise UsageError(f"a report is written for a batch folder, and {folder} is not one.",
+                         "Give the --out folder of `tam explain FOLDER|GLOB|MANIFEST`.")
+    out = Path(args.out) if args.out else folder / "report.html"
+    with tqdm(unit="item", desc="report", file=sys.stderr, dynamic_ncols=True) as bar:
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            path = write_report(folder, out, cmap=args.export_cmap,
+                                opacity=args.export_opacity, tick=tick)
+        except KeyboardInterrupt:
+            raise Interrupted("Nothing was written.") from None  # written atomically
+    print(f"wrote {path}", file=sys.stderr)
+    return ExitCode.OK

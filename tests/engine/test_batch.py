@@ -229,3 +229,23 @@ def test_thumbnail_shows_the_top_word_and_is_cached(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), expected)
     stamp = path.stat().st_mtime_ns
     assert cached_thumbnail(tmp_path / "out", rec) == path and path.stat().st_mtime_ns == stamp
+
+
+def test_report_is_one_self_contained_page(folder, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "out"
+    run_batch(collect_items(str(folder)), fake_explain, out, progress=False)
+    assert main(["export", str(out), "report"]) == 0
+    page = (out / "report.html").read_text()
+    recs = read_index(out)
+    assert page.count('class="card"') == 4 and page.count('class="card err"') == 1
+    assert "not a readable image" in page
+    maps = json.loads(re.search(r"const MAPS = (\{.*?\});\n", page).group(1))
+    for n, rec in enumerate(recs):
+        for j in range(len(rec["words"])):
+            assert maps[f"i{n}w{j}"].startswith("data:image/png;base64,")
+    assert "http://" not in page and "https://" not in page
+    # A single explanation is not a batch; a batch folder gives only a report.
+    assert main(["export", str(out), "png"]) == 2
+    assert "only a report" in capsys.readouterr().err
