@@ -41,6 +41,7 @@ class GalleryModel(QAbstractListModel):
         self._failed: set[int] = set()
         self._generation = 0
         self._workers: set[Any] = set()
+        self._empty = QPixmap()
 
     # ------------------------------------------------------------------ content
     def set_batch(self, folder: Path, records: list[dict]) -> None:
@@ -73,6 +74,9 @@ class GalleryModel(QAbstractListModel):
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.rows)
 
+    def has_thumbnail(self, row: int) -> bool:
+        return self.rows[row] in self._pixmaps
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.rows):
             return None
@@ -91,7 +95,8 @@ class GalleryModel(QAbstractListModel):
         return None
 
     # ------------------------------------------------------------------ thumbnails
-    def _pixmap(self, n: int) -> QPixmap | None:
+    def _pixmap(self, n: int) -> QPixmap:
+        """The thumbnail, or an empty pixmap (asked for, it arrives with ``dataChanged``)."""
         pm = self._pixmaps.get(n)
         if pm is not None:
             self._pixmaps.move_to_end(n)
@@ -101,7 +106,7 @@ class GalleryModel(QAbstractListModel):
                 self._wanted.remove(n)
             self._wanted.append(n)
             self._pump()
-        return None
+        return self._empty
 
     def _pump(self) -> None:
         while self._wanted and len(self._in_flight) < MAX_IN_FLIGHT:

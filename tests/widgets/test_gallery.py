@@ -85,8 +85,8 @@ def test_sort_by_the_evidence_of_a_word_keeps_the_selection(gallery):
 
 def test_thumbnails_come_from_a_worker_and_are_cached_on_disk(gallery, qtbot, batch):
     model = gallery.model
-    qtbot.waitUntil(lambda: model.data(model.index(0), Qt.ItemDataRole.DecorationRole)
-                    is not None, timeout=20_000)
+    assert model.data(model.index(0), Qt.ItemDataRole.DecorationRole).isNull()  # asked for
+    qtbot.waitUntil(lambda: model.has_thumbnail(0), timeout=20_000)
     pm = model.data(model.index(0), Qt.ItemDataRole.DecorationRole)
     assert pm.width() == 160
     assert list((batch / ".thumbnails").glob("*.png"))
