@@ -20,7 +20,7 @@ import numpy as np
 from tam_engine.batch.items import BatchItem
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.words import group_words
-from tam_engine.eval.runner import read_records
+from tam_engine.eval.runner import clean_caption, read_records
 from tam_engine.eval.words import is_function_word
 
 INDEX_FILE = "index.jsonl"
@@ -54,7 +54,8 @@ def ok_record(item: BatchItem, expl: Explanation, file: str, seconds: dict) -> d
     words, top = item_words(expl)
     rec = _item_fields(item)
     rec.update({
-        "status": "ok", "file": file, "answer": expl.answer_text,
+        # The answer as read: without the special tokens a chat model ends it with.
+        "status": "ok", "file": file, "answer": clean_caption(expl.answer.texts, expl.special()),
         "tokens": list(expl.answer.texts),
         "visual_evidence": [round(float(v), 4) for v in expl.answer.visual_strength()],
         "words": words, "top_word": top, "seconds": seconds,
