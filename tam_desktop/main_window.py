@@ -22,6 +22,7 @@ from tam_desktop.compare.window import CompareWindow
 from tam_desktop.controller import RunController
 from tam_desktop.dialogs import show_about, show_settings_problems, show_shortcuts
 from tam_desktop.export_menu import ExportMenu
+from tam_desktop.gallery.host import GalleryHost
 from tam_desktop.model_setup import ModelSetupDialog, open_model_setup
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.models.text import timings_text
@@ -79,6 +80,8 @@ class MainWindow(AppWindow):
         col.addWidget(self.pane, 1)
         self.setCentralWidget(central)
         self.statusBar().addPermanentWidget(self.run_panel.status_widget)
+        self.gallery = GalleryHost(self, self.open_explanation, self.tasks.submit,
+                                   self.report_error, self.show_status)  # File > Open Batch
         self.setAcceptDrops(True)
         self.setWindowTitle("tam-desktop")
         self._build_actions()
@@ -114,10 +117,13 @@ class MainWindow(AppWindow):
         self.act_open = act("&Open Image or Video…", self.open_media_dialog, K.Open)
         self.act_open_expl = act("Open &Explanation…", self.open_explanation_dialog,
                                  "Ctrl+Shift+O")
+        self.act_open_batch = act("Open &Batch…", lambda: self.gallery.open_dialog(
+            self.settings.last_dir), "Ctrl+Shift+B")
         self.act_save_expl = act("&Save Explanation…", self.save_explanation_dialog, K.Save)
         self.act_quit = act("&Quit", self.close, K.Quit)
         self.act_run = act("&Run", self.run, "Ctrl+R")
-        self.act_cancel = act("&Cancel Run", self.cancel_run, "Esc")
+        # Escape first goes back to the gallery an item was opened from, else cancels a run.
+        self.act_cancel = act("&Cancel Run", self._on_escape, "Esc")
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
         self.act_choose_model = act("Choose Model &Folder…", self.run_panel.browse_model_folder)
         self.act_model_setup = act("Model &Setup: Memory, Placement, Download…",
@@ -143,6 +149,7 @@ class MainWindow(AppWindow):
         self.recent_menu = RecentMenu(lambda: self.settings, self.open_paths, self)
         self.add_menus({
             "&File": [self.act_open, self.recent_menu, None, self.act_open_expl,
+                      self.act_open_batch,
                       self.act_save_expl, self.export.menu, None, self.act_quit],
             "&Model": [self.act_run, self.act_cancel, None, self.act_compare, None,
                        self.act_choose_model, self.act_model_setup, self.act_gen],
@@ -284,6 +291,10 @@ class MainWindow(AppWindow):
         self.tasks.forget("content")
         self._auto_run = auto
         self.controller.start(request)
+
+    def _on_escape(self) -> None:
+        if not self.gallery.back():
+            self.cancel_run()
 
     def cancel_run(self) -> None:
         self.controller.cancel()

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tam_engine.batch.items import is_batch_source
+from tam_engine.cli import batch as cli_batch
 from tam_engine.cli import export as cli_export
 from tam_engine.cli.download import fetch_model
 from tam_engine.cli.exitcodes import ExitCode, UsageError
@@ -58,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "say")
     cli_export.add_export_options(p, prefix="export-",
                                   title="export options (for --export; as in `tam export`)")
+    cli_batch.add_batch_options(p)
     p.set_defaults(func=run)
 
 
@@ -109,6 +112,8 @@ def new_run_folder(root: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_batch_source(args.media):  # a folder, a glob or a manifest: many items
+        return cli_batch.run(args)
     from tqdm import tqdm
 
     from tam_engine.core.explanation import TamOptions

@@ -152,8 +152,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "self-contained page: hover a token to see its map), json (tokens, ids, relevances, "
         "candidates), npz (the maps as arrays).",
         epilog="Example: tam export run/explanation.tam.npz sweep --fps 4 --out sweep.mp4")
-    p.add_argument("explanation", metavar="EXPLANATION", help="a .tam.npz file")
-    p.add_argument("what", choices=WHATS, metavar="WHAT", help=", ".join(WHATS))
+    p.add_argument("explanation", metavar="EXPLANATION", help="a .tam.npz file (for report: "
+                   "the output folder of a batch `tam explain`)")
+    p.add_argument("what", choices=(*WHATS, "report"), metavar="WHAT",
+                   help=", ".join(WHATS) + "; report (of a batch folder: one HTML page)")
     p.add_argument("--out", metavar="PATH", help="output file or folder (default: beside the "
                    "explanation, named after it)")
     add_export_options(p)
@@ -163,6 +165,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tam_engine.core.explanation import Explanation
 
+    if args.what == "report" or Path(args.explanation).is_dir():
+        from tam_engine.cli.batch import run_report
+
+        return run_report(args)
     options = ExportOptions.from_args(args).check()
     src = Path(args.explanation)
     try:

@@ -38,17 +38,17 @@ def relevance_rows(expl: Explanation, kind: TokenKind) -> list[list[float | None
     return rows
 
 
-def _data_uri(image: np.ndarray) -> str:
+def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
-def _smallest_uri(image: np.ndarray) -> str:
+def smallest_uri(image: np.ndarray) -> str:
     """A frame as PNG or JPEG, whichever is smaller (photos: JPEG; drawings: PNG)."""
     import io
 
     from PIL import Image
 
-    png = _data_uri(image)
+    png = data_uri(image)
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=90)
     jpg = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -65,14 +65,16 @@ def _token_html(text: str, attrs: str) -> str:
             + ("<br>" if br else ""))
 
 
-def _heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, frame: int,
-                cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool,
-                scale: MapScale = DEFAULT_SCALE) -> np.ndarray:
-    """Token ``k``'s coloured map placed where the grids looked, at ``size``; transparent
-    (RGBA) where no grid saw the picture, so the page shows the plain frame there."""
-    top = scale_top(expl, [k], scale, media_index, kind=kind)
-    placed = expl.placed_selection([k], media_index, frame, kind=kind, layer=layer, size=size,
-                                   as_float=top < 255)
+def heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, frame: int,
+               cmap: str, size: tuple[int, int], layer: Layer, tile_borders: bool,
+               scale: MapScale = DEFAULT_SCALE, tokens: list[int] | None = None) -> np.ndarray:
+    """Token ``k``'s coloured map (or that of the selection ``tokens``, a word's) placed where
+    the grids looked, at ``size``; transparent (RGBA) where no grid saw the picture, so the
+    page shows the plain frame there."""
+    chosen = tokens or [k]
+    top = scale_top(expl, chosen, scale, media_index, kind=kind)
+    placed = expl.placed_selection(chosen, media_index, frame, kind=kind, layer=layer,
+                                   size=size, as_float=top < 255)
     img = heatmap(placed.values, size, cmap, vmax=top / 255.0)
     if tile_borders:
         img = draw_boxes(img, border_boxes(
@@ -83,7 +85,7 @@ def _heat_layer(expl: Explanation, k: int, kind: TokenKind, media_index: int, fr
     return np.concatenate([img, alpha[..., None]], axis=2)
 
 
-def _cells_across(expl: Explanation, media_index: int) -> int:
+def cells_across(expl: Explanation, media_index: int) -> int:
     """How many cells the item's finest grid has across the whole frame."""
     grids = [expl.grids[i] for i in expl.item_grids(media_index)] or expl.grids[:1]
     return max(int(round(g.w / (g.box[2] - g.box[0]))) for g in grids)
@@ -107,7 +109,7 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
         shown = range(m.n_frames) if m.kind == "video" else [min(frame, m.n_frames - 1)]
         frames = [resize_frame(m.frames[f], image_width) for f in shown]
         size = (frames[0].shape[1], frames[0].shape[0])
-        frame_uris = [_smallest_uri(f) for f in frames]
+        frame_uris = [smallest_uri(f) for f in frames]
         slots = [int(m.frame_slot[f]) for f in shown]
         times = [round(float(m.timestamps[f]), 3) for f in shown]
         frame = frame if m.kind == "video" else 0
@@ -131,11 +133,11 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
             if not expl.grids:
                 continue
             # 16 px per cell is smooth enough; the browser scales the rest of the way.
-            hw = min(size[0], _cells_across(expl, media_index) * 16)
+            hw = min(size[0], cells_across(expl, media_index) * 16)
             hh = max(1, int(round(hw * size[1] / size[0])))
             for slot, i in slot_frame.items():
                 shown_frame = i if len(frame_uris) > 1 else frame
-                maps[f"{kind[0]}{k}s{slot}"] = _data_uri(_heat_layer(
+                maps[f"{kind[0]}{k}s{slot}"] = data_uri(heat_layer(
                     expl, k, kind, media_index, shown_frame, cmap, (hw, hh), layer,
                     tile_borders, scale))
     if tick is not None:
