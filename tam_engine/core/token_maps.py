@@ -17,7 +17,7 @@ FLOAT_STAGES: tuple[FloatStage, ...] = ("raw", "eci", "filtered")
 
 # A whole float stage is kept once computed when it is this small (every explanation of one
 # image); a long video's stages (170 MB each at 128 slots x 1,024 tokens) are produced again.
-_KEEP_STAGE_BYTES = 32 * 2**20
+KEEP_STAGE_BYTES = 32 * 2**20
 
 
 class MapRows(Protocol):
@@ -127,7 +127,7 @@ class TokenMaps:
             return self._stages[stage]
         assert self.source is not None
         out = self.source.stage(stage)
-        if out.nbytes <= _KEEP_STAGE_BYTES:
+        if out.nbytes <= KEEP_STAGE_BYTES:
             self._stages[stage] = out
         return out
 
