@@ -24,6 +24,7 @@ from tam_engine.core.explanation_file import (
     not_an_explanation,
     read_header,
 )
+from tam_engine.core.explanation_store import load_chunked, save_chunked, wants_chunked
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import (
@@ -283,10 +284,8 @@ class Explanation:
         A long explanation (float stages or frames above a few tens of MB) is written in the
         chunked layout (format 3, :mod:`tam_engine.core.explanation_store`); a short one in
         formats 1-2, which older releases open too."""
-        from tam_engine.core import explanation_store
-
-        if explanation_store.wants_chunked(self):
-            return explanation_store.save_chunked(self, path)
+        if wants_chunked(self):
+            return save_chunked(self, path)
         path = Path(path)
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
@@ -367,9 +366,7 @@ class Explanation:
             header = read_header(npz, path)
             try:
                 if int(header.get("version", 0)) >= 3:
-                    from tam_engine.core.explanation_store import load_chunked
-
-                    return load_chunked(path, header)
+                    return load_chunked(path, header, cls, TamOptions)
                 return cls._from_npz(npz, header)
             except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile,
                     zlib.error) as exc:

@@ -52,6 +52,11 @@ class TokenMaps:
     ``norm_lo``/``norm_hi`` are the joint min/max used to normalise vision and text together.
     """
 
+    #: The public attributes, in the order the class had them as a dataclass (what comparing
+    #: two sets of maps compares).
+    FIELDS = ("kind", "token_ids", "positions", "texts", "raw", "eci", "filtered", "maps",
+              "alpha", "relevance", "context", "norm_lo", "norm_hi")
+
     def __init__(self, kind: TokenKind, token_ids: np.ndarray, positions: np.ndarray,
                  texts: list[str], maps: np.ndarray | MapRows, alpha: np.ndarray,
                  relevance: np.ndarray, context: np.ndarray, norm_lo: np.ndarray,
