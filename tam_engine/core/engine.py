@@ -16,7 +16,7 @@ from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.inputs import TamInputs
 from tam_engine.core.media import MediaItem
 from tam_engine.core.stages import CHUNK_TOKENS, StageSource, relevance_bounds
-from tam_engine.core.token_maps import TokenMaps
+from tam_engine.core.token_maps import FLOAT_STAGES, KEEP_STAGE_BYTES, TokenMaps
 
 _EPS = 1e-8
 
@@ -214,10 +214,16 @@ def _explain_set(kind, vision, raw_class, ctx_class, rel, norm_ctx, eci_r, ids, 
         kernel_size=options.kernel_size, chunk_tokens=max(1, chunk))
     maps = np.empty((n, vision.shape[1]), np.uint8)
     alpha, lo, hi = np.zeros(n), np.zeros(n), np.zeros(n)
+    # A short explanation keeps the float stages it computes anyway (what saving it in formats
+    # 1-2 and the exports read); a long one keeps only the maps and derives them on demand.
+    keep = maps.size * 4 <= KEEP_STAGE_BYTES
+    stages = {name: np.empty(maps.shape, np.float32) for name in FLOAT_STAGES} if keep else {}
     for c in range(source.n_chunks):
         ch = source._compute(c)
         s = slice(ch.start, ch.start + ch.maps.shape[0])
         maps[s], alpha[s], lo[s], hi[s] = ch.maps, ch.alpha, ch.lo, ch.hi
+        for name, arr in stages.items():
+            arr[s] = getattr(ch, name)
     source.release()
     return TokenMaps(
         kind=kind,
@@ -231,4 +237,5 @@ def _explain_set(kind, vision, raw_class, ctx_class, rel, norm_ctx, eci_r, ids, 
         norm_lo=lo.astype(np.float32),
         norm_hi=hi.astype(np.float32),
         source=source,
+        **stages,
     )

@@ -27,6 +27,7 @@ from tam_engine.core.explanation_file import (
     not_an_explanation,
     read_header,
 )
+from tam_engine.core.explanation_store import load_chunked, save_chunked, wants_chunked
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import (
@@ -302,8 +303,6 @@ class Explanation:
         :mod:`tam_engine.core.explanation_store`); a short one in formats 1-2, which older
         releases open too.
         """
-        from tam_engine.core import explanation_store
-
         path = Path(path)
         try:
             check_explanation(self)
@@ -311,8 +310,8 @@ class Explanation:
             raise ExplanationFileError(f"This explanation cannot be saved: {exc}.",
                                        "Explain the media again; if it happens again, the "
                                        "model's weights or dtype may be broken.") from exc
-        if explanation_store.wants_chunked(self):
-            return explanation_store.save_chunked(self, path)
+        if wants_chunked(self):
+            return save_chunked(self, path)
         arrays: dict[str, np.ndarray] = {
             "ids": self.ids.astype(np.int64),
             "prompt_positions": self.prompt_positions.astype(np.int64),
@@ -392,9 +391,7 @@ class Explanation:
             header = read_header(npz, path)
             try:
                 if int(header.get("version", 0)) >= 3:
-                    from tam_engine.core.explanation_store import load_chunked
-
-                    expl = load_chunked(path, header)
+                    expl = load_chunked(path, header, cls, TamOptions)
                 else:
                     expl = cls._from_npz(npz, header)
                 check_explanation(expl)

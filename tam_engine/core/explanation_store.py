@@ -355,10 +355,10 @@ def inflate(blob: bytes, max_bytes: int) -> bytes:
     return out
 
 
-def load_chunked(path: Path, header: dict) -> Explanation:
-    """Read a format-3 file (its header already checked by ``read_header``)."""
-    from tam_engine.core.explanation import Explanation, TamOptions
-
+def load_chunked(path: Path, header: dict, explanation_cls: type[Explanation],
+                 options_cls) -> Explanation:
+    """Read a format-3 file (its header already checked by ``read_header``). The classes are
+    passed in by :meth:`Explanation.load` (this module is below it: no import cycle)."""
     with zipfile.ZipFile(path) as zf:
         archive = _Archive(path, zf.infolist())
         names = set(zf.namelist())
@@ -382,7 +382,7 @@ def load_chunked(path: Path, header: dict) -> Explanation:
         n_vision = sum(g.size for g in grids)
         vision = arr("stage_vision") if names & {"stage_vision.npy", "stage_vision.npy.z"} \
             else None
-        options = TamOptions(**header["options"])
+        options = options_cls(**header["options"])
 
         def token_maps(kind: TokenKind, texts: list[str]) -> TokenMaps:
             info = layout["sets"][kind]
@@ -425,7 +425,7 @@ def load_chunked(path: Path, header: dict) -> Explanation:
                                    fps=float(mm["fps"])))
         is_special = (arr("is_special") if names & {"is_special.npy", "is_special.npy.z"}
                       else special_from_texts(header["token_texts"]))
-        return Explanation(ids=arr("ids"), input_len=int(header["input_len"]),
+        return explanation_cls(ids=arr("ids"), input_len=int(header["input_len"]),
                            token_texts=list(header["token_texts"]), grids=grids,
                            prompt_positions=arr("prompt_positions"), answer=answer,
                            prompt=prompt, candidates=cands, options=options, media=media,

@@ -17,7 +17,7 @@ FLOAT_STAGES: tuple[FloatStage, ...] = ("raw", "eci", "filtered")
 
 # A whole float stage is kept once computed when it is this small (every explanation of one
 # image); a long video's stages (170 MB each at 128 slots x 1,024 tokens) are produced again.
-_KEEP_STAGE_BYTES = 32 * 2**20
+KEEP_STAGE_BYTES = 32 * 2**20
 
 
 class MapRows(Protocol):
@@ -51,6 +51,11 @@ class TokenMaps:
     position (section 3 of the method). ``context`` marks which columns are this token's context.
     ``norm_lo``/``norm_hi`` are the joint min/max used to normalise vision and text together.
     """
+
+    #: The public attributes, in the order the class had them as a dataclass (what comparing
+    #: two sets of maps compares).
+    FIELDS = ("kind", "token_ids", "positions", "texts", "raw", "eci", "filtered", "maps",
+              "alpha", "relevance", "context", "norm_lo", "norm_hi")
 
     def __init__(self, kind: TokenKind, token_ids: np.ndarray, positions: np.ndarray,
                  texts: list[str], maps: np.ndarray | MapRows, alpha: np.ndarray,
@@ -136,7 +141,7 @@ class TokenMaps:
             return self._stages[stage]
         assert self.source is not None
         out = self.source.stage(stage)
-        if out.nbytes <= _KEEP_STAGE_BYTES:
+        if out.nbytes <= KEEP_STAGE_BYTES:
             self._stages[stage] = out
         return out
 

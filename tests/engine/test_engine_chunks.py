@@ -55,13 +55,16 @@ def test_stages_asked_later_equal_the_eager_run_bit_for_bit(chunk):
         # The uint8 maps kept while explaining are what the stage source produces again.
         again = np.concatenate([tm.source.chunk(c).maps for c in range(tm.source.n_chunks)])
         np.testing.assert_array_equal(again, tm.maps)
+        # A short explanation keeps the stages computed while explaining (eager); the source
+        # produces them again (lazy), whole or token by token in any order: the same bits.
         whole = {name: tm.stage(name) for name in FLOAT_STAGES}
-        for arr in whole.values():
+        for name, arr in whole.items():
             assert arr.dtype == np.float32 and arr.shape == tm.maps.shape
-        # Token by token, in any order, the same rows.
+            np.testing.assert_array_equal(tm.source.stage(name), arr)
         order = rng.permutation(len(tm))
         for k in order:
             for name in FLOAT_STAGES:
+                np.testing.assert_array_equal(tm.source.rows(name, [int(k)])[0], whole[name][k])
                 np.testing.assert_array_equal(expl.vision_vector(int(k), tm.kind, name),
                                               whole[name][k])
         # The uint8 maps are floor(255 * filtered), as the method says.
@@ -102,3 +105,23 @@ def test_frame_strengths_of_one_whole_frame_grid_equal_the_placed_means(layer):
         np.testing.assert_array_equal(got, np.asarray(want, np.float32))
     with pytest.raises(ValueError):
         expl.frame_strengths([1], layer="nonsense")  # type: ignore[arg-type]
+
+
+def test_a_long_explanation_keeps_only_its_maps_and_derives_the_stages(monkeypatch):
+    """Above the size limit nothing but the uint8 maps and scalars is kept; stages asked for
+    are produced by the source, equal to what a short (eager) run of the same inputs keeps."""
+    import tam_engine.core.engine as engine
+
+    rng = np.random.default_rng(8)
+    inputs = synthetic_inputs(rng, d=16, vocab=12, grids=((3, 5, 6),), n_prompt=4,
+                              n_answer=19, values="gaussian")
+    eager = _run(inputs, TamOptions(), 4)
+    monkeypatch.setattr(engine, "KEEP_STAGE_BYTES", 0)
+    lazy = _run(inputs, TamOptions(), 4)
+    for kind in ("answer", "prompt"):
+        a, b = eager.tokens(kind), lazy.tokens(kind)
+        assert b._stages == {}
+        np.testing.assert_array_equal(a.maps, b.maps)
+        for name in FLOAT_STAGES:
+            np.testing.assert_array_equal(b.stage(name), a.stage(name))
+            np.testing.assert_array_equal(b.stage_rows(name, [3, 1]), a.stage(name)[[3, 1]])
