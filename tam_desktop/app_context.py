@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +27,29 @@ class AppContext:
     media: MediaCache = field(default_factory=MediaCache)
     tasks: TaskRunner = field(default_factory=TaskRunner)
 
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _requested: int = field(default=0, repr=False)
+
     def save_settings(self, on_error: Callable[[BaseException], None], *,
                       background: bool = True) -> None:
-        """Write the settings; in the background (a copy) unless the app is closing."""
+        """Write the settings; in the background (a copy) unless the app is closing.
+
+        Only the newest copy asked for is written: a background write that had not started
+        when a newer one was asked for (the final one on closing) writes nothing, so closing
+        never waits for one and an older copy never overwrites a newer one."""
+        self._requested += 1
+        copy_, number = copy.deepcopy(self.settings), self._requested
         if background:
-            self.tasks.submit("settings", save_settings, copy.deepcopy(self.settings),
-                              self.settings_path, on_result=lambda _p: None, on_error=on_error)
+            self.tasks.submit("settings", self._write_newest, copy_, number,
+                              on_result=lambda _p: None, on_error=on_error)
             return
         try:
-            save_settings(self.settings, self.settings_path)
+            self._write_newest(copy_, number)
         except OSError as exc:
             on_error(exc)
+
+    def _write_newest(self, settings: AppSettings, number: int) -> Path | None:
+        with self._write_lock:   # a write in progress ends before the next one starts
+            if number != self._requested:
+                return None      # a newer copy was asked for: this one is stale
+            return save_settings(settings, self.settings_path)

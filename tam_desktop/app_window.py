@@ -32,8 +32,9 @@ EXPLANATION_FILTER = f"Explanations (*{EXPLANATION_SUFFIX} *.npz);;All files (*)
 Shortcut = str | QKeySequence.StandardKey | list[str]
 
 #: Background jobs that write the user's files: closing waits for them (and for nothing else:
-#: a model load cannot be interrupted, and quitting must take well under a second).
-WRITING_TASKS = ("save", "settings")
+#: a model load cannot be interrupted, and quitting must take well under a second). Settings
+#: are not among them: the final write on closing supersedes any in the background.
+WRITING_TASKS = ("save",)
 
 
 def save_folder(settings: AppSettings, pictures: bool = False) -> Path:
@@ -243,8 +244,8 @@ class AppWindow(QMainWindow):
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
         self.stop_work()
-        # Saves in flight finish (the user's data), and a background settings write before the
-        # final one; runs and exports were told to stop and are not waited for.
+        # Saves in flight finish (the user's data); runs and exports were told to stop and are
+        # not waited for.
         self.tasks.wait_for(WRITING_TASKS, 10.0)
         self.remember()
         super().closeEvent(ev)

@@ -420,8 +420,8 @@ class MainWindow(AppWindow):
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802
         if self.saver.needs_asking():
-            ev.ignore()   # closes again once saved or discarded
-            self.settle_unsaved("quitting", self.close)
+            ev.ignore()   # closes again once saved or discarded (after this close has ended)
+            self.settle_unsaved("quitting", lambda: QTimer.singleShot(0, self.close))
             return
         super().closeEvent(ev)
 

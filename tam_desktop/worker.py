@@ -311,14 +311,24 @@ class TaskRunner:
         return bool(self._workers)
 
     def wait_for(self, kinds: Sequence[str], timeout_s: float) -> bool:
-        """Block until every submitted job of ``kinds`` has returned (closing the app: files
-        being written must be complete); False when ``timeout_s`` ran out first."""
+        """Wait until every submitted job of ``kinds`` has returned (closing the app: files
+        being written must be complete); False when ``timeout_s`` ran out first.
+
+        Timers still run meanwhile (user input does not): superqt queues a worker's start on
+        the event loop, so a job submitted just before closing starts only then."""
+        from PySide6.QtCore import QCoreApplication, QEventLoop
+
         deadline = time.monotonic() + timeout_s
-        for kind in kinds:
-            for done in self._unfinished.get(kind, []):
-                if not done.wait(max(0.0, deadline - time.monotonic())):
-                    return False
-        return True
+        while True:
+            pending = [d for kind in kinds for d in self._unfinished.get(kind, [])
+                       if not d.is_set()]
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            QCoreApplication.processEvents(
+                QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 10)
+            pending[0].wait(0.005)
 
 
 def warm_up_engine() -> None:

@@ -45,12 +45,13 @@ def main_window(qtbot, no_gui_leaks, gui_settings_path):
     """The real main window with settings in a temporary file; closed after the test."""
     from tam_desktop.main_window import MainWindow
 
-    window = MainWindow(settings_path=gui_settings_path)
+    # Closing after a test's runs must not wait on a Save / Discard / Cancel box: tests of that
+    # box switch it on (window.saver.ask = True).
+    window = MainWindow(settings_path=gui_settings_path, ask_unsaved=False)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
     yield window
-    window.unsaved = False   # the test is over: closing must not ask to save its runs
     window.close()
 
 
