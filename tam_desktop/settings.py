@@ -22,6 +22,7 @@ from tam_engine.core.errors import TamError
 from tam_engine.core.placement import LAYERS
 from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, GenerationSettings
 from tam_engine.render.colormaps import COLORMAPS
+from tam_engine.render.scale import MAP_SCALES
 
 SETTINGS_VERSION = 1
 CONFIG_DIR_ENV = "TAM_DESKTOP_CONFIG_DIR"
@@ -141,6 +142,7 @@ _VALID: dict[str, Callable[[Any], bool]] = {
     "colormap": _in(COLORMAPS),
     "combine": _in(("mean", "max")),
     "layer": _in(LAYERS),
+    "scale": _in(MAP_SCALES),
     "opacity": _between(0.0, 1.0),
     **{name: _generation_ok(name) for name in ("max_new_tokens", "video_fps", "max_frames",
                                                "min_pixels", "max_pixels")},

@@ -86,7 +86,7 @@ def test_broken_settings_are_reset_field_by_field_and_said_once(qtbot, no_gui_le
     gui_settings_path.parent.mkdir(parents=True, exist_ok=True)
     gui_settings_path.write_text(json.dumps({
         "colormap": "no-such-map", "combine": "median", "opacity": float("nan"),
-        "layer": "sideways", "prompt": "Kept prompt", "stretch": True,
+        "layer": "sideways", "prompt": "Kept prompt", "scale": "token",
         "generation": {"max_new_tokens": 1e12, "video_fps": 1e9, "max_frames": 30,
                        "dtype": "int3"},
     }))
@@ -104,7 +104,7 @@ def test_broken_settings_are_reset_field_by_field_and_said_once(qtbot, no_gui_le
     gen = window.settings.generation
     assert (gen.max_new_tokens, gen.video_fps, gen.max_frames, gen.dtype) == (64, 2.0, 30,
                                                                                "auto")
-    assert window.settings.prompt == "Kept prompt" and window.settings.stretch
+    assert window.settings.prompt == "Kept prompt" and window.settings.scale == "token"
     window.close()  # saves the repaired settings: the next start says nothing
     again = MainWindow(settings_path=gui_settings_path)
     qtbot.addWidget(again)
