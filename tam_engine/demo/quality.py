@@ -178,8 +178,11 @@ def _settings(device: str):
 
 def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int = 20,
             seed: int = HELDOUT_SEED, device: str = "cpu", progress=None,
-            lattice: int | None = None) -> QualityReport:
-    """Measure the demo model (or ``model``) on held-out scenes; see the module docstring."""
+            lattice: int | None = None, video: dict | None = None) -> QualityReport:
+    """Measure the demo model (or ``model``) on held-out scenes; see the module docstring.
+
+    ``video``: keyword arguments of :func:`synth.make_video_scene` (``travel``, ``captions``)
+    for a model trained on other videos than the defaults."""
     from tam_engine.core.media import MediaItem
     from tam_engine.core.resources import demo_model_path
     from tam_engine.demo import synth
@@ -217,7 +220,8 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
     correct = 0
     with tempfile.TemporaryDirectory(prefix="tam-demo-quality-") as tmp:
         for i in range(n_videos):
-            vs = synth.make_video_scene(synth.item_seed(seed, "video", i), lattice=lattice)
+            vs = synth.make_video_scene(synth.item_seed(seed, "video", i), lattice=lattice,
+                                        **(video or {}))
             # Through an H.264 file and the real decoder, as a user's clip would go.
             file = Path(tmp) / f"vid_{i}.mp4"
             file.write_bytes(synth.encode_mp4(vs.frames, vs.fps))
@@ -265,11 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--lattice", type=int, default=None,
                     help="scene lattice (default: tam_engine.demo.synth.LATTICE)")
+    ap.add_argument("--video-travel", type=int, default=None,
+                    help="cells each video object moves (default: synth.VIDEO_TRAVEL)")
+    ap.add_argument("--video-captions", choices=("motion", "objects"), default=None,
+                    help="what video captions say (default: synth.VIDEO_CAPTIONS)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--show-failures", type=int, default=5)
     args = ap.parse_args(argv)
+    video = {k: v for k, v in (("travel", args.video_travel),
+                                ("captions", args.video_captions)) if v is not None}
     rep = measure(args.model, args.images, args.videos, args.seed, args.device,
-                  lattice=args.lattice)
+                  lattice=args.lattice, video=video)
     print(rep.summary())
     for want, got in rep.failures[:args.show_failures]:
         print(f"  expected {want!r}, got {got!r}")
