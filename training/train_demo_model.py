@@ -1,6 +1,6 @@
 """Train the bundled demo model: a tiny Qwen2-VL that captions synthetic shapes scenes.
 
-Run from the repository root (CPU only; about 20-30 minutes on 2 cores)::
+Run from the repository root (CPU only, one thread; about 30 minutes on a quiet machine)::
 
     python training/train_demo_model.py --out resources/demo_model
 
@@ -19,10 +19,10 @@ Objectives
 ----------
 1. Captioning: next-token cross-entropy on the answer (caption + ``<|im_end|>``).
 2. Grounding (auxiliary): at every vision token, the ``lm_head`` scores of each colour, shape
-   and motion word on the final normed hidden state -- exactly the scores TAM reads -- are
-   pushed by binary cross-entropy towards "present" where at least a quarter of that merged
-   cell is covered by an object of that colour/shape/motion (per temporal slot for videos)
-   and towards "absent" elsewhere; every other vocabulary entry is pushed towards "absent"
+   (and, with ``--video-captions motion``, direction) word the caption says, on the final
+   normed hidden state -- exactly the scores TAM reads -- are pushed by binary cross-entropy
+   towards "present" where at least a quarter of that merged cell is covered by an object of
+   that colour/shape/motion (per temporal slot for videos) and towards "absent" elsewhere; every other vocabulary entry is pushed towards "absent"
    there. The same word scores are also trained on the
    residual stream entering each decoder layer (``--inner-weight``), so text positions can
    read the words from the vision tokens early; without it the tiny LM ignored the image.
@@ -275,10 +275,10 @@ def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="resources/demo_model")
-    ap.add_argument("--steps", type=int, default=2800)
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--batch", type=int, default=16, help="images per image step")
     ap.add_argument("--video-batch", type=int, default=4, help="videos per video step")
-    ap.add_argument("--video-every", type=int, default=3, help="every k-th step is videos")
+    ap.add_argument("--video-every", type=int, default=4, help="every k-th step is videos")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)

@@ -10,7 +10,8 @@ generation, full TAM: ECI and the rank Gaussian filter). Reported:
   the object the word names;
 - video peak hit rate: the same per temporal slot, against the object's mask in the frames of
   that slot (either frame of the slot counts as inside), for the colour and shape words of
-  every phrase that names a real object (video captions often get the direction wrong).
+  every phrase that names a real object, also in captions that are not exactly right (with
+  ``--video-captions motion`` the direction word was often wrong while the object was right).
 
 Run ``python -m tam_engine.demo.quality`` (``--help`` for the options).
 """
@@ -232,9 +233,9 @@ def measure(model: str | Path | None = None, n_images: int = 200, n_videos: int 
                 rep.failures.append((vs.caption, text))
             else:
                 correct += 1
-            # Direction words are the weak part of the video captions, so every colour/shape
-            # word of a phrase that names a real object ("a red circle moves left" for a red
-            # circle moving up) is measured, not only those of exact captions.
+            # Every colour/shape word of a phrase that names a real object is measured, not
+            # only those of exact captions: with motion captions the direction word was the
+            # weak part ("a red circle moves left" for a red circle moving up).
             shown = expl.media[0] if expl.media else media
             slots = np.asarray(shown.frame_slot)
             for k, obj in phrase_objects(expl.answer_texts, vs.objects):

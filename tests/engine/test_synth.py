@@ -50,7 +50,7 @@ def test_caption_order_is_canonical():
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_video_scene_moves_as_the_caption_says(seed):
-    v = synth.make_video_scene(seed)
+    v = synth.make_video_scene(seed, captions="motion")
     assert v.frames.shape == (8, 224, 224, 3) and v.fps == synth.VIDEO_FPS
     assert np.array_equal(v.frames, synth.make_video_scene(seed).frames)
     for o in v.objects:
@@ -86,7 +86,7 @@ def test_video_objects_travel_whole_lattice_cells(travel):
 
 def test_video_captions_can_name_the_objects_only():
     for seed in range(10):
-        moving = synth.make_video_scene(seed)
+        moving = synth.make_video_scene(seed, captions="motion")
         named = synth.make_video_scene(seed, captions="objects")
         # Same clip, same objects; only the caption differs.
         assert np.array_equal(moving.frames, named.frames)
