@@ -17,7 +17,8 @@ IMAGE_PROMPTS = ("Describe this image.", "Describe this image in one sentence.",
                  "Describe the image.", "What objects are in this image?",
                  "Describe the scene in one sentence.", "What is in the picture?")
 VIDEO_PROMPTS = ("Describe this video.", "What is happening in this video?",
-                 "Describe the video.", "Describe the scene in one sentence.")
+                 "Describe the video.", "Describe the scene in one sentence.",
+                 "Describe this video in one sentence.")
 TRAIN_SEED = 20251125  # scene seeds for training come from this base (held-out: other bases)
 
 
@@ -159,7 +160,11 @@ class Batcher:
         return out
 
     def word_targets(self, scene) -> np.ndarray:
-        """(cells, n_words) coverage targets in CAPTION_WORDS order (cells row-major t,h,w)."""
+        """(cells, n_words) coverage targets in CAPTION_WORDS order (cells row-major t,h,w).
+
+        Only words the caption says are grounded: a direction word where video captions name
+        the objects only would train a score the answer never reads."""
+        said = set(scene.caption.rstrip(".").replace(",", " ").split())
         per_word: dict[str, np.ndarray] = {}
         cells = None
         for o in scene.objects:
@@ -175,7 +180,7 @@ class Batcher:
                 cov = (cov >= self.hard).astype(np.float32)
             cells = cov.size
             for w in (o.color, o.shape, o.direction):
-                if w is not None:
+                if w is not None and w in said:
                     per_word[w] = np.maximum(per_word.get(w, 0.0), cov)
         if cells is None:
             cells = self.grid * self.grid

@@ -1,6 +1,6 @@
 """Train the bundled demo model: a tiny Qwen2-VL that captions synthetic shapes scenes.
 
-Run from the repository root (CPU only; about 20-30 minutes on 2 cores)::
+Run from the repository root (CPU only, one thread; about 30 minutes on a quiet machine)::
 
     python training/train_demo_model.py --out resources/demo_model
 
@@ -19,10 +19,10 @@ Objectives
 ----------
 1. Captioning: next-token cross-entropy on the answer (caption + ``<|im_end|>``).
 2. Grounding (auxiliary): at every vision token, the ``lm_head`` scores of each colour, shape
-   and motion word on the final normed hidden state -- exactly the scores TAM reads -- are
-   pushed by binary cross-entropy towards "present" where at least a quarter of that merged
-   cell is covered by an object of that colour/shape/motion (per temporal slot for videos)
-   and towards "absent" elsewhere; every other vocabulary entry is pushed towards "absent"
+   (and, with ``--video-captions motion``, direction) word the caption says, on the final
+   normed hidden state -- exactly the scores TAM reads -- are pushed by binary cross-entropy
+   towards "present" where at least a quarter of that merged cell is covered by an object of
+   that colour/shape/motion (per temporal slot for videos) and towards "absent" elsewhere; every other vocabulary entry is pushed towards "absent"
    there. The same word scores are also trained on the
    residual stream entering each decoder layer (``--inner-weight``), so text positions can
    read the words from the vision tokens early; without it the tiny LM ignored the image.
@@ -65,7 +65,7 @@ from tam_engine.demo import synth  # noqa: E402
 from tam_engine.testing import tiny_models as tm  # noqa: E402
 
 
-def tokenizer_corpus() -> list[str]:
+def tokenizer_corpus(video: dict | None = None) -> list[str]:
     """Sentences the BPE is trained on: every caption word becomes one token."""
     rng = np.random.default_rng(0)
     lines = list(IMAGE_PROMPTS) + list(VIDEO_PROMPTS)
@@ -74,7 +74,7 @@ def tokenizer_corpus() -> list[str]:
         lines.append(synth.make_image_scene(int(rng.integers(2**31)), size=56).caption)
     for _ in range(200):
         lines.append(synth.make_video_scene(int(rng.integers(2**31)), size=56,
-                                            n_frames=2).caption)
+                                            n_frames=2, **(video or {})).caption)
     # Repeat the words so each wins its merges whatever the sentence statistics.
     lines += [" ".join(synth.CAPTION_WORDS)] * 50
     return lines
@@ -87,9 +87,11 @@ CHAT_TEMPLATE = tm.QWEN2_VL_CHAT_TEMPLATE.replace(
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}", "")
 
 
-def build_processor(input_size: int):
-    """The processor resizes any image (and video frame) to about ``input_size`` squared."""
-    tokenizer = tm.qwen_tokenizer(tokenizer_corpus(), vocab_size=420)
+def build_processor(input_size: int, video: dict | None = None):
+    """The processor resizes any image (and video frame) to about ``input_size`` squared.
+
+    ``video``: keyword arguments of :func:`synth.make_video_scene` (travel, captions)."""
+    tokenizer = tm.qwen_tokenizer(tokenizer_corpus(video), vocab_size=420)
     # min = max: smaller frames are scaled up too, so the 224-px scenes fill a larger grid.
     return tm.build_qwen2_vl_processor(tokenizer, min_pixels=input_size * input_size,
                                        max_pixels=input_size * input_size,
@@ -126,10 +128,10 @@ def build_model(tokenizer, seed: int, hidden: int, layers: int, vdepth: int, vdi
 
 
 # ---------------------------------------------------------------------------------- training
-def check_against_processor(batcher: Batcher) -> None:
+def check_against_processor(batcher: Batcher, video: dict | None = None) -> None:
     """Our fast inputs must equal the real processor's, or training would not match use."""
     cases = [("image", synth.make_image_scene(1), IMAGE_PROMPTS[0]),
-             ("video", synth.make_video_scene(1), VIDEO_PROMPTS[0])]
+             ("video", synth.make_video_scene(1, **(video or {})), VIDEO_PROMPTS[0])]
     for kind, scene, prompt in cases:
         msgs = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": prompt}]}]
         text = batcher.proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
@@ -194,7 +196,8 @@ def _phrases(caption: str) -> list[str]:
 
 @torch.no_grad()
 def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
-               base_seed: int = 7, lattice: int = synth.LATTICE) -> dict:
+               base_seed: int = 7, lattice: int = synth.LATTICE,
+               video: dict | None = None) -> dict:
     """Greedy caption accuracy and a raw-score grounding proxy on held-out scenes.
 
     The proxy: for each colour/shape word of the true caption, is the vision cell with the
@@ -206,8 +209,13 @@ def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
     for kind, n in (("image", n_images), ("video", n_videos)):
         if n == 0:
             continue
-        make = synth.make_image_scene if kind == "image" else synth.make_video_scene
-        scenes = [make(synth.item_seed(base_seed, kind, i), lattice=lattice) for i in range(n)]
+        if kind == "image":
+            scenes = [synth.make_image_scene(synth.item_seed(base_seed, kind, i),
+                                             lattice=lattice) for i in range(n)]
+        else:
+            scenes = [synth.make_video_scene(synth.item_seed(base_seed, kind, i),
+                                             lattice=lattice, **(video or {}))
+                      for i in range(n)]
         prompt = (IMAGE_PROMPTS if kind == "image" else VIDEO_PROMPTS)[0]
         correct = 0
         errs: dict[str, int] = {}
@@ -256,10 +264,12 @@ def quick_eval(model, batcher: Batcher, n_images: int = 64, n_videos: int = 16,
 
 
 def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE,
-                    lattice: int = synth.LATTICE) -> list:
-    make = synth.make_image_scene if kind == "image" else synth.make_video_scene
-    return [make(synth.item_seed(TRAIN_SEED, kind, step * n + i), size, lattice=lattice)
-            for i in range(n)]
+                    lattice: int = synth.LATTICE, video: dict | None = None) -> list:
+    if kind == "image":
+        return [synth.make_image_scene(synth.item_seed(TRAIN_SEED, kind, step * n + i), size,
+                                       lattice=lattice) for i in range(n)]
+    return [synth.make_video_scene(synth.item_seed(TRAIN_SEED, kind, step * n + i), size,
+                                   lattice=lattice, **(video or {})) for i in range(n)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=336, help="model input size in pixels")
     ap.add_argument("--lattice", type=int, default=synth.LATTICE,
                     help="object centres on this lattice (see tam_engine.demo.synth)")
+    ap.add_argument("--video-travel", type=int, default=synth.VIDEO_TRAVEL,
+                    help="lattice cells each video object moves over the clip")
+    ap.add_argument("--video-captions", choices=("motion", "objects"),
+                    default=synth.VIDEO_CAPTIONS,
+                    help="video captions say where each object moves, or name the objects only")
     ap.add_argument("--hard-targets", type=float, default=0.25, metavar="COVER",
                     help="binary grounding targets: 1 where a cell is covered >= COVER (0: soft)")
     ap.add_argument("--centre-targets", action="store_true",
@@ -308,9 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
 
     t0 = time.time()
-    processor = build_processor(args.size)
+    video = {"travel": args.video_travel, "captions": args.video_captions}
+    processor = build_processor(args.size, video)
     batcher = Batcher(processor, args.size, args.hard_targets, args.centre_targets)
-    check_against_processor(batcher)
+    check_against_processor(batcher, video)
     model = build_model(processor.tokenizer, args.seed, args.hidden, args.layers,
                         args.vision_depth, args.vision_dim).to(device)
     model.train()
@@ -334,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "video" if args.video_every and step % args.video_every == args.video_every - 1 \
             else "image"
         n = args.batch if kind == "image" else args.video_batch
-        scenes = scenes_for_step(kind, step, n, lattice=args.lattice)
+        scenes = scenes_for_step(kind, step, n, lattice=args.lattice, video=video)
         pool = IMAGE_PROMPTS if kind == "image" else VIDEO_PROMPTS
         prompts = [pool[int(i)] for i in prompt_rng.integers(0, len(pool), size=n)]
         batch = {k: v.to(device) for k, v in batcher.build(kind, scenes, prompts).items()}
@@ -352,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             msg = " ".join(f"{k} {np.mean(v[-20:]):.3f}" for k, v in sorted(hist.items()))
             print(f"step {step + 1}/{args.steps} {time.time() - t0:.0f}s {msg}", flush=True)
         if args.eval_every and ((step + 1) % args.eval_every == 0 or step == args.steps - 1):
-            print(f"eval step {step + 1}: {quick_eval(model, batcher, lattice=args.lattice)}",
+            print(f"eval step {step + 1}: {quick_eval(model, batcher, lattice=args.lattice, video=video)}",
                   flush=True)
 
         if args.save_every and (step + 1) % args.save_every == 0:

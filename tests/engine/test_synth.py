@@ -50,7 +50,7 @@ def test_caption_order_is_canonical():
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_video_scene_moves_as_the_caption_says(seed):
-    v = synth.make_video_scene(seed)
+    v = synth.make_video_scene(seed, captions="motion")
     assert v.frames.shape == (8, 224, 224, 3) and v.fps == synth.VIDEO_FPS
     assert np.array_equal(v.frames, synth.make_video_scene(seed).frames)
     for o in v.objects:
@@ -64,6 +64,36 @@ def test_video_scene_moves_as_the_caption_says(seed):
         dx, dy = xs[-1] - xs[0], ys[-1] - ys[0]
         expected = {"left": dx < -20, "right": dx > 20, "up": dy < -20, "down": dy > 20}
         assert expected[o.direction]
+
+
+@pytest.mark.parametrize("travel", [1, 2, 3])
+def test_video_objects_travel_whole_lattice_cells(travel):
+    cell = 224 / synth.LATTICE
+    for seed in range(6):
+        v = synth.make_video_scene(seed, travel=travel)
+        assert v.objects
+        for o in v.objects:
+            ux, uy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[
+                o.direction]
+            ys, xs = np.nonzero(o.mask[-1])
+            y0, x0 = np.nonzero(o.mask[0])
+            # The last frame is the first moved by `travel` cells (same shape, same size).
+            assert abs((xs.mean() - x0.mean()) - ux * travel * cell) < 0.5
+            assert abs((ys.mean() - y0.mean()) - uy * travel * cell) < 0.5
+            assert not o.mask[:, 0].any() and not o.mask[:, -1].any()
+            assert not o.mask[:, :, 0].any() and not o.mask[:, :, -1].any()
+
+
+def test_video_captions_can_name_the_objects_only():
+    for seed in range(10):
+        moving = synth.make_video_scene(seed, captions="motion")
+        named = synth.make_video_scene(seed, captions="objects")
+        # Same clip, same objects; only the caption differs.
+        assert np.array_equal(moving.frames, named.frames)
+        assert named.caption == synth._join([o.phrase for o in named.objects])
+        assert " moves " not in named.caption and " moves " in moving.caption
+    with pytest.raises(ValueError):
+        synth.make_video_scene(0, captions="where")
 
 
 def test_mp4_round_trip_keeps_every_frame():

@@ -58,6 +58,24 @@ def test_word_targets_follow_the_objects():
         assert tgt[:, synth.CAPTION_WORDS.index(w)].sum() == 0
 
 
+def test_video_targets_ground_only_the_words_the_caption_says():
+    b = di.Batcher.__new__(di.Batcher)
+    b.grid, b.hard, b.centre = 12, 0.25, False
+    moves = synth.CAPTION_WORDS.index("moves")
+    for seed in range(4):
+        for captions in ("motion", "objects"):
+            v = synth.make_video_scene(seed, captions=captions)
+            tgt = b.word_targets(v)
+            assert tgt.shape == (4 * 144, len(synth.CAPTION_WORDS))
+            for o in v.objects:
+                direction = tgt[:, synth.CAPTION_WORDS.index(o.direction)]
+                colour = tgt[:, synth.CAPTION_WORDS.index(o.color)]
+                # Each temporal slot of the clip marks the object in that slot.
+                assert (colour.reshape(4, -1).sum(axis=1) >= 1).all()
+                assert (direction.sum() > 0) == (captions == "motion")
+            assert tgt[:, moves].sum() == 0  # "moves" names no region
+
+
 @pytest.mark.slow
 def test_fast_batches_equal_the_real_processor_at_the_default_size():
     processor = tdm.build_processor(336)
