@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tam_engine.core.errors import TamError
+from tam_engine.inference import settings
 from tam_engine.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 MANIFEST_FIELDS = ("id", "media", "prompt", "answer")
 #: Several media of one CSV row are separated by this character.
 CSV_MEDIA_SEPARATOR = "|"
-DEFAULT_IMAGE_PROMPT = "Describe this image."
-DEFAULT_VIDEO_PROMPT = "What is happening in this video?"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -59,7 +58,7 @@ def default_prompt(media: tuple[str, ...], prompt: str | None) -> str:
     if prompt:
         return prompt
     video = any(Path(m).suffix.lower() in VIDEO_EXTENSIONS for m in media)
-    return DEFAULT_VIDEO_PROMPT if video else DEFAULT_IMAGE_PROMPT
+    return settings.default_prompt(video)
 
 
 def _is_media(path: Path) -> bool:
