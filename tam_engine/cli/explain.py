@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=None, metavar="TEXT",
                    help=f"question or instruction (default: {IMAGE_PROMPT!r}, or "
                    f"{VIDEO_PROMPT!r} for a video)")
+    p.add_argument("--answer", default=None, metavar="TEXT",
+                   help="explain this given answer by teacher forcing (one forward pass, no "
+                        "generation); each token's probability is recorded in the explanation")
     p.add_argument("--out", default=None, metavar="DIR",
                    help=f"output folder (created; default: a new numbered folder "
                    f"./{RUNS_ROOT}/{RUN_PREFIX}NNN, printed at the end)")
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(repr(text)[1:-1][:20])
 
         expl = run_and_explain(loaded, media, args.prompt, settings, tam_options,
-                               on_token=on_token)
+                               on_token=on_token, answer=args.answer)
         bar.total = bar.n
         bar.refresh()
     if args.out is None:

@@ -26,6 +26,7 @@ import numpy as np
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation, TamOptions
+from tam_engine.eval.chance import CHANCE_LINES
 from tam_engine.eval.datasets import EvalDataset, EvalItem
 from tam_engine.eval.metrics import f1_iou, meteor, rouge_l
 from tam_engine.eval.scoring import score_explanation
@@ -146,7 +147,10 @@ def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, Tam
                  "rouge_l": rouge_l(caption, item.references) if item.references else None,
                  "meteor": meteor(caption, item.references) if item.references else None,
                  "variants": {name: score_explanation(e, item, masks)
-                              for name, e in zip(variants, expls)}}
+                              for name, e in zip(variants, expls)},
+                 # the same words scored with maps that know nothing of the image
+                 "chance": {c: score_explanation(expls[0], item, masks, chance=c)
+                            for c in CHANCE_LINES}}
     rec["seconds"] = {"explain": round(t_explain, 3),
                       "total": round(time.perf_counter() - t0, 3),
                       **expls[0].meta.get("timings", {})}
@@ -166,18 +170,27 @@ def summarize(records: list[dict], variant_names: Sequence[str]) -> dict:
                  "meteor": _mean([r["meteor"] for r in ok if r.get("meteor") is not None]),
                  "variants": {}}
     for v in variant_names:
-        obj = [e for r in ok for e in r["variants"][v]["obj"]]
-        func = [e["func_iou"] for r in ok for e in r["variants"][v]["func"]]
-        o, f = _mean([e["iou"] for e in obj]), _mean(func)
-        out["variants"][v] = {
-            "obj_iou": o, "func_iou": f,
-            "f1_iou": f1_iou(o, f) if o is not None and f is not None else None,
-            "precision": _mean([e["precision"] for e in obj]),
-            "recall": _mean([e["recall"] for e in obj]),
-            "n_obj": len(obj), "n_func": len(func),
-            "n_absent_nouns": sum(len(r["variants"][v]["absent_nouns"]) for r in ok),
-        }
+        out["variants"][v] = _line([r["variants"][v] for r in ok])
+    # Records written before the chance lines existed (a resumed run) have none: no line is
+    # better than one computed over a subset of the items.
+    if ok and all("chance" in r for r in ok):
+        out["chance"] = {c: _line([r["chance"][c] for r in ok]) for c in CHANCE_LINES}
     return out
+
+
+def _line(scored: list[dict]) -> dict:
+    """One summary row from the per-item scores of one variant (or chance line)."""
+    obj = [e for s in scored for e in s["obj"]]
+    func = [e["func_iou"] for s in scored for e in s["func"]]
+    o, f = _mean([e["iou"] for e in obj]), _mean(func)
+    return {
+        "obj_iou": o, "func_iou": f,
+        "f1_iou": f1_iou(o, f) if o is not None and f is not None else None,
+        "precision": _mean([e["precision"] for e in obj]),
+        "recall": _mean([e["recall"] for e in obj]),
+        "n_obj": len(obj), "n_func": len(func),
+        "n_absent_nouns": sum(len(s["absent_nouns"]) for s in scored),
+    }
 
 
 def format_summary(summary: dict) -> str:
@@ -188,10 +201,16 @@ def format_summary(summary: dict) -> str:
     head = (f"{'variant':<9} {'Obj-IoU':>7} {'Func-IoU':>8} {'F1-IoU':>7} {'Prec':>6} "
             f"{'Recall':>6} {'#obj':>6} {'#func':>6}")
     lines = [head, "-" * len(head)]
-    for name, s in summary["variants"].items():
-        lines.append(f"{name:<9} {pct(s['obj_iou']):>7} {pct(s['func_iou']):>8} "
-                     f"{pct(s['f1_iou']):>7} {pct(s['precision']):>6} {pct(s['recall']):>6} "
-                     f"{s['n_obj']:>6} {s['n_func']:>6}")
+
+    def row(name: str, s: dict) -> str:
+        return (f"{name:<9} {pct(s['obj_iou']):>7} {pct(s['func_iou']):>8} "
+                f"{pct(s['f1_iou']):>7} {pct(s['precision']):>6} {pct(s['recall']):>6} "
+                f"{s['n_obj']:>6} {s['n_func']:>6}")
+
+    lines += [row(name, s) for name, s in summary["variants"].items()]
+    if summary.get("chance"):
+        lines.append("chance lines (same words, maps that ignore the image):")
+        lines += [row(name, s) for name, s in summary["chance"].items()]
     lines.append(f"items: {summary['n_items']} (errors: {summary['n_errors']})   "
                  f"ROUGE-L: {pct(summary['rouge_l']).strip()}   "
                  f"METEOR (exact match): {pct(summary['meteor']).strip()}")

@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.words import Word, group_words
+from tam_engine.eval.chance import chance_maps
 from tam_engine.eval.metrics import function_score, object_score
 from tam_engine.eval.words import function_class
 
@@ -57,9 +60,13 @@ class _ResizedMaps:
         return mask[self.frame_idx] if self.video else mask
 
 
-def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | None = None
-                      ) -> dict:
-    """Per-word scores of one explanation of ``item`` (an :class:`EvalItem`)."""
+def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | None = None,
+                      chance: str | None = None) -> dict:
+    """Per-word scores of one explanation of ``item`` (an :class:`EvalItem`).
+
+    With ``chance`` (one of :data:`~tam_engine.eval.chance.CHANCE_LINES`), the same words are
+    scored the same way with the explanation's maps replaced by that chance line's.
+    """
     masks = item.masks() if masks is None else masks
     words = group_words(expl.answer.texts)
     matches = item.vocabulary.match(words)
@@ -69,7 +76,11 @@ def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | No
         out["absent_nouns"] = [_text(words, m.start, m.end) for m in matches]
         return out
     shape = next(iter(masks.values())).shape
-    maps = _ResizedMaps(expl, shape, item.mask_fps)
+    maps: _ResizedMaps | Callable = _ResizedMaps(expl, shape, item.mask_fps)
+    score_object: Callable = object_score
+    if chance is not None:
+        maps, scorer = chance_maps(chance, shape, str(item.id))
+        score_object = scorer or object_score
 
     entries: list[dict] = []
     thresholds: list[float] = []
@@ -77,10 +88,10 @@ def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | No
         if m.category not in masks:
             out["absent_nouns"].append(_text(words, m.start, m.end))
             continue
-        gt = maps.gt(masks[m.category])
+        gt = maps.gt(masks[m.category])  # type: ignore[union-attr]
         best = None
         for k in _tokens(words, m.start, m.end):
-            s = object_score(maps(k), gt)
+            s = score_object(maps(k), gt)
             thresholds.append(s["threshold"])
             if best is None or s["iou"] > best["iou"]:
                 best = {**s, "token": k}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tam_engine.core.atomic import atomic_write_bytes
+from tam_engine.core.evidence import VISUAL_EVIDENCE_LABEL, visual_evidence
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.inputs import PROBABILITY_LABEL
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
@@ -29,11 +30,14 @@ def explanation_json(expl: Explanation) -> dict:
         tm = expl.tokens(kind)
         rel = relevance_rows(expl, kind)
         strength = tm.visual_strength()
+        evidence = visual_evidence(tm)  # None without the float stages
         out = []
         for k in range(len(tm)):
             d = {"index": k, "id": int(tm.token_ids[k]), "text": tm.texts[k],
                  "position": int(tm.positions[k]),
                  "visual_strength": round(float(strength[k]), 6),
+                 "visual_evidence": (None if evidence is None
+                                     else round(float(evidence[k]), 6)),
                  "eci_alpha": round(float(tm.alpha[k]), 6),
                  "relevance": rel[k],
                  "raw_relevance": [round(float(v), 6) if c else None
@@ -53,6 +57,7 @@ def explanation_json(expl: Explanation) -> dict:
         # one meaning of a candidate probability everywhere); version 1 also had a softmax
         # over the top 3 ("top3_softmax"), which disagreed with the app.
         "format": "tam-text-maps", "version": 2,
+        "visual_evidence": VISUAL_EVIDENCE_LABEL,
         "candidate_prob": "softmax over the full vocabulary (" + PROBABILITY_LABEL + ")",
         "meta": expl.meta,
         "answer_text": expl.answer_text,

@@ -17,6 +17,7 @@ from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.media import MediaItem
 from tam_engine.inference.capture.generate import capture
+from tam_engine.inference.capture.given import GIVEN_META, capture_given
 from tam_engine.inference.capture.hooks import OnToken, ShouldStop
 from tam_engine.inference.loading import LoadedModel
 from tam_engine.inference.prompt import check_prompt
@@ -29,15 +30,20 @@ def run_and_explain(loaded: LoadedModel, media: list[MediaItem], prompt: str,
                     settings: GenerationSettings | None = None,
                     options: TamOptions | None = None,
                     on_token: OnToken | None = None,
-                    should_stop: ShouldStop | None = None) -> Explanation:
+                    should_stop: ShouldStop | None = None,
+                    answer: str | None = None) -> Explanation:
     """Prepare inputs, generate with capture, and explain every token.
+
+    With ``answer``, nothing is generated: the given answer is explained by teacher forcing
+    (:func:`~tam_engine.inference.capture.given.capture_given`); ``meta["given_answer"]`` then
+    holds the probability the model gave each of its tokens.
 
     ``on_token(step, text)`` streams tokens; ``should_stop()`` cancels between steps (raises
     :class:`~tam_engine.core.errors.Cancelled`). ``meta`` of the result holds the model, the prompt,
     the settings and the timings.
     """
     return run_and_explain_many(loaded, media, prompt, settings, [options or TamOptions()],
-                                on_token=on_token, should_stop=should_stop)[0]
+                                on_token=on_token, should_stop=should_stop, answer=answer)[0]
 
 
 class InputError(TamError):
@@ -63,7 +69,8 @@ def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: st
                          settings: GenerationSettings | None,
                          options: Sequence[TamOptions],
                          on_token: OnToken | None = None,
-                         should_stop: ShouldStop | None = None) -> list[Explanation]:
+                         should_stop: ShouldStop | None = None,
+                         answer: str | None = None) -> list[Explanation]:
     """:func:`run_and_explain` for several option sets (an ablation): one generation, and one
     explanation per entry of ``options``, in order.
 
@@ -78,7 +85,11 @@ def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: st
     t0 = time.perf_counter()
     prepared = _prepare(loaded, media, prompt, settings)
     t1 = time.perf_counter()
-    inputs = capture(loaded, prepared, settings, on_token=on_token, should_stop=should_stop)
+    if answer is None:
+        inputs = capture(loaded, prepared, settings, on_token=on_token,
+                         should_stop=should_stop)
+    else:
+        inputs = capture_given(loaded, prepared, answer, settings, should_stop=should_stop)
     t2 = time.perf_counter()
     if should_stop is not None and should_stop():
         raise Cancelled()
@@ -92,6 +103,8 @@ def run_and_explain_many(loaded: LoadedModel, media: list[MediaItem], prompt: st
         "input_tokens": int(inputs.input_len),
         "generated_tokens": int(inputs.n_answer),
     }
+    if GIVEN_META in inputs.meta:
+        meta[GIVEN_META] = inputs.meta[GIVEN_META]
     placement = getattr(loaded, "placement", None)
     if placement is not None and not placement.is_single_device:
         meta["placement"] = placement.describe()  # split, offloaded or quantised weights
