@@ -28,9 +28,6 @@ ITEMS_DIR = "items"
 BATCH_FILE = "batch.json"
 FORMAT_NAME = "tam-batch"
 FORMAT_VERSION = 1
-ANSWER_NOT_USED = ("the given answer was not used: explaining a given answer (teacher forcing) "
-                   "is not supported yet, so the model generated its own answer")
-
 
 def item_words(expl: Explanation) -> tuple[list[dict], int | None]:
     """The answer's words with their visual evidence (mean over their tokens), and the index of
@@ -74,8 +71,6 @@ def error_record(item: BatchItem, error: str, seconds: dict) -> dict:
 def _item_fields(item: BatchItem) -> dict:
     rec: dict = {"id": item.id, "media": list(item.media), "prompt": item.prompt,
                  "given_answer": item.answer, "notes": []}
-    if item.answer is not None:
-        rec["notes"].append(ANSWER_NOT_USED)
     return rec
 
 

@@ -49,7 +49,6 @@ class BatchSummary:
     n_items: int
     n_ok: int
     n_errors: int
-    n_answer_not_used: int
     index: Path
 
 
@@ -147,9 +146,7 @@ def merge_index(out: Path, items: Sequence[BatchItem]) -> BatchSummary:
     ordered = [recs[it.id] for it in items]
     write_index(out / INDEX_FILE, ordered)
     n_ok = sum(r["status"] == "ok" for r in ordered)
-    summary = BatchSummary(len(ordered), n_ok, len(ordered) - n_ok,
-                           sum(r.get("given_answer") is not None for r in ordered),
-                           out / INDEX_FILE)
+    summary = BatchSummary(len(ordered), n_ok, len(ordered) - n_ok, out / INDEX_FILE)
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "n_items": summary.n_items,
            "n_ok": n_ok, "n_errors": summary.n_errors}
     atomic_write_bytes(out / BATCH_FILE, json.dumps(doc, indent=1).encode("utf-8"))

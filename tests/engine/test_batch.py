@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tam_engine.batch.index import ANSWER_NOT_USED, read_index
+from tam_engine.batch.index import read_index
 from tam_engine.batch.items import BatchInputError, collect_items, is_batch_source, item_file_name
 from tam_engine.batch.runner import run_batch
 from tam_engine.cli import main
@@ -105,14 +105,30 @@ def test_bad_manifests_are_refused(tmp_path, text, message):
         collect_items(str(path))
 
 
-def test_a_given_answer_is_recorded_as_not_used(tmp_path):
+def test_a_given_answer_is_explained_as_given(tmp_path, tiny_model_dir, tiny_loaded):
+    """A manifest's answer is explained by teacher forcing: the item's explanation holds exactly
+    the given tokens (and the probabilities the model gave them), not a generated answer."""
+    from tam_engine.core.media import MediaItem
+    from tam_engine.inference.pipeline import run_and_explain
+    from tam_engine.inference.settings import GenerationSettings
+
     _png(tmp_path / "a.png", 0)
-    (tmp_path / "m.jsonl").write_text(json.dumps({"media": "a.png", "answer": "A dog."}) + "\n")
-    summary = run_batch(collect_items(str(tmp_path / "m.jsonl")), fake_explain,
-                        tmp_path / "out", progress=False)
-    assert summary is not None and summary.n_answer_not_used == 1
-    (rec,) = read_index(tmp_path / "out")
-    assert rec["given_answer"] == "A dog." and rec["notes"] == [ANSWER_NOT_USED]
+    # What the tiny random model itself says, then a different answer of the same words reversed.
+    frames = np.asarray(Image.open(tmp_path / "a.png"))
+    own = run_and_explain(tiny_loaded("qwen2_vl"), [MediaItem("image", "a.png", frames)],
+                          "Describe this image.", GenerationSettings(max_new_tokens=3))
+    given = "".join(reversed(own.answer_texts))
+    (tmp_path / "m.jsonl").write_text(json.dumps({"media": "a.png", "answer": given}) + "\n")
+    out = tmp_path / "out"
+    assert main(["explain", str(tmp_path / "m.jsonl"), "--model",
+                 str(tiny_model_dir("qwen2_vl")), "--out", str(out), "--device", "cpu",
+                 "--no-progress"]) == 0
+    (rec,) = read_index(out)
+    assert rec["status"] == "ok" and rec["given_answer"] == given and rec["notes"] == []
+    expl = Explanation.load(out / rec["file"])
+    record = expl.meta["given_answer"]
+    assert record["text"] == given and "".join(expl.answer_texts).startswith(given)
+    assert len(record["token_probs"]) == expl.n_answer
 
 
 def test_item_file_names_are_safe_and_distinct():
