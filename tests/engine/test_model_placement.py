@@ -81,11 +81,18 @@ def test_bitsandbytes_really_is_absent_here_and_refused(tiny_model_dir):
                    placement=ModelPlacement(quantization="4bit"))
 
 
-def test_bnb_config_keeps_lm_head_unquantised():
-    pytest.importorskip("bitsandbytes")
-    got = placement_kwargs(ModelPlacement(quantization="4bit"), torch.device("cuda"),
+@pytest.mark.parametrize("bits", ["4bit", "8bit"])
+def test_bnb_config_keeps_lm_head_unquantised(bits, monkeypatch):
+    """The quantisation config we hand to transformers names lm_head among the modules left
+    unquantised (TAM reads its rows). Built as where bitsandbytes is installed; building the
+    config does not need the package itself, only loading does (the test above)."""
+    import tam_engine.inference.model_placement as model_placement
+
+    monkeypatch.setattr(model_placement, "bitsandbytes_available", lambda: True)
+    got = placement_kwargs(ModelPlacement(quantization=bits), torch.device("cuda"),
                            torch.bfloat16)["quantization_config"]
-    assert got.load_in_4bit and got.llm_int8_skip_modules == ["lm_head"]
+    assert (got.load_in_4bit, got.load_in_8bit) == (bits == "4bit", bits == "8bit")
+    assert got.llm_int8_skip_modules == ["lm_head"]
 
 
 def _quantised_copy(tmp_path, tiny_model_dir, qconfig):
