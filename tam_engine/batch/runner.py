@@ -39,7 +39,13 @@ from tam_engine.batch.items import BatchItem, item_file_name
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
-from tam_engine.eval.runner import JsonlAppender, check_run_config, rank_file, read_records
+from tam_engine.eval.runner import (
+    JsonlAppender,
+    check_run_config,
+    open_shard,
+    rank_file,
+    read_records,
+)
 
 ExplainItem = Callable[[BatchItem], Explanation]
 
@@ -106,16 +112,7 @@ def run_batch(items: Sequence[BatchItem], explain: ExplainItem, out: str | Path,
     (out / ITEMS_DIR).mkdir(parents=True, exist_ok=True)
     check_run_config(index, dict(config or {}), rank)
     done = _finished(out, read_records(index), retry_errors)
-    shard = [it for i, it in enumerate(items) if i % world_size == rank]
-    todo = [it for it in shard if it.id not in done]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # tqdm's bar shows the rate and the time left (ETA) from the items done in this run.
-        bar = tqdm(total=len(shard), initial=len(shard) - len(todo), unit="item",
-                   desc=f"explain[{rank}]" if world_size > 1 else "explain", position=rank,
-                   file=sys.stderr, dynamic_ncols=True)
+    todo, bar = open_shard(items, done, rank, world_size, progress, "explain")
     writer = JsonlAppender(rank_file(index, rank))
     try:
         for item in todo:

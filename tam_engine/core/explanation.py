@@ -8,7 +8,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -17,12 +17,12 @@ import numpy as np
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
 from tam_engine.core.explanation_file import (
-    FORMAT_NAME,
     GEOMETRY_VERSION,
     PLAIN_GEOMETRY_VERSION,
     check_archive,
     check_explanation,
     check_path,
+    header_fields,
     json_default,
     not_an_explanation,
     read_header,
@@ -335,21 +335,9 @@ class Explanation:
             arrays[f"media{mi}_frame_slot"] = m.frame_slot
             arrays[f"media{mi}_timestamps"] = m.timestamps
             media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps})
-        header = {
-            "format": FORMAT_NAME,
-            "version": (PLAIN_GEOMETRY_VERSION
-                        if all(g.box == FULL_BOX and g.role == "full" for g in self.grids)
-                        else GEOMETRY_VERSION),
-            "input_len": int(self.input_len),
-            "token_texts": list(self.token_texts),
-            "grids": [g.to_meta() for g in self.grids],
-            "answer_texts": list(self.answer.texts),
-            "prompt_texts": None if self.prompt is None else list(self.prompt.texts),
-            "cand_texts": None if self.candidates is None else self.candidates.texts,
-            "options": asdict(self.options),
-            "media": media_meta,
-            "meta": self.meta,
-        }
+        plain = all(g.box == FULL_BOX and g.role == "full" for g in self.grids)
+        header = header_fields(self, PLAIN_GEOMETRY_VERSION if plain else GEOMETRY_VERSION,
+                               media_meta)
         text = json.dumps(header, default=json_default)
         arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
         buf = io.BytesIO()

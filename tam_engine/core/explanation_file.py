@@ -152,6 +152,25 @@ def read_header(npz, path: Path) -> dict:
     return header
 
 
+def header_fields(expl: Explanation, version: int, media_meta: list[dict]) -> dict[str, Any]:
+    """The JSON header's fields that every layout writes (each adds its own after them)."""
+    from dataclasses import asdict
+
+    return {
+        "format": FORMAT_NAME,
+        "version": version,
+        "input_len": int(expl.input_len),
+        "token_texts": list(expl.token_texts),
+        "grids": [g.to_meta() for g in expl.grids],
+        "answer_texts": list(expl.answer.texts),
+        "prompt_texts": None if expl.prompt is None else list(expl.prompt.texts),
+        "cand_texts": None if expl.candidates is None else expl.candidates.texts,
+        "options": asdict(expl.options),
+        "media": media_meta,
+        "meta": expl.meta,
+    }
+
+
 def json_default(obj):
     """Let ``meta`` hold numpy scalars and arrays (saved as plain numbers and lists)."""
     if isinstance(obj, np.generic):

@@ -35,7 +35,6 @@ import zipfile
 import zlib
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,11 @@ import numpy as np
 
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import ExplanationFileError
-from tam_engine.core.explanation_file import FORMAT_NAME, check_npy_member, json_default
+from tam_engine.core.explanation_file import (
+    check_npy_member,
+    header_fields,
+    json_default,
+)
 from tam_engine.core.inputs import Candidates
 from tam_engine.core.limits import limit
 from tam_engine.core.media import LazyFrames, MediaItem
@@ -160,20 +163,8 @@ def save_chunked(expl: Explanation, path: str | os.PathLike, *,
                 jobs.append((f"media{mi}_frames/{f}.jpg", lambda enc=enc, f=f: enc(f)))
         media_meta.append({"kind": m.kind, "path": m.path, "fps": m.fps, "codec": codec,
                            "shape": [n, h, w, 3]})
-    header = {
-        "format": FORMAT_NAME,
-        "version": CHUNKED_VERSION,
-        "input_len": int(expl.input_len),
-        "token_texts": list(expl.token_texts),
-        "grids": [g.to_meta() for g in expl.grids],
-        "answer_texts": list(expl.answer.texts),
-        "prompt_texts": None if expl.prompt is None else list(expl.prompt.texts),
-        "cand_texts": None if expl.candidates is None else expl.candidates.texts,
-        "options": asdict(expl.options),
-        "media": media_meta,
-        "meta": expl.meta,
-        "layout": {"row_block": ROW_BLOCK, "cols": [list(c) for c in cols], "sets": sets},
-    }
+    header = header_fields(expl, CHUNKED_VERSION, media_meta)
+    header["layout"] = {"row_block": ROW_BLOCK, "cols": [list(c) for c in cols], "sets": sets}
     if expl.candidates is not None:
         small["cand_ids"] = expl.candidates.ids
         small["cand_logits"] = expl.candidates.logits

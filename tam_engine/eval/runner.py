@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -218,6 +219,24 @@ def format_summary(summary: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the loop
+
+def open_shard(items: Sequence[Any], done: set[str], rank: int, world_size: int,
+               progress: bool, name: str) -> tuple[list[Any], Any]:
+    """This process's items still to do (every ``world_size``-th item from ``rank``, less the
+    ``done`` ids) and a progress bar over its whole share (``None`` when ``progress`` is off).
+    tqdm's bar shows the rate and the time left (ETA) from the items done in this run. Shared
+    by ``tam eval`` and batch explanations."""
+    shard = [it for i, it in enumerate(items) if i % world_size == rank]
+    todo = [it for it in shard if it.id not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(shard), initial=len(shard) - len(todo), unit="item",
+                   desc=f"{name}[{rank}]" if world_size > 1 else name, position=rank,
+                   file=sys.stderr, dynamic_ncols=True)
+    return todo, bar
+
 def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, TamOptions],
              out: str | os.PathLike, config: dict | None = None, limit: int | None = None,
              rank: int = 0, world_size: int = 1, barrier: Callable[[], None] | None = None,
@@ -235,15 +254,7 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
     config.setdefault("dataset", str(dataset.root.resolve()))
     check_run_config(out, config, rank)
     done = {k for k, r in read_records(out).items() if not (retry_errors and "error" in r)}
-    shard = [it for i, it in enumerate(items) if i % world_size == rank]
-    todo = [it for it in shard if it.id not in done]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(shard), initial=len(shard) - len(todo), unit="item",
-                   desc=f"eval[{rank}]" if world_size > 1 else "eval", position=rank,
-                   file=sys.stderr, dynamic_ncols=True)
+    todo, bar = open_shard(items, done, rank, world_size, progress, "eval")
     writer = JsonlAppender(rank_file(out, rank))
     try:
         for item in todo:
