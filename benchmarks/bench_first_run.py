@@ -8,61 +8,21 @@ image is on screen, then from closing the window until the process has ended.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHILD = r"""
-import sys, time
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
-app = QApplication(sys.argv[:1])
-from tam_desktop import app as tam_app
-leave = tam_app.exit_now
-
-def exit_now(code):
-    print(f"EXIT {time.time():.4f}", flush=True)
-    leave(code)
-
-tam_app.exit_now = exit_now
-
-def watch():
-    w = next((w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow"), None)
-    if w is not None and w.state.explanation is not None:
-        w.pane.media_view.graphics.viewport().repaint()   # on screen, not only in the state
-        print(f"SHOWN {time.time():.4f}", flush=True)
-        QTimer.singleShot(500, lambda: (print(f"CLOSE {time.time():.4f}", flush=True),
-                                        w.close()))
-        return
-    QTimer.singleShot(10, watch)
-
-QTimer.singleShot(0, watch)
-tam_app.run_app([])
-"""
+from tam_desktop.launch_probe import launch  # noqa: E402
 
 
 def main() -> int:
-    env = dict(os.environ, TAM_DESKTOP_CONFIG_DIR=tempfile.mkdtemp(prefix="tam-first-run-"),
-               PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    start = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    said: dict[str, float] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        word, _, stamp = line.partition(" ")
-        said[word] = float(stamp)
-    proc.wait()
-    ended = time.time()
-    print(f"start -> first explanation on screen: {said['SHOWN'] - start:.1f} s")
+    run = launch(Path(tempfile.mkdtemp(prefix="tam-first-run-")), "shown", linger_ms=500)
+    said = run.said
+    print(f"start -> first explanation on screen: {said['SHOWN'] - run.started:.1f} s")
     print(f"close -> app done (exit called):      {said['EXIT'] - said['CLOSE']:.2f} s")
-    print(f"close -> process ended:               {ended - said['CLOSE']:.2f} s")
+    print(f"close -> process ended:               {run.ended - said['CLOSE']:.2f} s")
     return 0
 
 
