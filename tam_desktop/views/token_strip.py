@@ -6,6 +6,7 @@ shows as fast as a 5-token one, and restyling the current token repaints two rec
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
@@ -46,6 +47,9 @@ class TokenCanvas(QWidget):
         self.texts: list[str] = []
         self.looks: list[str] = []
         self._rects: list[QRect] = []
+        self._bottoms: list[int] = []  # each chip's bottom edge: rising, to find a row at once
+        self._widths: list[int] = []   # each chip's width, measured once
+        self._widths_font = self.font()
         self._laid_out_width = -1
         font = self.font()
         font.setPointSizeF(font.pointSizeF() + 1)
@@ -53,6 +57,7 @@ class TokenCanvas(QWidget):
 
     # ------------------------------------------------------------------ content
     def set_tokens(self, texts: Sequence[str], look: str) -> None:
+        self._widths = []
         self.texts = [display_token(t) for t in texts]
         self.looks = [look] * len(self.texts)
         self._relayout()
@@ -71,7 +76,10 @@ class TokenCanvas(QWidget):
         return QRect(self._rects[index])
 
     def index_at(self, x: int, y: int) -> int | None:
-        for i, r in enumerate(self._rects):
+        for i in range(bisect_left(self._bottoms, y), len(self._rects)):
+            r = self._rects[i]
+            if r.top() > y:
+                break
             if r.contains(x, y):
                 return i
         return None
@@ -79,6 +87,7 @@ class TokenCanvas(QWidget):
     # ------------------------------------------------------------------ layout
     def _relayout(self) -> None:
         self._rects = self._layout(self.width())
+        self._bottoms = [r.bottom() for r in self._rects]
         self._laid_out_width = self.width()
         self.setMinimumHeight(self._height(self._rects))
         self.update()
@@ -88,8 +97,12 @@ class TokenCanvas(QWidget):
         h = fm.height() + 2 * _PAD_Y
         right = max(width - _MARGIN, 80)
         x, y, rects = _MARGIN, _MARGIN, []
-        for text in self.texts:
-            w = fm.horizontalAdvance(text) + 2 * _PAD_X
+        if self._widths_font != self.font():
+            self._widths, self._widths_font = [], self.font()
+        # Each text measured once (layout runs on every size query of the strip).
+        self._widths += [fm.horizontalAdvance(t) + 2 * _PAD_X
+                         for t in self.texts[len(self._widths):]]
+        for w in self._widths:
             if x + w > right and x > _MARGIN:
                 x, y = _MARGIN, y + h + _GAP
             rects.append(QRect(x, y, w, h))
@@ -119,7 +132,11 @@ class TokenCanvas(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         area = ev.rect()
-        for text, look, r in zip(self.texts, self.looks, self._rects):
+        # Only the rows in the painted area (a long answer has a thousand chips).
+        for i in range(bisect_left(self._bottoms, area.top()), len(self._rects)):
+            text, look, r = self.texts[i], self.looks[i], self._rects[i]
+            if r.top() > area.bottom():
+                break
             if not r.intersects(area):
                 continue
             bg, fg, border = LOOKS[look]
