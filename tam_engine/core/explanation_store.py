@@ -183,15 +183,17 @@ def save_chunked(expl: Explanation, path: str | os.PathLike, *,
     for name in [n for n, a in small.items() if a.nbytes > _BIG_ARRAY and n != "header"]:
         big = small.pop(name)
         jobs.append((name + ".npy.z", lambda a=big: zlib.compress(_npy(a), 1)))
-    with ThreadPoolExecutor(_THREADS) as pool:
-        blobs = list(pool.map(lambda job: job[1](), jobs))
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
+    with ThreadPoolExecutor(_THREADS) as pool, \
+            zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
+        # The pool compresses while this thread writes the small members, then each blob as
+        # it comes (in order): the archive is written alongside the compression, not after.
+        blobs = pool.map(lambda job: job[1](), jobs)
         for name, arr in small.items():
             zf.writestr(zipfile.ZipInfo(name + ".npy"), _npy(arr), zipfile.ZIP_DEFLATED, 6)
         for (name, _), blob in zip(jobs, blobs):
             zf.writestr(zipfile.ZipInfo(name), blob, zipfile.ZIP_STORED)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getbuffer())
     return path
 
 
