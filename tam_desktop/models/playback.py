@@ -205,6 +205,7 @@ class PlaybackState:
         self._media_index = 0
         self._grids_cache: tuple[tuple, list[np.ndarray]] | None = None
         self._top_cache: tuple[tuple, int] | None = None
+        self._strength_cache: tuple[tuple, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ content
     def set_content(self, media: Sequence[MediaItem], explanation: Explanation | None = None
@@ -216,6 +217,7 @@ class PlaybackState:
         self.explanation = explanation
         self.streaming = []
         self._grids_cache = None
+        self._strength_cache = None
         # Open on the token whose map shows most (not the first token, often "a": a flat map).
         first = explanation.strongest_token() if explanation is not None else 0
         self._kind, self._token, self._anchor = "answer", first, first
@@ -404,5 +406,11 @@ class PlaybackState:
         ex, m = self.explanation, self.current_media
         if ex is None or m is None or self.current_grid() is None:
             return None
-        return ex.frame_strengths(self._selection, self._media_index, self.display.combine,
-                                  self._kind, n_frames=m.n_frames, layer=self.display.layer)
+        d = self.display
+        key = (self._selection, self._kind, d.combine, self._media_index, d.layer, m.n_frames)
+        # A token switch announces the token and the selection: compute once.
+        if self._strength_cache is None or self._strength_cache[0] != key:
+            self._strength_cache = (key, ex.frame_strengths(
+                self._selection, self._media_index, d.combine, self._kind,
+                n_frames=m.n_frames, layer=d.layer))
+        return self._strength_cache[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import lru_cache
 
 import numpy as np
 from PySide6.QtWidgets import QTextBrowser, QWidget
@@ -31,7 +32,7 @@ def text_map_html(state: PlaybackState) -> str:
     phrase_cols = {offset + j for j in state.selection} if len(state.selection) > 1 else set()
 
     def chip(i: int, text: str) -> str:
-        shown = html.escape(display_token(text))
+        shown = _shown(text)
         if i == own_col:
             return (f'<span style="background:#1a73e8;color:#fff;font-weight:bold;">'
                     f"&nbsp;{shown}&nbsp;</span>")
@@ -41,8 +42,7 @@ def text_map_html(state: PlaybackState) -> str:
         value = rel[i]
         if np.isnan(value):  # not in this token's context: later tokens
             return f'<span style="color:#9aa0a6;">{shown}</span>'
-        bg = css_color(cmap, float(value))
-        return (f'<span style="background:{bg};color:{text_color_on(bg)};" '
+        return (f'<span style="{_chip_style(cmap, _colour_index(float(value)))}" '
                 f'title="relevance {value:.2f}">{shown}</span>')
 
     parts.append(f'<p style="margin:0 0 4px 0;">{_head(state)}</p>')
@@ -68,6 +68,23 @@ def text_map_html(state: PlaybackState) -> str:
                      "</span>")
     parts.append("</p>")
     return "".join(parts)
+
+
+# A token switch writes a couple of hundred chips: their texts and colours are cached.
+@lru_cache(maxsize=16_384)
+def _shown(text: str) -> str:
+    return html.escape(display_token(text))
+
+
+def _colour_index(value: float) -> int:
+    """The colour table's entry for ``value`` (as ``colour_of`` picks it)."""
+    return round(min(max(value, 0.0), 1.0) * 255) if np.isfinite(value) else 0
+
+
+@lru_cache(maxsize=4_096)
+def _chip_style(cmap: str, index: int) -> str:
+    bg = css_color(cmap, index / 255.0)
+    return f"background:{bg};color:{text_color_on(bg)};"
 
 
 def _head(state: PlaybackState) -> str:
@@ -105,10 +122,15 @@ class TextMapView(QTextBrowser):
         self.state = state
         self.setOpenLinks(False)
         self.setPlaceholderText("The text map appears here once an answer is explained.")
-        state.content_changed.connect(self.refresh)
+        state.content_changed.connect(self._on_content)
         state.token_changed.connect(self.refresh)
         state.selection_changed.connect(self.refresh)
         state.display.changed.connect(self._on_display)
+        self._shown: tuple | None = None  # what the text map shows now
+        self.refresh()
+
+    def _on_content(self) -> None:
+        self._shown = None
         self.refresh()
 
     def _on_display(self, name: str) -> None:
@@ -116,4 +138,10 @@ class TextMapView(QTextBrowser):
             self.refresh()
 
     def refresh(self, *_args: object) -> None:
-        self.setHtml(text_map_html(self.state))
+        st = self.state
+        # One token switch announces the token and the selection: lay the text out once.
+        key = (st.kind, st.token, st.selection, st.display.colormap, st.display.combine)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.setHtml(text_map_html(st))

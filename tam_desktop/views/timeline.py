@@ -17,9 +17,11 @@ MAX_LABEL_PX = 90.0   # a longer token label is shortened with an ellipsis
 LABEL_GAP_PX = 6.0    # at least this much space between two token labels
 
 
-def _bar_path(heights: np.ndarray, width: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of one outline through bars of ``width`` centred on 0, 1, 2, ... (0 between)."""
-    i = np.arange(heights.size, dtype=float)
+def _bar_path(heights: np.ndarray, width: float = 0.8, at: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of one outline through bars of ``width`` centred on ``at`` (default 0, 1, 2, ...),
+    at height 0 between bars."""
+    i = np.arange(heights.size, dtype=float) if at is None else np.asarray(at, dtype=float)
     half = width / 2.0
     x = np.stack([i - half, i - half, i + half, i + half], axis=1).reshape(-1)
     h = np.asarray(heights, dtype=float)
@@ -63,6 +65,7 @@ class TokenTimeline(pg.PlotWidget):
         self.addItem(self.cursor)
         self._strength: np.ndarray = np.zeros(0, np.float32)
         self._labels: list[str] = []
+        self._elided: tuple[list[str], list[float]] | None = None  # labels as drawn, half widths
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
         self.scene().sigMouseClicked.connect(self._on_clicked)
         self.getPlotItem().vb.sigResized.connect(self._relabel)
@@ -82,6 +85,7 @@ class TokenTimeline(pg.PlotWidget):
         self.setYRange(0.0, max(top * 1.1, 0.02), padding=0.0)
         self.cursor.setBounds((0, max(n - 1, 0)))
         self._labels = [display_token(t) for t in ex.answer_texts] if ex is not None else []
+        self._elided = None
         self._relabel()
         self.cursor.setVisible(n > 0)
         self._sync()
@@ -99,25 +103,33 @@ class TokenTimeline(pg.PlotWidget):
         if not self._labels:
             axis.setTicks([[]])
             return
-        metrics = QFontMetricsF(self.tick_font)
+        if self._elided is None:  # once per answer: resizing only moves the labels
+            metrics = QFontMetricsF(self.tick_font)
+            shown = [metrics.elidedText(t, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
+                     for t in self._labels]
+            self._elided = (shown, [metrics.horizontalAdvance(t) / 2 for t in shown])
+        shown, halves = self._elided
+        # Token positions on the axis are linear in the index: two mappings give them all
+        # (mapping each of a thousand tokens through the view box took a third of a second).
+        x0 = self.token_x(0)
+        dx = self.token_x(1) - x0
         ticks, last_right = [], -np.inf
-        for i, text in enumerate(self._labels):
-            text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
-            half = metrics.horizontalAdvance(text) / 2
-            x = self.token_x(i)
+        for i, half in enumerate(halves):
+            x = x0 + i * dx
             if x - half >= last_right + LABEL_GAP_PX:
-                ticks.append((i, text))
+                ticks.append((i, shown[i]))
                 last_right = x + half
         axis.setTicks([ticks])
 
     def _sync(self, *_args: object) -> None:
         st = self.state
         mine = st.kind == "answer" and st.explanation is not None
-        phrase = np.zeros_like(self._strength, dtype=float)
+        sel: list[int] = []
         if mine:
-            sel = [i for i in st.selection if i < self._strength.size]
-            phrase[sel] = self._strength[sel]
-        self.selection_bars.setData(*_bar_path(phrase))
+            sel = sorted(i for i in st.selection if i < self._strength.size)
+        # Only the phrase's own bars: redrawing a path through every bar of a long answer on
+        # each token switch costs more than the switch itself.
+        self.selection_bars.setData(*_bar_path(self._strength[sel], at=np.asarray(sel)))
         # A prompt token is current: the answer timeline has no position for it.
         self.cursor.setVisible(mine and self._strength.size > 0)
         if mine:

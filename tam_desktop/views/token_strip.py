@@ -6,9 +6,10 @@ shows as fast as a 5-token one, and restyling the current token repaints two rec
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QHelpEvent,
@@ -16,6 +17,7 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
+    QPixmap,
     QResizeEvent,
 )
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
@@ -35,6 +37,18 @@ LOOKS: dict[str, tuple[str, str, str]] = {
 _PAD_X, _PAD_Y, _GAP, _MARGIN = 6, 3, 4, 4
 
 
+def _paint_chip(p: QPainter, r: QRect, text: str, look: str) -> None:
+    bg, fg, border = LOOKS[look]
+    pen = QPen(QColor(border))
+    if look == "streaming":
+        pen.setStyle(Qt.PenStyle.DashLine)
+    p.setPen(pen)
+    p.setBrush(QColor(bg))
+    p.drawRoundedRect(r.adjusted(0, 0, -1, -1), 4, 4)
+    p.setPen(QColor(fg))
+    p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+
 class TokenCanvas(QWidget):
     """Paints the chips, lays them out like words and reports clicks with their modifiers."""
 
@@ -46,6 +60,13 @@ class TokenCanvas(QWidget):
         self.texts: list[str] = []
         self.looks: list[str] = []
         self._rects: list[QRect] = []
+        self._bottoms: list[int] = []  # each chip's bottom edge: rising, to find a row at once
+        self._widths: list[int] = []   # each chip's width, measured once
+        self._widths_font = self.font()
+        self._chips: dict[tuple[int, str], QPixmap] = {}  # (index, look) -> its picture
+        self._warmed = 0
+        self._warm_timer = QTimer(self)
+        self._warm_timer.timeout.connect(self._warm_up)
         self._laid_out_width = -1
         font = self.font()
         font.setPointSizeF(font.pointSizeF() + 1)
@@ -53,9 +74,16 @@ class TokenCanvas(QWidget):
 
     # ------------------------------------------------------------------ content
     def set_tokens(self, texts: Sequence[str], look: str) -> None:
+        self._widths = []
+        self._chips.clear()
         self.texts = [display_token(t) for t in texts]
         self.looks = [look] * len(self.texts)
         self._relayout()
+        self._warmed = 0
+        if look == "plain" and len(self.texts) > 64:
+            self._warm_timer.start(0)
+        else:
+            self._warm_timer.stop()
 
     def append(self, texts: Sequence[str], look: str) -> None:
         self.texts += [display_token(t) for t in texts]
@@ -71,7 +99,10 @@ class TokenCanvas(QWidget):
         return QRect(self._rects[index])
 
     def index_at(self, x: int, y: int) -> int | None:
-        for i, r in enumerate(self._rects):
+        for i in range(bisect_left(self._bottoms, y), len(self._rects)):
+            r = self._rects[i]
+            if r.top() > y:
+                break
             if r.contains(x, y):
                 return i
         return None
@@ -79,6 +110,7 @@ class TokenCanvas(QWidget):
     # ------------------------------------------------------------------ layout
     def _relayout(self) -> None:
         self._rects = self._layout(self.width())
+        self._bottoms = [r.bottom() for r in self._rects]
         self._laid_out_width = self.width()
         self.setMinimumHeight(self._height(self._rects))
         self.update()
@@ -88,8 +120,12 @@ class TokenCanvas(QWidget):
         h = fm.height() + 2 * _PAD_Y
         right = max(width - _MARGIN, 80)
         x, y, rects = _MARGIN, _MARGIN, []
-        for text in self.texts:
-            w = fm.horizontalAdvance(text) + 2 * _PAD_X
+        if self._widths_font != self.font():
+            self._widths, self._widths_font = [], self.font()
+        # Each text measured once (layout runs on every size query of the strip).
+        self._widths += [fm.horizontalAdvance(t) + 2 * _PAD_X
+                         for t in self.texts[len(self._widths):]]
+        for w in self._widths:
             if x + w > right and x > _MARGIN:
                 x, y = _MARGIN, y + h + _GAP
             rects.append(QRect(x, y, w, h))
@@ -117,21 +153,51 @@ class TokenCanvas(QWidget):
     # ------------------------------------------------------------------ painting and input
     def paintEvent(self, ev: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         area = ev.rect()
-        for text, look, r in zip(self.texts, self.looks, self._rects):
-            if not r.intersects(area):
-                continue
-            bg, fg, border = LOOKS[look]
-            pen = QPen(QColor(border))
-            if look == "streaming":
-                pen.setStyle(Qt.PenStyle.DashLine)
-            p.setPen(pen)
-            p.setBrush(QColor(bg))
-            p.drawRoundedRect(r.adjusted(0, 0, -1, -1), 4, 4)
-            p.setPen(QColor(fg))
-            p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+        dpr = self.devicePixelRatioF()
+        # Only the rows in the painted area (a long answer has a thousand chips), each drawn
+        # from its cached picture: jumping to a far token scrolls the strip and repaints
+        # every chip in view, which drawn afresh costs more than the rest of the switch.
+        for i in range(bisect_left(self._bottoms, area.top()), len(self._rects)):
+            r = self._rects[i]
+            if r.top() > area.bottom():
+                break
+            if r.intersects(area):
+                p.drawPixmap(r.topLeft(), self._chip(i, dpr))
         p.end()
+
+    def _chip(self, i: int, dpr: float) -> QPixmap:
+        key = (i, self.looks[i])
+        pm = self._chips.get(key)
+        if pm is None or pm.devicePixelRatio() != dpr:
+            r = self._rects[i]
+            pm = QPixmap(round(r.width() * dpr), round(r.height() * dpr))
+            pm.setDevicePixelRatio(dpr)
+            pm.fill(Qt.GlobalColor.transparent)
+            q = QPainter(pm)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing)
+            q.setFont(self.font())
+            _paint_chip(q, QRect(0, 0, r.width(), r.height()), self.texts[i], self.looks[i])
+            q.end()
+            self._chips[key] = pm
+        return pm
+
+    def _warm_up(self) -> None:
+        """Idle time after a new answer: draw the plain chips' pictures a few at a time, so
+        that later jumps through a long answer only copy them."""
+        dpr = self.devicePixelRatioF()
+        end = min(len(self._rects), self._warmed + 32)
+        for i in range(self._warmed, end):
+            if self.looks[i] == "plain":
+                self._chip(i, dpr)
+        self._warmed = end
+        if end >= len(self._rects):
+            self._warm_timer.stop()
+
+    def changeEvent(self, ev: QEvent) -> None:  # noqa: N802
+        if ev.type() == QEvent.Type.FontChange:
+            self._chips.clear()
+        super().changeEvent(ev)
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
         pos = ev.position().toPoint()

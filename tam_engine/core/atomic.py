@@ -123,7 +123,7 @@ def temp_dir(target: str | os.PathLike) -> Path:
     return tmp
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
     if path.is_dir():  # else os.replace would name the temporary file in its error

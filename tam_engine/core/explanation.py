@@ -168,6 +168,13 @@ class Explanation:
             return int(slots[min(max(int(frame), 0), slots.size - 1)])
         return 0
 
+    def _raw_slots(self, media_index: int, n_frames: int) -> np.ndarray:
+        """:meth:`_raw_slot` of frames ``0 .. n_frames - 1`` at once."""
+        if self.media and 0 <= media_index < len(self.media):
+            slots = np.asarray(self.media[media_index].frame_slot, np.int64)
+            return slots[np.minimum(np.arange(n_frames), slots.size - 1)]
+        return np.zeros(n_frames, np.int64)
+
     def slot_of_frame(self, media_index: int, frame: int) -> int:
         """The temporal slot of media ``media_index``'s first grid shown on displayed ``frame``:
         a frame past the last shows the last one, a slot past the grid its last slot, and
@@ -234,8 +241,7 @@ class Explanation:
             check_layer(layer)
             g, m = grids[0], np.asarray(maps[idx[0]])
             per = m.reshape(g.t, -1).mean(axis=1) / 255.0 if m.size else np.zeros(g.t)
-            slots = np.array([self._raw_slot(media_index, f) for f in range(n_frames)],
-                             np.int64)
+            slots = self._raw_slots(media_index, n_frames)
             return per[np.minimum(slots, g.t - 1)].astype(np.float32)
         per_slot: dict[int, float] = {}
         out = np.zeros(n_frames, np.float64)

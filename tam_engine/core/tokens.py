@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -51,6 +52,7 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=65_536)  # views show a long answer's tokens again on every switch
 def display_token(text: str) -> str:
     """A token (or a run of tokens) as people see it: ``" dog"`` -> ``"dog"``,
     ``"\\n"`` -> ``"↵"``, ``" "`` -> ``"␣"``, ``""`` -> ``"∅"``."""
