@@ -275,7 +275,7 @@ def scenes_for_step(kind: str, step: int, n: int, size: int = SIZE,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="resources/demo_model")
-    ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=16, help="images per image step")
     ap.add_argument("--video-batch", type=int, default=4, help="videos per video step")
     ap.add_argument("--video-every", type=int, default=4, help="every k-th step is videos")
