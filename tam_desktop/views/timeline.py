@@ -59,9 +59,10 @@ class TokenTimeline(pg.PlotWidget):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.addItem(self.bars)
         self.addItem(self.selection_bars)
-        # Object words with little visual evidence (tam_engine.core.flags): a red mark above
-        # each of their bars.
-        self.flag_marks = pg.ScatterPlotItem(symbol="t", size=9, pen=None, brush=FLAG_COLOUR)
+        # Object words with little visual evidence (tam_engine.core.flags): a mark above each
+        # of their bars, wide enough to show on both sides of the cursor line.
+        self.flag_marks = pg.ScatterPlotItem(symbol="t", size=13, pen=pg.mkPen("w"),
+                                             brush=FLAG_COLOUR)
         self.addItem(self.flag_marks)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,
                                       pen=pg.mkPen("#d93025", width=2),
@@ -91,8 +92,8 @@ class TokenTimeline(pg.PlotWidget):
         self.flagged = (evidence_flags(ex.answer, ex.special(), score=self._strength).flagged
                         if ex is not None and n else np.zeros(0, bool))
         xs = np.flatnonzero(self.flagged)
-        # Just above the bar (a flagged bar is low): "t" points down at it.
-        self.flag_marks.setData(x=xs.astype(float), y=self._strength[xs] + 0.06 * y_top)
+        # Above the bar (a flagged bar is low): "t" points down at it.
+        self.flag_marks.setData(x=xs.astype(float), y=self._strength[xs] + 0.15 * y_top)
         self.setLabel("bottom", f"answer token  \u00b7  bar height: {EVIDENCE_LABEL}"
                       + (f"  \u00b7  \u25bc {FLAG_LABEL}" if xs.size else ""))
         self.cursor.setBounds((0, max(n - 1, 0)))

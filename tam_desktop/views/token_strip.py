@@ -36,7 +36,8 @@ LOOKS: dict[str, tuple[str, str, str]] = {
     "streaming": ("#fafafa", "#80868b", "#dadce0"),
 }
 _PAD_X, _PAD_Y, _GAP, _MARGIN = 6, 3, 4, 4
-FLAG_COLOUR = "#d93025"   # "little visual evidence" (tam_engine.core.flags): a red underline
+# "Little visual evidence" (tam_engine.core.flags): an orange underline (red is the cursor's).
+FLAG_COLOUR = "#e8710a"
 
 
 class TokenCanvas(QWidget):
@@ -49,7 +50,7 @@ class TokenCanvas(QWidget):
         self._tooltip = tooltip
         self.texts: list[str] = []
         self.looks: list[str] = []
-        self.marks: frozenset[int] = frozenset()   # flagged chips: underlined in red
+        self.marks: frozenset[int] = frozenset()   # flagged chips: underlined
         self._rects: list[QRect] = []
         self._laid_out_width = -1
         font = self.font()
@@ -138,11 +139,11 @@ class TokenCanvas(QWidget):
             p.setPen(QColor(fg))
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
         if self.marks:
-            p.setPen(QPen(QColor(FLAG_COLOUR), 2, Qt.PenStyle.DotLine))
+            p.setPen(QPen(QColor(FLAG_COLOUR), 3))
             for i in self.marks:
                 r = self._rects[i]
                 if r.intersects(area):
-                    p.drawLine(r.left() + 3, r.bottom() - 1, r.right() - 3, r.bottom() - 1)
+                    p.drawLine(r.left() + 3, r.bottom() + 1, r.right() - 3, r.bottom() + 1)
         p.end()
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802

@@ -129,3 +129,13 @@ def test_one_given_answer_pairs_tokens_one_to_one():
     assert other.aligned_tokens("a", [2]) == (1, 2)  # " gir"+"affe" vs " g"+"iraffe": whole word
     assert other.word_tokens("a", [2]) == (1, 2)
     assert other.aligned_tokens("a", [5]) == (5,)
+
+
+def test_html_page_underlines_the_flagged_words():
+    from tam_engine.render.html_page import build_html
+
+    expl = _explanation(token_maps(STRENGTH), given=True)
+    page = build_html(expl, image_width=64)
+    flagged = [chunk for chunk in page.split('<span class="tok" ')[1:] if "border-bottom" in chunk]
+    assert [c.split(">", 1)[1].split("<", 1)[0] for c in flagged] == ["gir", "affe"]
+    assert all(f'title="{FLAG_LABEL}' in c for c in flagged)
