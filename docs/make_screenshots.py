@@ -15,7 +15,11 @@ temporary folder) on the sample image widened to 3:2 with its own background, so
 3 x 2 tiles plus a thumbnail, and shows the "tiles" layer with the tile borders: it shows how
 tiles are stitched, not a meaningful map. With ``--compare-with``, the compare window runs the
 model (A) against that one (B) on the sample image and shows A's strongest colour/shape word
-beside its counterpart in B. ``--only`` regenerates just the shots named.
+beside its counterpart in B. The flags shot (docs/screenshot-flags.png) runs the model on the
+sample image, swaps the first colour word of its answer for a colour the answer does not name,
+explains that given answer ("Explain this answer…", teacher forcing) and shows the swapped word,
+flagged "little visual evidence" in the strip and the timeline, with its candidates.
+``--only`` regenerates just the shots named.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import time
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-SHOTS = ["image", "video", "tiles", "compare"]
+SHOTS = ["image", "video", "tiles", "compare", "flags"]
 
 
 def shoot(app, media: Path, model: str, prompt: str, out: Path, *, layer: str | None = None,
@@ -140,6 +144,50 @@ def shoot_tiles(app, out: Path) -> str:
     return said
 
 
+def shoot_flags(app, media: Path, model: str, prompt: str, out: Path) -> str:
+    import re
+
+    from tam_desktop.main_window import MainWindow
+    from tam_desktop.settings import AppSettings
+    from tam_engine.demo import synth
+    from tam_engine.eval.runner import clean_caption
+    from tam_engine.inference.settings import GenerationSettings
+
+    w = MainWindow(AppSettings(), save_on_close=False)
+    w.resize(1500, 900)
+    w.move(0, 0)
+    w.show()
+    w.open_paths([str(media)])
+    _wait(app, lambda: bool(w.media_paths))
+    w.run_panel.set_model(model)
+    w.run_panel.set_prompt(prompt)
+    w.settings.generation = GenerationSettings(max_new_tokens=32)
+    w.run()
+    _wait(app, lambda: not w.controller.running)
+    ex = w.state.explanation
+    if ex is None:
+        raise SystemExit(f"the run on {media.name} did not finish: {w.status_label.text()}")
+    said = clean_caption(ex.answer.texts, ex.special())
+    named = [c for c in synth.COLORS if re.search(rf"\b{c}\b", said)]
+    absent = [c for c in synth.COLORS if c not in named]
+    if not named or not absent:
+        raise SystemExit(f"no colour word to swap in {said!r}")
+    given = re.sub(rf"\b{named[0]}\b", absent[0], said, count=1)
+    w.given_answer = given
+    w._start_run(auto=False, answer=given)
+    _wait(app, lambda: not w.controller.running)
+    ex = w.state.explanation
+    flagged = [k for k in range(ex.n_answer) if w.pane.answer_strip.flags.flagged[k]]
+    if not flagged:
+        raise SystemExit(f"nothing flagged in the given answer {given!r}")
+    w.state.set_token(flagged[0], "answer")
+    _wait(app, lambda: False, 0.3)  # let everything paint
+    subprocess.run(["import", "-window", str(int(w.winId())), str(out)], check=True)
+    w.close()
+    words = [ex.answer_texts[k] for k in flagged]
+    return f"{out.name}: model said {said!r}; given {given!r}; flagged tokens {words}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model folder or Hub id (default: the demo model)")
@@ -163,6 +211,9 @@ def main() -> int:
                     DOCS / "screenshot-video.png"))
     if "tiles" in args.only:
         print(shoot_tiles(app, DOCS / "screenshot-tiles.png"))
+    if "flags" in args.only:
+        print(shoot_flags(app, sample_image_path(), model, "Describe this image.",
+                          DOCS / "screenshot-flags.png"))
     if args.compare_with and "compare" in args.only:
         print(shoot_compare(app, sample_image_path(), model, args.compare_with,
                             "Describe this image.", DOCS / "screenshot-compare.png"))

@@ -162,6 +162,7 @@ SHORTCUTS_HTML = """
 <tr><td><b>Shift+click</b></td><td>a phrase: the tokens from the last clicked one</td></tr>
 <tr><td><b>Ctrl+click</b></td><td>add a token to the phrase or remove it</td></tr>
 <tr><td><b>Ctrl+R</b> / <b>Esc</b></td><td>run / cancel</td></tr>
+<tr><td><b>Ctrl+Shift+R</b></td><td>explain a given answer (teacher forcing)</td></tr>
 </table>
 """
 

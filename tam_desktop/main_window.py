@@ -30,9 +30,10 @@ from tam_desktop.recent_menu import RecentMenu
 from tam_desktop.samples import SampleActions, is_bundled
 from tam_desktop.saving import ExplanationSaver
 from tam_desktop.settings import AppSettings, load_settings
+from tam_desktop.views.given_answer import GIVEN_ANSWER_NAME, ask_given_answer, is_given
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.views.run_panel import RunPanel
-from tam_desktop.worker import RunRequest, warm_up_engine
+from tam_desktop.worker import GIVEN_PHASE, RunRequest, warm_up_engine
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.media import MediaItem
 from tam_engine.core.placement import LAYERS
@@ -71,6 +72,7 @@ class MainWindow(AppWindow):
         self.compare_window: CompareWindow | None = None
         # Model > Model Setup's choice per model (this session); absent: one device.
         self.placements: dict[str, ModelPlacement] = {}
+        self.given_answer = ""   # the last answer given to "Explain this answer…" (session)
 
         central = QWidget(self)
         col = QVBoxLayout(central)
@@ -91,6 +93,7 @@ class MainWindow(AppWindow):
         self.run_panel.set_models(s.recent_models, s.last_model)
         self.run_panel.set_prompt(s.prompt)
         self.run_panel.run_requested.connect(self.run)
+        self.run_panel.explain_requested.connect(self.explain_answer)
         self.run_panel.cancel_requested.connect(self.cancel_run)
         self.run_panel.settings_requested.connect(self.edit_generation_settings)
         self.state.content_changed.connect(self._on_content)
@@ -122,6 +125,7 @@ class MainWindow(AppWindow):
         self.act_save_expl = act("&Save Explanation…", self.save_explanation_dialog, K.Save)
         self.act_quit = act("&Quit", self.close, K.Quit)
         self.act_run = act("&Run", self.run, "Ctrl+R")
+        self.act_explain = act("&Explain This Answer…", self.explain_answer, "Ctrl+Shift+R")
         # Escape first goes back to the gallery an item was opened from, else cancels a run.
         self.act_cancel = act("&Cancel Run", self._on_escape, "Esc")
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
@@ -151,7 +155,8 @@ class MainWindow(AppWindow):
             "&File": [self.act_open, self.recent_menu, None, self.act_open_expl,
                       self.act_open_batch,
                       self.act_save_expl, self.export.menu, None, self.act_quit],
-            "&Model": [self.act_run, self.act_cancel, None, self.act_compare, None,
+            "&Model": [self.act_run, self.act_explain, self.act_cancel, None, self.act_compare,
+                       None,
                        self.act_choose_model, self.act_model_setup, self.act_gen],
             "&View": [self.act_overlay, None, self.act_prev_token, self.act_next_token,
                       self.act_first_token, self.act_last_token, None, self.act_prev_frame,
@@ -272,22 +277,37 @@ class MainWindow(AppWindow):
     def run(self) -> None:
         self._start_run(auto=False)
 
-    def _start_run(self, auto: bool) -> None:
-        """``auto``: a sample's demo run, whose result is not work to be saved."""
-        if self.controller.running:
+    def explain_answer(self) -> None:
+        """"Explain this answer…": the answer the user gives, explained by teacher forcing
+        with the model, media and prompt of the run panel."""
+        if self.controller.running or self._run_problem():
+            return
+        text = ask_given_answer(self, self.given_answer)
+        if text is not None:
+            self.given_answer = text
+            self._start_run(auto=False, answer=text)
+
+    def _run_problem(self) -> bool:
+        """Reports why nothing can run now (no media, model or prompt); True when it did."""
+        problem = run_problem(bool(self.media_paths), [self.run_panel.model_name()],
+                              self.run_panel.prompt_text())
+        if problem is not None:
+            self.report_error(*problem)
+        return problem is not None
+
+    def _start_run(self, auto: bool, answer: str | None = None) -> None:
+        """``auto``: a sample's demo run, whose result is not work to be saved; ``answer``: a
+        given answer to explain instead of generating one."""
+        if self.controller.running or self._run_problem():
             return
         model = self.run_panel.model_name()
         prompt = self.run_panel.prompt_text()
-        problem = run_problem(bool(self.media_paths), [model], prompt)
-        if problem is not None:
-            self.report_error(*problem)
-            return
         self.settings.prompt = prompt
         self.settings.last_model = model
         request = RunRequest(model=model, media_paths=tuple(self.media_paths), prompt=prompt,
                              generation=self.settings.generation,
                              media=self.decoded_media(self.media_paths),
-                             placement=self.placements.get(model))
+                             placement=self.placements.get(model), answer=answer)
         self.tasks.forget("content")
         self._auto_run = auto
         self.controller.start(request)
@@ -332,14 +352,15 @@ class MainWindow(AppWindow):
     def run_started(self, request: RunRequest) -> None:
         self.run_panel.set_running(True)
         self.state.set_content(self.state.media, None)
-        self.show_status(f"Running {short_model_name(request.model)} …")
+        given = "" if request.answer is None else f" on a {GIVEN_ANSWER_NAME}"
+        self.show_status(f"Running {short_model_name(request.model)}{given} …")
 
     def run_phase(self, text: str) -> None:
         model = self.settings.last_model
         if model:
             text = text.replace(model, short_model_name(model))   # a folder's name is enough
         self.run_panel.set_phase(text + " …")
-        if text.startswith("Loading"):
+        if text.startswith("Loading") or text == GIVEN_PHASE:  # no tokens to count
             self.run_panel.set_busy()
 
     def run_progress(self, n_tokens: int, max_tokens: int) -> None:
@@ -375,7 +396,8 @@ class MainWindow(AppWindow):
 
     def _describe(self, expl: Explanation) -> str:
         model = expl.meta.get("model", "")
-        bits = [f"{expl.n_answer} tokens"]
+        bits = [f"{expl.n_answer} tokens" + (f" of a {GIVEN_ANSWER_NAME}"
+                                             if is_given(expl) else "")]
         if model:
             bits.append(f"model {short_model_name(str(model))}")
         times = timings_text(expl.meta.get("timings") or {})
@@ -384,6 +406,8 @@ class MainWindow(AppWindow):
     def _on_content(self) -> None:
         m = self.state.current_media
         name = Path(self.current_file).name if self.current_file else (m.name if m else "")
+        if is_given(self.state.explanation):
+            name = f"{name} — {GIVEN_ANSWER_NAME}" if name else GIVEN_ANSWER_NAME
         self.setWindowTitle(f"{name} — tam-desktop" if name else "tam-desktop")
         has = self.state.explanation is not None
         self.act_save_expl.setEnabled(has)

@@ -40,6 +40,8 @@ class RunRequest:
     media: tuple[MediaItem, ...] = field(default=(), compare=False, repr=False)
     # How the weights are placed (Model > Model Setup); None: the whole model on the device.
     placement: ModelPlacement | None = None
+    # A given answer to explain by teacher forcing ("Explain this answer…"); None: generate.
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class TokenStreamed:
 
 
 RunEvent = Phase | TokenStreamed
+
+#: The phase of a given answer's run: one forward pass, no tokens to count (a busy bar).
+GIVEN_PHASE = "Explaining the given answer"
 
 
 # Importing torch/transformers (whose lazy modules are not safe to import from two threads at
@@ -179,13 +184,13 @@ def run_job(request: RunRequest, cache: ModelCache, emit: Callable[[RunEvent], N
         yield Phase("Reading the media")
         media = (media_cache or MediaCache()).get(request.media_paths, gen.video_fps,
                                                   gen.max_frames)
-    yield Phase("Generating")
+    yield Phase("Generating" if request.answer is None else GIVEN_PHASE)
 
     def on_token(index: int, text: str) -> None:
         emit(TokenStreamed(index, text))
 
     expl = run_and_explain(loaded, media, request.prompt, gen, on_token=on_token,
-                           should_stop=should_stop)
+                           should_stop=should_stop, answer=request.answer)
     # The pipeline times its own steps; loading happened here (0 when the model was kept).
     expl.meta.setdefault("timings", {})["load_s"] = round(load_s, 4)
     return expl

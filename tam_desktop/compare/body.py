@@ -12,6 +12,7 @@ from tam_desktop.compare.alignment_view import SIDE_COLOURS, AlignmentView
 from tam_desktop.compare.diff_view import DiffView
 from tam_desktop.compare.link import SIDES
 from tam_desktop.models.playback import PlaybackState
+from tam_desktop.views.given_answer import GIVEN_ANSWER_NAME, is_given
 from tam_desktop.views.pane import ExplanationPane
 from tam_engine.compare.alignment import Side
 
@@ -75,7 +76,8 @@ class CompareBody(QSplitter):
             bits = [f"<b style='color:{SIDE_COLOURS[side]}'>{side.upper()}</b> · "
                     f"{html.escape(name)}"]
             if ex is not None:
-                bits.append(f"<span style='color:#5f6368'>{ex.n_answer} tokens</span>")
+                given = f" of the {GIVEN_ANSWER_NAME}" if is_given(ex) else ""
+                bits.append(f"<span style='color:#5f6368'>{ex.n_answer} tokens{given}</span>")
             if side == running:
                 bits.append("<i>running…</i>")
             self.headers[side].setText(" &nbsp; ".join(bits))

@@ -16,11 +16,13 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop.settings import PROMPT_PRESETS
+from tam_desktop.views.given_answer import EXPLAIN_ANSWER_LABEL
 from tam_desktop.views.run_panel import ModelPicker, prompt_for_media
 
 
 class CompareRunBar(QWidget):
     run_requested = Signal()
+    explain_requested = Signal()   # both models explain one given answer (teacher forcing)
     cancel_requested = Signal()
     settings_requested = Signal()
     open_media_requested = Signal()
@@ -47,6 +49,10 @@ class CompareRunBar(QWidget):
         self.run_button.setDefault(True)
         self.run_button.setToolTip("Run model A, then model B, on the same media and prompt "
                                    "(Ctrl+R)")
+        self.explain_button = QPushButton(EXPLAIN_ANSWER_LABEL, self)
+        self.explain_button.setToolTip(
+            "Both models explain the same answer you give (teacher forcing): their maps align "
+            "word for word (Ctrl+Shift+R)")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the running model and skip the rest (Esc)")
         self.progress = QProgressBar(self)
@@ -81,12 +87,14 @@ class CompareRunBar(QWidget):
         grid.addWidget(self.prompt, 1, 1, 1, 3)
         grid.addWidget(self.preset_button, 1, 4, Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.media_button, 1, 5, 1, 2)
-        grid.addWidget(self.media_label, 1, 7, 1, 2)
+        grid.addWidget(self.explain_button, 1, 7)
+        grid.addWidget(self.media_label, 1, 8)
         grid.addWidget(self.progress, 0, 9)
         grid.addWidget(self.phase, 1, 9)
         grid.setColumnStretch(1, 3)
         grid.setColumnStretch(4, 3)
         self.run_button.clicked.connect(self.run_requested)
+        self.explain_button.clicked.connect(self.explain_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
         self.media_button.clicked.connect(self.open_media_requested)
@@ -105,6 +113,7 @@ class CompareRunBar(QWidget):
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
+        self.explain_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for w in (self.model_a, self.model_b, self.browse_a, self.browse_b, self.prompt,
                   self.settings_button, self.media_button, self.preset_button):

@@ -28,8 +28,9 @@ from tam_desktop.compare.presets import DEMO_PRESET, default_model_b, use_demo_p
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
+from tam_desktop.views.given_answer import ask_given_answer
 from tam_desktop.views.pane import ExplanationPane
-from tam_desktop.worker import RunRequest
+from tam_desktop.worker import GIVEN_PHASE, RunRequest
 from tam_engine.compare.alignment import Side
 from tam_engine.compare.comparison import Comparison
 from tam_engine.core.errors import TamError
@@ -71,6 +72,7 @@ class CompareWindow(AppWindow):
                                             self.context.models, self.context.media)
         self.exports = ExportRunner(self)
         self._run_on_media = False   # a preset runs once its media are read
+        self.given_answer = ""   # the last answer given to "Explain this answer…" (session)
         self._build(prompt, model_a, model_b)
         self._connect()
         for st in self.states.values():
@@ -133,6 +135,8 @@ class CompareWindow(AppWindow):
                                   "Ctrl+Shift+E")
         self.act_close = act("&Close", self.close, K.Close)
         self.act_run = act("&Run A then B", self.run, "Ctrl+R")
+        self.act_explain = act("&Explain This Answer with A and B…", self.explain_answer,
+                               "Ctrl+Shift+R")
         self.act_cancel = act("&Cancel", self.cancel_run, "Esc")
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
         self.act_demo_preset = act(DEMO_PRESET, self.use_demo_preset,
@@ -144,7 +148,8 @@ class CompareWindow(AppWindow):
         self.add_menus({
             "&File": [self.act_open_media, None, self.act_open_a, self.act_open_b, None,
                       self.act_export_png, self.act_export_mp4, None, self.act_close],
-            "&Model": [self.act_run, self.act_cancel, None, self.act_demo_preset, None,
+            "&Model": [self.act_run, self.act_explain, self.act_cancel, None,
+                       self.act_demo_preset, None,
                        self.act_gen],
             "&View": [self.act_prev_frame, self.act_next_frame, self.act_play],
         })
@@ -152,6 +157,7 @@ class CompareWindow(AppWindow):
     def _connect(self) -> None:
         rb = self.run_bar
         rb.run_requested.connect(self.run)
+        rb.explain_requested.connect(self.explain_answer)
         rb.cancel_requested.connect(self.cancel_run)
         rb.settings_requested.connect(self.edit_generation_settings)
         rb.open_media_requested.connect(self.open_media_dialog)
@@ -289,6 +295,11 @@ class CompareWindow(AppWindow):
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
+        self._run(None)
+
+    def _run(self, answer: str | None) -> None:
+        """Run A then B; with ``answer``, both explain that given answer (teacher forcing), so
+        their words (and, with one tokenizer, their tokens) correspond one to one."""
         if self.controller.running:
             return
         rb = self.run_bar
@@ -301,8 +312,17 @@ class CompareWindow(AppWindow):
         paths, gen = tuple(self.media_paths), self.settings.generation
         media = self.decoded_media(paths)
         self.models = {"a": models[0], "b": models[1]}
-        self.controller.start(RunRequest(models[0], paths, prompt, gen, media),
-                              RunRequest(models[1], paths, prompt, gen, media))
+        self.controller.start(RunRequest(models[0], paths, prompt, gen, media, answer=answer),
+                              RunRequest(models[1], paths, prompt, gen, media, answer=answer))
+
+    def explain_answer(self) -> None:
+        """"Explain this answer…" in compare mode: both models explain the answer given."""
+        if self.controller.running:
+            return
+        text = ask_given_answer(self, self.given_answer, what="model A and model B")
+        if text is not None:
+            self.given_answer = text
+            self._run(text)
 
     def cancel_run(self) -> None:
         if self.controller.running:
@@ -331,7 +351,7 @@ class CompareWindow(AppWindow):
         if model:
             text = text.replace(f" {model}", "")   # the model is named once, up front
         self.run_bar.set_phase(f"Model {side.upper()} \u00b7 {short}: {text} …")
-        if text.startswith("Loading"):
+        if text.startswith("Loading") or text == GIVEN_PHASE:  # no tokens to count
             self.run_bar.set_busy()
 
     def side_progress(self, side: Side, n_tokens: int, max_tokens: int) -> None:

@@ -51,9 +51,29 @@ def token_tooltip(expl: Explanation, k: int, kind: TokenKind = "answer", top: in
 
 
 def candidates_line(expl: Explanation, k: int, top: int = 5) -> list[tuple[str, float, bool]]:
-    """``(text, p over the vocabulary, is_chosen)`` of answer token ``k``'s top candidates."""
+    """``(text, p over the vocabulary, is_chosen)`` of answer token ``k``'s top candidates.
+
+    For a given answer (teacher forcing) whose token ``k`` is not among them, the given token
+    follows, chosen, with the probability the model gave it: what it would have said instead,
+    and how likely it found what it was given."""
     cands = expl.candidates
     if cands is None or k >= expl.n_answer:
         return []
     chosen = int(expl.answer.token_ids[k])
-    return [(text, p, cid == chosen) for cid, text, p in cands.top(k, top)]
+    out = [(text, p, cid == chosen) for cid, text, p in cands.top(k, top)]
+    given = given_probability(expl, k)
+    if given is not None and not any(c for _, _, c in out):
+        out.append((expl.answer.texts[k], given, True))
+    return out
+
+
+def given_probability(expl: Explanation, k: int) -> float | None:
+    """The probability (over the vocabulary) the model gave answer token ``k`` of a given
+    answer; None for a generated answer."""
+    from tam_engine.inference.capture.given import GIVEN_META
+
+    record = expl.meta.get(GIVEN_META)
+    probs = record.get("token_probs") if isinstance(record, dict) else None
+    if not isinstance(probs, list) or not 0 <= k < len(probs):
+        return None
+    return float(probs[k])

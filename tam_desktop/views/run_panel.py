@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from tam_desktop.settings import PROMPT_PRESETS
+from tam_desktop.views.given_answer import EXPLAIN_ANSWER_LABEL
 from tam_engine.inference.settings import IMAGE_PROMPT, VIDEO_PROMPT, default_prompt
 
 DEMO_LABEL = "Bundled demo model"
@@ -126,6 +127,7 @@ class ModelPicker(QComboBox):
 
 class RunPanel(QWidget):
     run_requested = Signal()
+    explain_requested = Signal()   # "Explain this answer…": a given answer, teacher-forced
     cancel_requested = Signal()
     settings_requested = Signal()
 
@@ -149,6 +151,7 @@ class RunPanel(QWidget):
         self.run_button = QPushButton("Run", self)
         self.run_button.setDefault(True)
         self.run_button.setToolTip("Generate an answer and explain every token (Ctrl+R)")
+        self.explain_button = QPushButton(EXPLAIN_ANSWER_LABEL, self)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop the run (Esc)")
         # The run's progress lives in a fixed-size slot that the window puts in its status bar:
@@ -176,8 +179,10 @@ class RunPanel(QWidget):
         row.addWidget(self.prompt, 3)
         row.addWidget(self.settings_button)
         row.addWidget(self.run_button)
+        row.addWidget(self.explain_button)
         row.addWidget(self.cancel_button)
         self.run_button.clicked.connect(self.run_requested)
+        self.explain_button.clicked.connect(self.explain_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.settings_button.clicked.connect(self.settings_requested)
         self._has_media = False
@@ -215,13 +220,19 @@ class RunPanel(QWidget):
     def set_has_media(self, has_media: bool) -> None:
         """Run needs something to explain: it is enabled once media are open."""
         self._has_media = has_media
-        self.run_button.setEnabled(has_media and not self.cancel_button.isEnabled())
+        for b in (self.run_button, self.explain_button):
+            b.setEnabled(has_media and not self.cancel_button.isEnabled())
         self.run_button.setToolTip(
             "Generate an answer and explain every token (Ctrl+R)" if has_media
+            else "Open an image or a video first (File > Open)")
+        self.explain_button.setToolTip(
+            "Explain an answer you give (a ground truth, another model's answer) instead of "
+            "generating one: teacher forcing, one forward pass (Ctrl+Shift+R)" if has_media
             else "Open an image or a video first (File > Open)")
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running and self._has_media)
+        self.explain_button.setEnabled(not running and self._has_media)
         self.cancel_button.setEnabled(running)
         for w in (self.model, self.browse, self.prompt, self.settings_button):
             w.setEnabled(not running)

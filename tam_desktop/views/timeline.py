@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import EVIDENCE_LABEL
+from tam_desktop.views.token_strip import FLAG_COLOUR
+from tam_engine.core.flags import FLAG_LABEL, evidence_flags
 from tam_engine.core.tokens import display_token
 
 MAX_LABEL_PX = 90.0   # a longer token label is shortened with an ellipsis
@@ -59,11 +61,17 @@ class TokenTimeline(pg.PlotWidget):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.addItem(self.bars)
         self.addItem(self.selection_bars)
+        # Object words with little visual evidence (tam_engine.core.flags): a mark above each
+        # of their bars, wide enough to show on both sides of the cursor line.
+        self.flag_marks = pg.ScatterPlotItem(symbol="t", size=13, pen=pg.mkPen("w"),
+                                             brush=FLAG_COLOUR)
+        self.addItem(self.flag_marks)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True,
                                       pen=pg.mkPen("#d93025", width=2),
                                       hoverPen=pg.mkPen("#ea4335", width=4))
         self.addItem(self.cursor)
         self._strength: np.ndarray = np.zeros(0, np.float32)
+        self.flagged: np.ndarray = np.zeros(0, bool)
         self._labels: list[str] = []
         self._elided: tuple[list[str], list[float]] | None = None  # labels as drawn, half widths
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
@@ -82,7 +90,15 @@ class TokenTimeline(pg.PlotWidget):
         self.setXRange(-0.5, max(n, 1) - 0.5, padding=0.01)
         # Maps are sparse, so strengths are small: scale to the largest, not to 1.
         top = float(self._strength.max()) if n else 1.0
-        self.setYRange(0.0, max(top * 1.1, 0.02), padding=0.0)
+        y_top = max(top * 1.1, 0.02)
+        self.setYRange(0.0, y_top, padding=0.0)
+        self.flagged = (evidence_flags(ex.answer, ex.special(), score=self._strength).flagged
+                        if ex is not None and n else np.zeros(0, bool))
+        xs = np.flatnonzero(self.flagged)
+        # Above the bar (a flagged bar is low): "t" points down at it.
+        self.flag_marks.setData(x=xs.astype(float), y=self._strength[xs] + 0.15 * y_top)
+        self.setLabel("bottom", f"answer token  \u00b7  bar height: {EVIDENCE_LABEL}"
+                      + (f"  \u00b7  \u25bc {FLAG_LABEL}" if xs.size else ""))
         self.cursor.setBounds((0, max(n - 1, 0)))
         self._labels = [display_token(t) for t in ex.answer_texts] if ex is not None else []
         self._elided = None

@@ -6,9 +6,11 @@ shows as fast as a 5-token one, and restyling the current token repaints two rec
 
 from __future__ import annotations
 
+import html
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidge
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import token_tooltip
+from tam_engine.core.flags import EvidenceFlags, evidence_flags
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 
@@ -35,6 +38,8 @@ LOOKS: dict[str, tuple[str, str, str]] = {
     "streaming": ("#fafafa", "#80868b", "#dadce0"),
 }
 _PAD_X, _PAD_Y, _GAP, _MARGIN = 6, 3, 4, 4
+# "Little visual evidence" (tam_engine.core.flags): an orange underline (red is the cursor's).
+FLAG_COLOUR = "#e8710a"
 
 
 def _paint_chip(p: QPainter, r: QRect, text: str, look: str) -> None:
@@ -59,6 +64,7 @@ class TokenCanvas(QWidget):
         self._tooltip = tooltip
         self.texts: list[str] = []
         self.looks: list[str] = []
+        self.marks: frozenset[int] = frozenset()   # flagged chips: underlined
         self._rects: list[QRect] = []
         self._bottoms: list[int] = []  # each chip's bottom edge: rising, to find a row at once
         self._widths: list[int] = []   # each chip's width, measured once
@@ -78,6 +84,7 @@ class TokenCanvas(QWidget):
         self._chips.clear()
         self.texts = [display_token(t) for t in texts]
         self.looks = [look] * len(self.texts)
+        self.marks = frozenset()
         self._relayout()
         self._warmed = 0
         if look == "plain" and len(self.texts) > 64:
@@ -164,6 +171,12 @@ class TokenCanvas(QWidget):
                 break
             if r.intersects(area):
                 p.drawPixmap(r.topLeft(), self._chip(i, dpr))
+        if self.marks:
+            p.setPen(QPen(QColor(FLAG_COLOUR), 3))
+            for i in self.marks:
+                r = self._rects[i]
+                if r.intersects(area):
+                    p.drawLine(r.left() + 3, r.bottom() + 1, r.right() - 3, r.bottom() + 1)
         p.end()
 
     def _chip(self, i: int, dpr: float) -> QPixmap:
@@ -244,6 +257,7 @@ class TokenStrip(QScrollArea):
         self.canvas.setMouseTracking(True)
         self.setWidget(self.canvas)
         self._styled: dict[int, str] = {}
+        self.flags: EvidenceFlags | None = None   # of the answer's object words
         self.canvas.clicked.connect(self._on_chip_clicked)
         state.content_changed.connect(self._rebuild)
         state.selection_changed.connect(self._restyle)
@@ -274,6 +288,10 @@ class TokenStrip(QScrollArea):
             texts = ex.tokens(self.kind).texts
         self._styled = {}
         self.canvas.set_tokens(texts, "plain")
+        self.flags = None
+        if ex is not None and self.kind == "answer" and texts:
+            self.flags = evidence_flags(ex.answer, ex.special())
+            self.canvas.marks = frozenset(int(i) for i in np.flatnonzero(self.flags.flagged))
         self._restyle()
         self.updateGeometry()
 
@@ -291,7 +309,10 @@ class TokenStrip(QScrollArea):
         ex = self.state.explanation
         if ex is None:
             return "Still generating: the maps appear when the answer is complete."
-        return token_tooltip(ex, index, self.kind)
+        note = self.flags.note(index) if self.flags is not None else None
+        tip = token_tooltip(ex, index, self.kind)
+        return tip if note is None else (
+            f"<span style='color:{FLAG_COLOUR}'><b>{html.escape(note)}</b></span><br>{tip}")
 
     def _restyle(self, *_args: object) -> None:
         st, c = self.state, self.canvas

@@ -24,6 +24,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "video_fps": (60, "video sampling rate (frames per second)"),
     "pixels": (16_777_216, "resized image area in pixels (--min-pixels/--max-pixels)"),
     "prompt_chars": (20_000, "characters of a prompt"),
+    "answer_chars": (20_000, "characters of a given answer (teacher forcing)"),
     "export_width": (8192, "width of an exported image in pixels"),
     "export_frames": (100_000, "frames of an exported MP4"),
     "export_fps": (240, "frame rate of an exported MP4"),

@@ -94,3 +94,61 @@ def group_words(token_texts: Sequence[str]) -> list[Word]:
         prev_breaks = tok[-1].isspace() or (is_punct and body[0] not in _APOSTROPHES)
     flush()
     return words
+
+
+# --------------------------------------------------------------------------- closed classes
+DETERMINERS = frozenset(
+    "a an the this that these those each every either neither some any no another such all "
+    "both".split())
+PRONOUNS = frozenset(
+    "i me my mine myself you your yours yourself yourselves he him his himself she her hers "
+    "herself it its itself we us our ours ourselves they them their theirs themselves someone "
+    "somebody something anyone anybody anything everyone everybody everything nobody nothing "
+    "none".split())
+CONJUNCTIONS = frozenset(
+    "and or but nor yet so because although though while whereas if unless whether than".split())
+MODALS = frozenset("can could may might must shall should will would ought".split())
+WH_WORDS = frozenset(
+    "what which who whom whose where when why how whatever whichever whoever wherever "
+    "whenever".split())
+INTERJECTIONS = frozenset("oh ah aha wow hey hi hello yes yeah okay ok um uh hmm oops alas".split())
+# "there" is a function word only as the existential subject ("there is a dog"), not as the
+# locative adverb ("a dog sits there"); the next word decides.
+EXISTENTIAL_NEXT = frozenset(
+    "is are was were be been being 's seems seem seemed appears appear appeared exists exist "
+    "existed remains remain remained".split())
+
+# Checked in this order: a word in two lists gets the first class ("that" is a determiner).
+FUNCTION_CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("determiner", DETERMINERS),
+    ("pronoun", PRONOUNS),
+    ("conjunction", CONJUNCTIONS),
+    ("modal", MODALS),
+    ("wh-word", WH_WORDS),
+    ("interjection", INTERJECTIONS),
+)
+
+
+def is_function_word(key: str) -> bool:
+    """Whether a lower-case word is in one of the closed classes (``there`` counted)."""
+    return (key in POSSESSIVE_ENDINGS or key == "there"
+            or any(key in members for _, members in FUNCTION_CLASSES))
+
+
+# Words that relate or inflect, never name something seen: with the function words, they are
+# not candidates for the "little visual evidence" flag (tam_engine.core.flags).
+PREPOSITIONS = frozenset(
+    "in on at of to from with without by for into onto over under above below behind beside "
+    "besides between among near next through across along around against about after before "
+    "during inside outside up down off out upon within toward towards beneath like as".split())
+AUXILIARIES = frozenset(
+    "is are was were be been being am has have had having do does did not 're 'm 've 'd "
+    "n't".split())
+
+
+def can_name_object(key: str) -> bool:
+    """Whether a lower-case word (:attr:`Word.key`) may name something seen: it has a letter or
+    a digit and is no function word, preposition or auxiliary. What the app calls an *object
+    word* (colour and shape words of the demo, nouns, adjectives, numerals, verbs: no tagger)."""
+    return (any(c.isalnum() for c in key) and not is_function_word(key)
+            and key not in PREPOSITIONS and key not in AUXILIARIES)

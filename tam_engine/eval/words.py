@@ -1,7 +1,7 @@
 """Words of a generated caption, and their classes, decided offline.
 
 The paper scores words, not tokens. Tokens are grouped into words from their decoded texts; a
-word is then a *function word* (closed-class lists below, no tagger, no download), a *noun* when
+word is then a *function word* (closed-class lists of :mod:`tam_engine.core.words`, no tagger, no download), a *noun* when
 it (or a run of words) names a category of the dataset (plural forms included), or neither (and
 then it is not scored).
 """
@@ -11,44 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tam_engine.core.words import POSSESSIVE_ENDINGS, Word, normalise
-
-# --------------------------------------------------------------------------- closed classes
-DETERMINERS = frozenset(
-    "a an the this that these those each every either neither some any no another such all "
-    "both".split())
-PRONOUNS = frozenset(
-    "i me my mine myself you your yours yourself yourselves he him his himself she her hers "
-    "herself it its itself we us our ours ourselves they them their theirs themselves someone "
-    "somebody something anyone anybody anything everyone everybody everything nobody nothing "
-    "none".split())
-CONJUNCTIONS = frozenset(
-    "and or but nor yet so because although though while whereas if unless whether than".split())
-MODALS = frozenset("can could may might must shall should will would ought".split())
-WH_WORDS = frozenset(
-    "what which who whom whose where when why how whatever whichever whoever wherever "
-    "whenever".split())
-INTERJECTIONS = frozenset("oh ah aha wow hey hi hello yes yeah okay ok um uh hmm oops alas".split())
-# "there" is a function word only as the existential subject ("there is a dog"), not as the
-# locative adverb ("a dog sits there"); the next word decides.
-_EXISTENTIAL_NEXT = frozenset(
-    "is are was were be been being 's seems seem seemed appears appear appeared exists exist "
-    "existed remains remain remained".split())
-
-# Checked in this order: a word in two lists gets the first class ("that" is a determiner).
-FUNCTION_CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("determiner", DETERMINERS),
-    ("pronoun", PRONOUNS),
-    ("conjunction", CONJUNCTIONS),
-    ("modal", MODALS),
-    ("wh-word", WH_WORDS),
-    ("interjection", INTERJECTIONS),
+# The closed classes have one owner, tam_engine.core.words (the evidence flags use them too).
+from tam_engine.core.words import (  # noqa: F401 (re-exported for this module's callers)
+    CONJUNCTIONS,
+    DETERMINERS,
+    EXISTENTIAL_NEXT,
+    FUNCTION_CLASSES,
+    INTERJECTIONS,
+    MODALS,
+    POSSESSIVE_ENDINGS,
+    PRONOUNS,
+    WH_WORDS,
+    Word,
+    is_function_word,
+    normalise,
 )
-
-def is_function_word(key: str) -> bool:
-    """Whether a lower-case word is in one of the closed classes (``there`` counted)."""
-    return (key in POSSESSIVE_ENDINGS or key == "there"
-            or any(key in members for _, members in FUNCTION_CLASSES))
 
 
 def function_class(words: Sequence[Word], i: int) -> str | None:
@@ -58,7 +35,7 @@ def function_class(words: Sequence[Word], i: int) -> str | None:
         return "possessive"
     if key == "there":
         nxt = next((w.key for w in words[i + 1:] if not w.is_punct), "")
-        return "existential-there" if nxt in _EXISTENTIAL_NEXT else None
+        return "existential-there" if nxt in EXISTENTIAL_NEXT else None
     for name, members in FUNCTION_CLASSES:
         if key in members:
             return name

@@ -14,10 +14,12 @@ import numpy as np
 from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.evidence import VISUAL_EVIDENCE_LABEL, visual_evidence
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.flags import evidence_flags, flags_description
 from tam_engine.core.inputs import PROBABILITY_LABEL
 from tam_engine.core.placement import DEFAULT_LAYER, Layer
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.export.common import Progress, ShouldStop, check_grid, tick
+from tam_engine.inference.capture.given import GIVEN_META
 from tam_engine.render.colormaps import DEFAULT_COLORMAP, DEFAULT_OPACITY
 from tam_engine.render.scale import DEFAULT_SCALE, MapScale
 
@@ -31,6 +33,9 @@ def explanation_json(expl: Explanation) -> dict:
         rel = relevance_rows(expl, kind)
         strength = tm.visual_strength()
         evidence = visual_evidence(tm)  # None without the float stages
+        # Flags are of the answer's object words (a prompt is not what the model said).
+        flagged = (evidence_flags(tm, expl.special(kind), score=strength).flagged
+                   if kind == "answer" else None)
         out = []
         for k in range(len(tm)):
             d = {"index": k, "id": int(tm.token_ids[k]), "text": tm.texts[k],
@@ -38,6 +43,7 @@ def explanation_json(expl: Explanation) -> dict:
                  "visual_strength": round(float(strength[k]), 6),
                  "visual_evidence": (None if evidence is None
                                      else round(float(evidence[k]), 6)),
+                 "evidence_flag": None if flagged is None else bool(flagged[k]),
                  "eci_alpha": round(float(tm.alpha[k]), 6),
                  "relevance": rel[k],
                  "raw_relevance": [round(float(v), 6) if c else None
@@ -58,6 +64,11 @@ def explanation_json(expl: Explanation) -> dict:
         # over the top 3 ("top3_softmax"), which disagreed with the app.
         "format": "tam-text-maps", "version": 2,
         "visual_evidence": VISUAL_EVIDENCE_LABEL,
+        "evidence_flag": flags_description(expl),
+        # A given answer (teacher forcing) is not what the model generated: say so up front
+        # (meta["given_answer"] holds its text and the probability of each given token).
+        "answer_source": ("given (teacher forcing)" if isinstance(expl.meta.get(GIVEN_META),
+                                                                  dict) else "generated"),
         "candidate_prob": "softmax over the full vocabulary (" + PROBABILITY_LABEL + ")",
         "meta": expl.meta,
         "answer_text": expl.answer_text,

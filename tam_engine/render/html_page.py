@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
+from tam_engine.core.flags import evidence_flags
 from tam_engine.core.inputs import PROBABILITY_LABEL, percent
 from tam_engine.core.placement import DEFAULT_LAYER, Layer, border_boxes
 from tam_engine.core.token_maps import TokenKind
@@ -165,7 +166,16 @@ def build_html(expl: Explanation, media_index: int = 0, frame: int = 0, cmap: st
     prompt_html = "".join(_token_html(t, f'data-col="{i}" data-key="p{i}"')
                           for i, t in enumerate(expl.prompt_texts))
     n_p = expl.prompt_positions.size
-    answer_html = "".join(_token_html(t, f'data-col="{n_p + i}" data-key="a{i}"')
+    # Flagged object words: underlined, the reason in the hover text (the scripts restyle a
+    # token's class, background and colour, never its border).
+    flags = evidence_flags(expl.answer, expl.special()) if expl.n_answer else None
+
+    def flag_attrs(i: int) -> str:
+        note = flags.note(i) if flags is not None else None
+        return ("" if note is None else
+                f' style="border-bottom: 3px solid #e8710a" title="{html.escape(note)}"')
+
+    answer_html = "".join(_token_html(t, f'data-col="{n_p + i}" data-key="a{i}"' + flag_attrs(i))
                           for i, t in enumerate(expl.answer_texts))
     title = html.escape(str(expl.meta.get("model", "TAM explanation")))
     prompt_text = html.escape(str(expl.meta.get("prompt", "")))

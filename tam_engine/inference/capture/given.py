@@ -24,6 +24,7 @@ import numpy as np
 
 from tam_engine.core.errors import Cancelled, ModelMemoryError, TamError
 from tam_engine.core.inputs import Candidates, TamInputs
+from tam_engine.core.limits import check_count
 from tam_engine.inference.capture.candidates import candidates_from_states
 from tam_engine.inference.capture.detokenise import token_texts
 from tam_engine.inference.capture.exclusive import model_in_use
@@ -65,6 +66,7 @@ def answer_ids(loaded: LoadedModel, answer: str | Sequence[int], end_of_turn: bo
     the text tokenised without special tokens (or ``answer`` itself when it is ids), then the
     end-of-turn token when ``end_of_turn`` (as a generated run that stopped by itself has)."""
     if isinstance(answer, str):
+        check_count(len(answer), "answer_chars", "The given answer's length in characters")
         if not answer.strip():
             raise TamError("The given answer is empty.", "Give the answer text to explain.")
         ids = [int(i) for i in loaded.adapter.tokenizer(
