@@ -154,7 +154,7 @@ def test_fake_model_faithfulness_beats_chance_and_resumes(synth, tmp_path):
     ds = open_dataset(synth)
     faith = (FaithfulnessSpec(steps=4), fake_probs)
     out = tmp_path / "r.json"
-    summary = run_eval(ds, fake_explain, variants_for(ablation=True), out, progress=False,
+    summary = run_eval(ds, fake_explain, variants_for(), out, progress=False,
                        faithfulness=faith)
     f = summary["faithfulness"]
     assert f["n_items"] == 4 and f["n_skipped"] == 1 and f["n_tokens"] > 0
@@ -169,11 +169,11 @@ def test_fake_model_faithfulness_beats_chance_and_resumes(synth, tmp_path):
     text = format_summary(summary)
     assert "Point" in text and "Deletion AUC" in text and "chance orders" in text
     # Resumed: the records are reused, the numbers the same.
-    assert run_eval(ds, fake_explain, variants_for(ablation=True), out, progress=False,
+    assert run_eval(ds, fake_explain, variants_for(), out, progress=False,
                     faithfulness=faith) == summary
     # Other steps are another evaluation.
     with pytest.raises(ResumeMismatchError):
-        run_eval(ds, fake_explain, variants_for(ablation=True), out, progress=False,
+        run_eval(ds, fake_explain, variants_for(), out, progress=False,
                  faithfulness=(FaithfulnessSpec(steps=3), fake_probs))
 
 
