@@ -89,6 +89,45 @@ def function_score(map_at_mask: np.ndarray, threshold: float) -> float:
     return float(np.count_nonzero(m <= threshold) / m.size) if m.size else 1.0
 
 
+#: The pointing game's tolerance in pixels of the mask (Zhang et al., "Top-down neural
+#: attention by excitation backprop", 2016, and the benchmarks that followed: 15 pixels).
+POINTING_TOLERANCE = 15.0
+
+
+def map_peak(map_at_mask: np.ndarray, rng: np.random.Generator | None = None
+             ) -> tuple[int, ...]:
+    """Index of the map's maximum (``(y, x)``, or ``(frame, y, x)`` for a video). Ties (a
+    saturated plateau, a constant map) are broken uniformly at random with ``rng`` (the first
+    in reading order without one): a map that does not point is scored as pointing at random,
+    never at a corner it did not choose."""
+    m = np.asarray(map_at_mask)
+    flat = m.reshape(-1)
+    tied = np.flatnonzero(flat == flat.max())
+    pick = tied[int(rng.integers(tied.size))] if rng is not None and tied.size > 1 else tied[0]
+    return tuple(int(i) for i in np.unravel_index(int(pick), m.shape))
+
+
+def pointing_hit(map_at_mask: np.ndarray, mask: np.ndarray,
+                 tolerance: float = POINTING_TOLERANCE,
+                 rng: np.random.Generator | None = None) -> bool:
+    """The pointing game: does the map's maximum (:func:`map_peak`) fall inside the mask, or
+    within ``tolerance`` pixels (Euclidean) of it? A video's maximum is checked against the
+    mask of its own frame."""
+    mask = np.asarray(mask, bool)
+    if np.shape(map_at_mask) != mask.shape:
+        raise ValueError(f"map {np.shape(map_at_mask)} and mask {mask.shape} differ in shape")
+    *frame, y, x = map_peak(map_at_mask, rng)
+    plane = mask[tuple(frame)] if frame else mask
+    r = int(np.floor(max(tolerance, 0.0)))
+    y0, x0 = max(y - r, 0), max(x - r, 0)
+    window = plane[y0:y + r + 1, x0:x + r + 1]
+    if not window.any():
+        return False
+    dy = np.arange(y0, y0 + window.shape[0])[:, None] - y
+    dx = np.arange(x0, x0 + window.shape[1])[None, :] - x
+    return bool((window & (dy * dy + dx * dx <= tolerance * tolerance)).any())
+
+
 def f1_iou(obj_iou: float, func_iou: float) -> float:
     """Harmonic mean of the dataset means of Obj-IoU and Func-IoU (0 when both are 0)."""
     s = obj_iou + func_iou

@@ -9,6 +9,10 @@ processes ran.
 
 Ablations come from one generation per item: the explain function receives a list of
 :class:`TamOptions` and returns one explanation per option set, re-running only the engine.
+
+With ``faithfulness`` (a spec and a probability factory, :mod:`tam_engine.eval.faithfulness`),
+each item's record also holds its deletion/insertion curves; they are part of the same record,
+so resuming and sharding work unchanged.
 """
 
 from __future__ import annotations
@@ -29,10 +33,20 @@ from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.eval.chance import CHANCE_LINES
 from tam_engine.eval.datasets import EvalDataset, EvalItem
-from tam_engine.eval.metrics import f1_iou, meteor, rouge_l
+from tam_engine.eval.faithfulness import (
+    FaithfulnessError,
+    FaithfulnessSpec,
+    ProbFactory,
+    faithfulness_record,
+    format_faithfulness,
+    summarize_faithfulness,
+)
+from tam_engine.eval.metrics import POINTING_TOLERANCE, f1_iou, meteor, rouge_l
 from tam_engine.eval.scoring import score_explanation
 
 ExplainFn = Callable[[EvalItem, Sequence[TamOptions]], list[Explanation]]
+#: What ``--faithfulness`` measures, and how the model is re-run for it.
+Faithfulness = tuple[FaithfulnessSpec, ProbFactory]
 
 ABLATION_VARIANTS: dict[str, TamOptions] = {
     "neither": TamOptions(eci=False, filter=False),
@@ -134,8 +148,9 @@ def clean_caption(texts: Sequence[str], special: Sequence[bool] | np.ndarray) ->
     return " ".join("".join(" " if s else t for t, s in zip(texts, special)).split())
 
 
-def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, TamOptions]
-                  ) -> dict:
+def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, TamOptions],
+                  faithfulness: Faithfulness | None = None,
+                  tolerance: float = POINTING_TOLERANCE) -> dict:
     t0 = time.perf_counter()
     expls = explain_fn(item, list(variants.values()))
     t_explain = time.perf_counter() - t0
@@ -147,11 +162,17 @@ def evaluate_item(item: EvalItem, explain_fn: ExplainFn, variants: dict[str, Tam
                  "grids": [[g.t, g.h, g.w] for g in expls[0].grids],
                  "rouge_l": rouge_l(caption, item.references) if item.references else None,
                  "meteor": meteor(caption, item.references) if item.references else None,
-                 "variants": {name: score_explanation(e, item, masks)
+                 "variants": {name: score_explanation(e, item, masks, tolerance=tolerance)
                               for name, e in zip(variants, expls)},
                  # the same words scored with maps that know nothing of the image
-                 "chance": {c: score_explanation(expls[0], item, masks, chance=c)
+                 "chance": {c: score_explanation(expls[0], item, masks, chance=c,
+                                                 tolerance=tolerance)
                             for c in CHANCE_LINES}}
+    if faithfulness is not None:
+        spec, factory = faithfulness
+        first = rec["variants"][next(iter(variants))]["obj"]
+        rec["faithfulness"] = faithfulness_record(item, expls, list(variants), first, factory,
+                                                  spec)
     rec["seconds"] = {"explain": round(t_explain, 3),
                       "total": round(time.perf_counter() - t0, 3),
                       **expls[0].meta.get("timings", {})}
@@ -163,8 +184,10 @@ def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
-def summarize(records: list[dict], variant_names: Sequence[str]) -> dict:
-    """Dataset means (over all scored words of all items, in dataset order)."""
+def summarize(records: list[dict], variant_names: Sequence[str],
+              faithfulness: Sequence[str] = ()) -> dict:
+    """Dataset means (over all scored words of all items, in dataset order); with
+    ``faithfulness`` (metric names), the deletion/insertion AUCs too."""
     ok = [r for r in records if "error" not in r]
     out: dict = {"n_items": len(records), "n_errors": len(records) - len(ok),
                  "rouge_l": _mean([r["rouge_l"] for r in ok if r.get("rouge_l") is not None]),
@@ -176,6 +199,8 @@ def summarize(records: list[dict], variant_names: Sequence[str]) -> dict:
     # better than one computed over a subset of the items.
     if ok and all("chance" in r for r in ok):
         out["chance"] = {c: _line([r["chance"][c] for r in ok]) for c in CHANCE_LINES}
+    if faithfulness:
+        out["faithfulness"] = summarize_faithfulness(records, faithfulness, variant_names)
     return out
 
 
@@ -184,12 +209,16 @@ def _line(scored: list[dict]) -> dict:
     obj = [e for s in scored for e in s["obj"]]
     func = [e["func_iou"] for s in scored for e in s["func"]]
     o, f = _mean([e["iou"] for e in obj]), _mean(func)
+    # Records from before the pointing game have no hits: no figure rather than a partial one.
+    hits = ([h for e in obj for h in e["point_hits"]]
+            if all("point_hits" in e for e in obj) else [])
     return {
         "obj_iou": o, "func_iou": f,
         "f1_iou": f1_iou(o, f) if o is not None and f is not None else None,
         "precision": _mean([e["precision"] for e in obj]),
         "recall": _mean([e["recall"] for e in obj]),
-        "n_obj": len(obj), "n_func": len(func),
+        "pointing": _mean([float(h) for h in hits]),
+        "n_obj": len(obj), "n_func": len(func), "n_point": len(hits),
         "n_absent_nouns": sum(len(s["absent_nouns"]) for s in scored),
     }
 
@@ -200,13 +229,13 @@ def format_summary(summary: dict) -> str:
         return "   -  " if x is None else f"{100 * x:6.2f}"
 
     head = (f"{'variant':<9} {'Obj-IoU':>7} {'Func-IoU':>8} {'F1-IoU':>7} {'Prec':>6} "
-            f"{'Recall':>6} {'#obj':>6} {'#func':>6}")
+            f"{'Recall':>6} {'Point':>6} {'#obj':>6} {'#func':>6}")
     lines = [head, "-" * len(head)]
 
     def row(name: str, s: dict) -> str:
         return (f"{name:<9} {pct(s['obj_iou']):>7} {pct(s['func_iou']):>8} "
                 f"{pct(s['f1_iou']):>7} {pct(s['precision']):>6} {pct(s['recall']):>6} "
-                f"{s['n_obj']:>6} {s['n_func']:>6}")
+                f"{pct(s.get('pointing')):>6} {s['n_obj']:>6} {s['n_func']:>6}")
 
     lines += [row(name, s) for name, s in summary["variants"].items()]
     if summary.get("chance"):
@@ -215,6 +244,12 @@ def format_summary(summary: dict) -> str:
     lines.append(f"items: {summary['n_items']} (errors: {summary['n_errors']})   "
                  f"ROUGE-L: {pct(summary['rouge_l']).strip()}   "
                  f"METEOR (exact match): {pct(summary['meteor']).strip()}")
+    faith = summary.get("faithfulness")
+    if faith:
+        metrics = list(next(iter(faith["variants"].values())))
+        lines += ["", format_faithfulness(faith, metrics)]
+    elif "faithfulness" in summary:
+        lines.append("faithfulness: not reported (some records were made without it)")
     return "\n".join(lines)
 
 
@@ -240,11 +275,15 @@ def open_shard(items: Sequence[Any], done: set[str], rank: int, world_size: int,
 def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, TamOptions],
              out: str | os.PathLike, config: dict | None = None, limit: int | None = None,
              rank: int = 0, world_size: int = 1, barrier: Callable[[], None] | None = None,
-             progress: bool = True, retry_errors: bool = False) -> dict | None:
+             progress: bool = True, retry_errors: bool = False,
+             faithfulness: Faithfulness | None = None,
+             pointing_tolerance: float = POINTING_TOLERANCE) -> dict | None:
     """Evaluate this process's shard; rank 0 returns the summary (others ``None``).
 
     Items already in the rank files are skipped; with ``retry_errors`` those recorded as
-    failed are run again.
+    failed are run again. ``faithfulness``: also measure deletion/insertion AUC
+    (:mod:`~tam_engine.eval.faithfulness`); ``pointing_tolerance``: the pointing game's, in
+    mask pixels.
     """
     out = Path(out)
     items = dataset.items[:limit] if limit else list(dataset.items)
@@ -252,6 +291,15 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
     config.setdefault("variants", list(variants))
     config.setdefault("format", dataset.format)
     config.setdefault("dataset", str(dataset.root.resolve()))
+    # Only what changes the records; left out at their defaults, so older partial results
+    # (before these options) still resume.
+    if faithfulness is not None:
+        config.setdefault("faithfulness", faithfulness[0].config())
+    if pointing_tolerance != POINTING_TOLERANCE:
+        config.setdefault("pointing_tolerance", pointing_tolerance)
+    if faithfulness is not None and not any(it.kind == "image" for it in items):
+        raise FaithfulnessError("Faithfulness is measured on images, and this dataset has none.",
+                                "Run without --faithfulness, or on a dataset with images.")
     check_run_config(out, config, rank)
     done = {k for k, r in read_records(out).items() if not (retry_errors and "error" in r)}
     todo, bar = open_shard(items, done, rank, world_size, progress, "eval")
@@ -259,8 +307,9 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
     try:
         for item in todo:
             try:
-                rec = evaluate_item(item, explain_fn, variants)
-            except (Cancelled, KeyboardInterrupt):
+                rec = evaluate_item(item, explain_fn, variants, faithfulness,
+                                    pointing_tolerance)
+            except (Cancelled, KeyboardInterrupt, FaithfulnessError):
                 raise
             except TamError as exc:
                 # A broken item (unreadable media, ...) is recorded, not retried forever.
@@ -276,18 +325,19 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
         barrier()
     if rank != 0:
         return None
-    return write_results(out, items, list(variants), config)
+    metrics = list(faithfulness[0].metrics) if faithfulness is not None else []
+    return write_results(out, items, list(variants), config, metrics)
 
 
 def write_results(out: Path, items: list[EvalItem], variant_names: list[str],
-                  config: dict) -> dict:
+                  config: dict, faithfulness: Sequence[str] = ()) -> dict:
     recs = read_records(out)
     missing = [it.id for it in items if it.id not in recs]
     if missing:
         raise TamError(f"{len(missing)} item(s) have no result yet (first: {missing[0]}).",
                        "Run the same command again to finish them.")
     ordered = [recs[it.id] for it in items]
-    summary = summarize(ordered, variant_names)
+    summary = summarize(ordered, variant_names, faithfulness)
     # Timings vary run to run; they stay out of the summary, which depends only on the data.
     secs = {k: _mean([r["seconds"][k] for r in ordered if k in r.get("seconds", {})])
             for k in ("total", "generate_s", "engine_s")}

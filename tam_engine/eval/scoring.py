@@ -4,6 +4,10 @@
   precision and recall from its best token (highest IoU); consecutive runs of the same
   category are merged, keeping the best. Nouns naming a category absent from the item are
   counted, not scored (there is no mask to compare with).
+- Pointing game: every token of a scored noun gets a hit when its map's maximum falls inside
+  the noun's mask or within ``tolerance`` pixels of it
+  (:func:`~tam_engine.eval.metrics.pointing_hit`, ties broken at random, seeded by the item);
+  an entry lists its tokens' hits in ``point_hits``.
 - Function words: Func-IoU is the fraction of the map at or below the caption's foreground
   threshold (the mean Otsu threshold of its noun tokens); a word of several tokens takes its
   best token. A caption without a scored noun has no threshold, so its function words are not
@@ -12,14 +16,20 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import numpy as np
 
 from tam_engine.core.explanation import Explanation
 from tam_engine.core.words import Word, group_words
-from tam_engine.eval.chance import chance_maps
-from tam_engine.eval.metrics import function_score, object_score
+from tam_engine.eval.chance import SEED, chance_maps
+from tam_engine.eval.metrics import (
+    POINTING_TOLERANCE,
+    function_score,
+    object_score,
+    pointing_hit,
+)
 from tam_engine.eval.words import function_class
 
 
@@ -61,11 +71,13 @@ class _ResizedMaps:
 
 
 def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | None = None,
-                      chance: str | None = None) -> dict:
+                      chance: str | None = None,
+                      tolerance: float = POINTING_TOLERANCE) -> dict:
     """Per-word scores of one explanation of ``item`` (an :class:`EvalItem`).
 
     With ``chance`` (one of :data:`~tam_engine.eval.chance.CHANCE_LINES`), the same words are
     scored the same way with the explanation's maps replaced by that chance line's.
+    ``tolerance``: the pointing game's, in mask pixels.
     """
     masks = item.masks() if masks is None else masks
     words = group_words(expl.answer.texts)
@@ -82,6 +94,9 @@ def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | No
         maps, scorer = chance_maps(chance, shape, str(item.id))
         score_object = scorer or object_score
 
+    # Ties of a map's maximum are broken by this generator: the same draws on every run.
+    rng = np.random.default_rng([SEED, zlib.crc32(str(item.id).encode("utf-8")),
+                                 zlib.crc32((chance or "").encode("utf-8"))])
     entries: list[dict] = []
     thresholds: list[float] = []
     for m in matches:
@@ -90,15 +105,17 @@ def score_explanation(expl: Explanation, item, masks: dict[str, np.ndarray] | No
             continue
         gt = maps.gt(masks[m.category])  # type: ignore[union-attr]
         best = None
+        hits: list[bool] = []
         for k in _tokens(words, m.start, m.end):
             s = score_object(maps(k), gt)
             thresholds.append(s["threshold"])
+            hits.append(pointing_hit(maps(k), gt, tolerance, rng))
             if best is None or s["iou"] > best["iou"]:
                 best = {**s, "token": k}
         if best is None:
             continue
         entries.append({"text": _text(words, m.start, m.end), "category": m.category,
-                        "words": [m.start, m.end], **best})
+                        "words": [m.start, m.end], **best, "point_hits": hits})
     out["obj"] = _merge_consecutive(entries)
     if not thresholds:
         return out
@@ -137,7 +154,8 @@ def _merge_consecutive(entries: list[dict]) -> list[dict]:
                 e["words"][0]:
             keep = e if e["iou"] > last["iou"] else last
             merged[-1] = {**keep, "text": f"{last['text']} {e['text']}",
-                          "words": [last["words"][0], e["words"][1]]}
+                          "words": [last["words"][0], e["words"][1]],
+                          "point_hits": last["point_hits"] + e["point_hits"]}
         else:
             merged.append(e)
     return merged

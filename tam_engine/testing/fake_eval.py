@@ -92,3 +92,26 @@ def fake_explain(item, options: Sequence[TamOptions]) -> list[Explanation]:
         media = MediaItem(kind="image", path=item.media[0], frames=np.zeros((1, H, W, 3)))
     table = score_table(inputs)
     return [explain_from_scores(inputs, table, o, media=[media]) for o in options]
+
+
+def fake_probs(item, expl: Explanation):
+    """A probability function for the faithfulness metrics, known in closed form: a token of a
+    word naming an object has the probability "fraction of that object's mask still showing";
+    every other token has probability 1. ``(item, expl) -> kept (n, H, W) -> (n, T)``."""
+    masks = item.masks()
+    words = group_words(expl.answer.texts)
+    owner: dict[int, np.ndarray] = {}
+    for m in item.vocabulary.match(words):
+        if m.category in masks and masks[m.category].ndim == 2:
+            for w in words[m.start:m.end]:
+                for k in w.tokens:
+                    owner[k] = masks[m.category]
+
+    def probs(kept: np.ndarray) -> np.ndarray:
+        kept = np.asarray(kept, bool)
+        out = np.ones((kept.shape[0], expl.n_answer))
+        for k, mask in owner.items():
+            out[:, k] = (kept & mask[None]).sum(axis=(1, 2)) / max(int(mask.sum()), 1)
+        return out
+
+    return probs

@@ -1,4 +1,5 @@
-"""Two processes under ``accelerate launch`` on the CPU give the numbers of one process."""
+"""Two processes under ``accelerate launch`` on the CPU give the numbers of one process
+(the paper's metrics, the pointing game and the faithfulness curves)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tam_engine.eval.runner import run_eval, variants_for
 from tam_engine.testing.fake_eval import fake_explain
 
 SCRIPT = Path(__file__).parent / "fixtures" / "dist_eval.py"
+sys.path.insert(0, str(SCRIPT.parent))
+from dist_eval import FAITHFULNESS  # noqa: E402
 
 
 def _free_port() -> int:
@@ -46,8 +49,9 @@ def test_two_processes_match_one(tmp_path):
 
     ds = open_dataset(data)
     one = run_eval(ds, fake_explain, variants_for(ablation=True), tmp_path / "one.json",
-                   progress=False)
+                   progress=False, faithfulness=FAITHFULNESS)
     assert two == one
+    assert one["faithfulness"]["n_tokens"] > 0 and one["variants"]["both"]["pointing"] is not None
     assert json.loads(out.read_text())["summary"] == one
     # Each rank wrote its own shard.
     ids = [it.id for it in ds.items]
