@@ -178,8 +178,8 @@ def cell_weights(grids: Sequence[VisionGrid], box: Box, layer: Layer) -> list[np
         return ((my > y0) & (my < y1))[:, None] & ((mx > x0) & (mx < x1))[None, :]
 
     covers = {i: inside(i) for i in members}
-    counts = [sum(covers[i].astype(float) for i in group) for group in layers]
-    n_layers = sum((c > 0).astype(float) for c in counts)
+    counts = [np.sum([covers[i] for i in group], axis=0, dtype=float) for group in layers]
+    n_layers = np.sum([c > 0 for c in counts], axis=0, dtype=float)
     bx0, by0, bx1, by1 = box
     # The rectangles cut down to the box, then against each grid's cell edges.
     rx = (np.maximum(xs[:-1], bx0), np.minimum(xs[1:], bx1))
