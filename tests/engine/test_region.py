@@ -234,3 +234,40 @@ def test_prompt_tokens_can_be_queried_too():
     ex = synthetic_explanation("image")
     r = rank_region(ex, (0, 0, 32, 24), kind="prompt")
     assert len(r) == len(ex.prompt) and r.kind == "prompt"
+
+
+def test_cli_prints_and_writes_the_ranking(tmp_path, capsys):
+    import csv
+    import json
+
+    from tam_engine.cli import main as tam_main
+
+    maps = np.stack([np.full(8, 50), cells((0, 0, 200)), np.zeros(8)])
+    src = made([grid(2, 4)], maps).save(tmp_path / "e.tam.npz")
+    assert tam_main(["export", str(src), "region", "--box", "0", "0", "20", "20"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["token"] for t in doc["tokens"]] == [2, 1, 3]
+    assert doc["tokens"][0]["share"] == pytest.approx(1.0)
+    assert doc["region"]["box"] == [0, 0, 20, 20] and doc["region"]["frame"] == 1
+    assert doc["region"]["chance"] == pytest.approx(1 / 8)
+    out = tmp_path / "r.csv"
+    assert tam_main(["export", str(src), "region", "--box", "0", "0", "20", "20",
+                     "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["token"] for r in rows] == ["2", "1", "3"] and rows[2]["has_map"] == "False"
+    assert tam_main(["export", str(src), "region", "--box", "0", "0", "20", "20",
+                     "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "rank,token,text,share,has_map"
+
+
+def test_cli_refuses_a_missing_or_bad_box(tmp_path, capsys):
+    from tam_engine.cli import main as tam_main
+
+    src = made([grid(2, 4)], np.stack([np.full(8, 50)])).save(tmp_path / "e.tam.npz")
+    assert tam_main(["export", str(src), "region"]) == 2
+    assert "--box" in capsys.readouterr().err
+    assert tam_main(["export", str(src), "region", "--box", "200", "0", "300", "20"]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert tam_main(["export", str(src), "region", "--box", "0", "0", "9", "9",
+                     "--frame", "3"]) == 2
+    assert "frame" in capsys.readouterr().err
