@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidge
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import token_tooltip
+from tam_desktop.views.region_box import REGION_COLOUR
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 
@@ -47,6 +48,7 @@ class TokenCanvas(QWidget):
         self.looks: list[str] = []
         self._rects: list[QRect] = []
         self._laid_out_width = -1
+        self.highlighted: list[int] = []   # chips outlined (a region query's best tokens)
         font = self.font()
         font.setPointSizeF(font.pointSizeF() + 1)
         self.setFont(font)
@@ -131,7 +133,24 @@ class TokenCanvas(QWidget):
             p.drawRoundedRect(r.adjusted(0, 0, -1, -1), 4, 4)
             p.setPen(QColor(fg))
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+        self._paint_highlights(p)
         p.end()
+
+    def set_highlighted(self, indices: Sequence[int]) -> None:
+        """Outline these chips (in the region's colour) until set again."""
+        old, self.highlighted = self.highlighted, [i for i in indices if 0 <= i < len(self._rects)]
+        for i in set(old) | set(self.highlighted):
+            if i < len(self._rects):
+                self.update(self._rects[i].adjusted(-3, -3, 3, 3))
+
+    def _paint_highlights(self, p: QPainter) -> None:
+        pen = QPen(QColor(REGION_COLOUR))
+        pen.setWidthF(2.0)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for i in self.highlighted:
+            if i < len(self._rects):
+                p.drawRoundedRect(self._rects[i].adjusted(-1, -1, 0, 0), 5, 5)
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
         pos = ev.position().toPoint()
@@ -242,6 +261,10 @@ class TokenStrip(QScrollArea):
         if mine and st.token < len(c.texts):
             r = c.chip_rect(st.token)
             self.ensureVisible(r.center().x(), r.center().y(), 4, r.height())
+
+    def set_highlighted(self, indices: Sequence[int]) -> None:
+        """Outline these tokens (a region query's best ones); an empty list clears."""
+        self.canvas.set_highlighted(indices)
 
     def _on_chip_clicked(self, index: int, modifiers: Qt.KeyboardModifier) -> None:
         st = self.state
