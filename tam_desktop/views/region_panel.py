@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -44,6 +45,8 @@ class RegionPanel(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setStyleSheet("color: #3c4043;")
         self.summary.setToolTip(HELP)
+        # The table gives up rows before the summary gives up a line.
+        self.summary.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.clear_button = QPushButton("Clear", self)
         self.clear_button.setToolTip("Clear the region (Esc)")
         self.clear_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -61,6 +64,7 @@ class RegionPanel(QWidget):
         head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         head.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.table.cellClicked.connect(self._on_row_clicked)
+        self.table.setMinimumHeight(80)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.summary, 1)
@@ -97,9 +101,9 @@ class RegionPanel(QWidget):
         frame = f" on frame {r.frame + 1}" if ex.media and ex.media[r.media_index].n_frames > 1 \
             else ""
         self.summary.setText(
-            f"{where}{frame}: answer tokens by the share of their map inside "
-            f"(a uniform map: {r.chance:.0%}). The top {TOP_MARKED} are marked in "
-            f"<span style='color:{REGION_COLOUR}'>orange</span>.")
+            f"{where}{frame}: tokens by the share of their map inside (a uniform map: "
+            f"{r.chance:.0%}); the top {TOP_MARKED} <span style='color:{REGION_COLOUR}'>"
+            "marked</span>.")
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         texts, n = ex.answer.texts, len(ex.answer)
         shown = [int(k) for k in r.order[:MAX_ROWS]]
