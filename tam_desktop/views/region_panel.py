@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt
@@ -42,11 +43,13 @@ class RegionPanel(QWidget):
         super().__init__(parent)
         self.state, self.region = state, region
         self.summary = QLabel(self)
-        self.summary.setWordWrap(True)
+        # Two fixed lines, no word wrap: a wrapped label in a nested layout is given one line.
+        self.summary.setWordWrap(False)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setStyleSheet("color: #3c4043;")
         self.summary.setToolTip(HELP)
-        # The table gives up rows before the summary gives up a line.
-        self.summary.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        # Clipped rather than widening a narrow pane (compare mode).
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.clear_button = QPushButton("Clear", self)
         self.clear_button.setToolTip("Clear the region (Esc)")
         self.clear_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -88,23 +91,22 @@ class RegionPanel(QWidget):
             return
         assert q.box is not None
         x0, y0, x1, y1 = q.box
-        where = f"Region {x1 - x0:.0f} \u00d7 {y1 - y0:.0f} px at ({x0:.0f}, {y0:.0f})"
+        where = f"<b>Region</b> {x1 - x0:.0f} \u00d7 {y1 - y0:.0f} px at ({x0:.0f}, {y0:.0f})"
         if q.pending:
             self.summary.setText(where + ": ranking the tokens \u2026")
             return
         if r is None:
-            self.summary.setText(where + (f": {q.error}" if q.error else
-                                          ": run the model to rank the answer tokens."))
+            self.summary.setText(where + (f"<br>{html.escape(q.error)}" if q.error else
+                                          "<br>run the model to rank the answer tokens"))
             return
         ex = self.state.explanation
         assert ex is not None
         frame = f" on frame {r.frame + 1}" if ex.media and ex.media[r.media_index].n_frames > 1 \
             else ""
         self.summary.setText(
-            f"{where}{frame}: tokens by the share of their map inside (a uniform map: "
+            f"{where}{frame}<br>tokens by the share of their map inside (a uniform map: "
             f"{r.chance:.0%}); the top {TOP_MARKED} <span style='color:{REGION_COLOUR}'>"
-            "marked</span>.")
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
+            "marked</span>")
         texts, n = ex.answer.texts, len(ex.answer)
         shown = [int(k) for k in r.order[:MAX_ROWS]]
         self.table.setRowCount(len(shown) + (1 if n > len(shown) else 0))
