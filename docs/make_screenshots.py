@@ -1,4 +1,5 @@
-"""Regenerate docs/screenshot-image.png, -video.png, -tiles.png and -compare.png from the real app.
+"""Regenerate docs/screenshot-image.png, -video.png, -tiles.png, -compare.png and -region.png
+from the real app.
 
 Needs an X server (the screenshots are of real windows, not offscreen renders) and ImageMagick's
 ``import``::
@@ -19,7 +20,9 @@ beside its counterpart in B. The flags shot (docs/screenshot-flags.png) runs the
 sample image, swaps the first colour word of its answer for a colour the answer does not name,
 explains that given answer ("Explain this answer…", teacher forcing) and shows the swapped word,
 flagged "little visual evidence" in the strip and the timeline, with its candidates.
-``--only`` regenerates just the shots named.
+The region shot queries a box around one object of the sample
+image (its true outline, from the scene the sample was made from) and shows the ranking, with
+the best token's map. ``--only`` regenerates just the shots named.
 """
 
 from __future__ import annotations
@@ -33,11 +36,16 @@ import time
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-SHOTS = ["image", "video", "tiles", "compare", "flags"]
+SHOTS = ["image", "video", "tiles", "compare", "flags", "region"]
+#: The scene the bundled sample image was drawn from (training/make_sample_media.py), and the
+#: object the region shot boxes (its index in the scene's objects).
+SAMPLE_IMAGE_SEED, REGION_OBJECT = 34, 0
 
 
 def shoot(app, media: Path, model: str, prompt: str, out: Path, *, layer: str | None = None,
-          tile_borders: bool = False) -> str:
+          tile_borders: bool = False, prepare=None) -> str:
+    """``prepare(window)``, when given, sets the view up before the grab and says what it
+    showed."""
     from tam_desktop.main_window import MainWindow
     from tam_desktop.settings import AppSettings
     from tam_engine.inference.settings import GenerationSettings
@@ -69,10 +77,13 @@ def shoot(app, media: Path, model: str, prompt: str, out: Path, *, layer: str | 
     frames = w.state.frame_strengths()
     if frames is not None and frames.size > 1:
         w.state.cursor.set_frame(int(frames.argmax()))
+    said = f"{out.name}: {ex.answer_text!r}, token {k} {ex.answer_texts[k]!r}"
+    if prepare is not None:
+        said = f"{out.name}: {ex.answer_text!r}; {prepare(w)}"
     wait(lambda: False, 0.3)  # let everything paint
     subprocess.run(["import", "-window", str(int(w.winId())), str(out)], check=True)
     w.close()
-    return f"{out.name}: {ex.answer_text!r}, token {k} {ex.answer_texts[k]!r}"
+    return said
 
 
 def _wait(app, cond, timeout: float = 300.0) -> None:
@@ -188,6 +199,41 @@ def shoot_flags(app, media: Path, model: str, prompt: str, out: Path) -> str:
     return f"{out.name}: model said {said!r}; given {given!r}; flagged tokens {words}"
 
 
+def region_box(margin: float = 8.0) -> tuple[float, float, float, float]:
+    """A box around one object of the sample image, from the scene it was drawn from (checked
+    to be that image)."""
+    import numpy as np
+    from PIL import Image
+
+    from tam_engine.core.resources import sample_image_path
+    from tam_engine.demo import synth
+
+    scene = synth.make_image_scene(SAMPLE_IMAGE_SEED, n_objects=3)
+    if not np.array_equal(scene.image, np.asarray(Image.open(sample_image_path()).convert("RGB"))):
+        raise SystemExit("the sample image is not scene 34 any more: update SAMPLE_IMAGE_SEED")
+    ys, xs = np.nonzero(scene.objects[REGION_OBJECT].mask)
+    h, w = scene.image.shape[:2]
+    return (max(xs.min() - margin, 0.0), max(ys.min() - margin, 0.0),
+            min(xs.max() + 1 + margin, w), min(ys.max() + 1 + margin, h))
+
+
+def query_region(app, w) -> str:
+    """The region query on the box around the object, its best token shown."""
+    box = region_box()
+    w.region_action.set_mode(True)
+    q = w.pane.region
+    q.set_box(box)
+    _wait(app, lambda: q.ranking is not None, 30.0)
+    r = q.ranking
+    if r is None:
+        raise SystemExit(f"the region query gave no ranking: {q.error}")
+    best = int(r.order[0])
+    w.state.set_token(best, "answer")
+    ex = w.state.explanation
+    top = ", ".join(f"{ex.answer_texts[k]!r} {r.share[k]:.0%}" for k in r.order[:5])
+    return f"box {tuple(round(v) for v in box)}: {top}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model folder or Hub id (default: the demo model)")
@@ -214,6 +260,10 @@ def main() -> int:
     if "flags" in args.only:
         print(shoot_flags(app, sample_image_path(), model, "Describe this image.",
                           DOCS / "screenshot-flags.png"))
+    if "region" in args.only:
+        print(shoot(app, sample_image_path(), model, "Describe this image.",
+                    DOCS / "screenshot-region.png",
+                    prepare=lambda w: query_region(app, w)))
     if args.compare_with and "compare" in args.only:
         print(shoot_compare(app, sample_image_path(), model, args.compare_with,
                             "Describe this image.", DOCS / "screenshot-compare.png"))

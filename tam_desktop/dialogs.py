@@ -161,6 +161,8 @@ SHORTCUTS_HTML = """
 <tr><td><b>O</b></td><td>overlay on / off</td></tr>
 <tr><td><b>Shift+click</b></td><td>a phrase: the tokens from the last clicked one</td></tr>
 <tr><td><b>Ctrl+click</b></td><td>add a token to the phrase or remove it</td></tr>
+<tr><td><b>Q</b>, or <b>Shift+drag</b></td><td>query a region: drag a box on the media to rank
+the answer tokens by how much of their map lies inside (Esc clears it)</td></tr>
 <tr><td><b>Ctrl+R</b> / <b>Esc</b></td><td>run / cancel</td></tr>
 <tr><td><b>Ctrl+Shift+R</b></td><td>explain a given answer (teacher forcing)</td></tr>
 </table>

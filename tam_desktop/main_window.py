@@ -27,6 +27,7 @@ from tam_desktop.model_setup import ModelSetupDialog, open_model_setup
 from tam_desktop.models.playback import DisplayOptions, PlaybackState
 from tam_desktop.models.text import timings_text
 from tam_desktop.recent_menu import RecentMenu
+from tam_desktop.region_action import RegionAction
 from tam_desktop.samples import SampleActions, is_bundled
 from tam_desktop.saving import ExplanationSaver
 from tam_desktop.settings import AppSettings, load_settings
@@ -144,6 +145,10 @@ class MainWindow(AppWindow):
         self.act_overlay.setChecked(st.display.overlay_visible)
         st.display.changed.connect(
             lambda name: self.act_overlay.setChecked(st.display.overlay_visible))
+        self.region_action = RegionAction(self, [self.pane], "Drag a box on the media: the "
+                                          "answer tokens ranked by how much of their map "
+                                          "lies inside it (Esc clears)")
+        self.act_region = self.region_action.action
         self.act_shortcuts = act("&Keyboard and Mouse", lambda: show_shortcuts(self),
                                  K.HelpContents)
         self.act_about = act("&About tam-desktop", lambda: show_about(self))
@@ -158,7 +163,7 @@ class MainWindow(AppWindow):
             "&Model": [self.act_run, self.act_explain, self.act_cancel, None, self.act_compare,
                        None,
                        self.act_choose_model, self.act_model_setup, self.act_gen],
-            "&View": [self.act_overlay, None, self.act_prev_token, self.act_next_token,
+            "&View": [self.act_overlay, self.act_region, None, self.act_prev_token, self.act_next_token,
                       self.act_first_token, self.act_last_token, None, self.act_prev_frame,
                       self.act_next_frame, self.act_play],
             "&Help": [*self.samples.actions, None, self.act_shortcuts, self.act_about],
@@ -313,7 +318,7 @@ class MainWindow(AppWindow):
         self.controller.start(request)
 
     def _on_escape(self) -> None:
-        if not self.gallery.back():
+        if not self.region_action.escape() and not self.gallery.back():
             self.cancel_run()
 
     def cancel_run(self) -> None:

@@ -28,6 +28,7 @@ from tam_desktop.compare.presets import DEMO_PRESET, default_model_b, use_demo_p
 from tam_desktop.compare.run_bar import CompareRunBar
 from tam_desktop.exporting import ExportRunner, export_job
 from tam_desktop.models.playback import DisplayOptions, FrameCursor, PlaybackState
+from tam_desktop.region_action import RegionAction
 from tam_desktop.views.given_answer import ask_given_answer
 from tam_desktop.views.pane import ExplanationPane
 from tam_desktop.worker import GIVEN_PHASE, RunRequest
@@ -137,7 +138,11 @@ class CompareWindow(AppWindow):
         self.act_run = act("&Run A then B", self.run, "Ctrl+R")
         self.act_explain = act("&Explain This Answer with A and B…", self.explain_answer,
                                "Ctrl+Shift+R")
-        self.act_cancel = act("&Cancel", self.cancel_run, "Esc")
+        self.act_cancel = act("&Cancel", self._on_escape, "Esc")
+        self.region_action = RegionAction(self, [self.pane_a, self.pane_b], "Drag a box on "
+                                          "either side: both models' answer tokens ranked by "
+                                          "how much of their map lies inside it (Esc clears)")
+        self.act_region = self.region_action.action
         self.act_gen = act("&Generation Settings…", self.edit_generation_settings)
         self.act_demo_preset = act(DEMO_PRESET, self.use_demo_preset,
                                    tip="Model A: the bundled demo model; model B: its 8 x 8 "
@@ -151,7 +156,8 @@ class CompareWindow(AppWindow):
             "&Model": [self.act_run, self.act_explain, self.act_cancel, None,
                        self.act_demo_preset, None,
                        self.act_gen],
-            "&View": [self.act_prev_frame, self.act_next_frame, self.act_play],
+            "&View": [self.act_region, None, self.act_prev_frame, self.act_next_frame,
+                      self.act_play],
         })
 
     def _connect(self) -> None:
@@ -200,6 +206,11 @@ class CompareWindow(AppWindow):
         self._update_alignment_label()
         self._update_diff()
         self.comparison_changed.emit()
+
+    def _on_escape(self) -> None:
+        """Esc clears a region query first, then cancels a run."""
+        if not self.region_action.escape():
+            self.cancel_run()
 
     def _on_media_index(self, other: PlaybackState, index: int) -> None:
         other.set_media_index(index)

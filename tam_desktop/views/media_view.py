@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import MAP_VALUE_LABEL
 from tam_desktop.views.colors import lut, pg_colormap
+from tam_desktop.views.region_box import RegionViewBox
 from tam_engine.core.placement import border_boxes, box_pixels, layer_members
 
 HEAT_MIN_SIDE = 512   # the heat map's long side is at least this, or the frame's
@@ -38,6 +39,7 @@ class MediaView(QWidget):
     """
 
     painted = Signal()  # after a paint of the view (benchmarks wait for it)
+    region_drawn = Signal(object)  # (x0, y0, x1, y1) frame pixels, inside the frame
 
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,7 +48,9 @@ class MediaView(QWidget):
         self.graphics.setBackground("#202124")
         # Clicking the picture takes the keyboard from text fields: arrows then scrub.
         self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.view_box = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view_box = RegionViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view_box.on_drawn = self._on_region_drawn
+        self.graphics.addItem(self.view_box)
         self.image_item = pg.ImageItem()
         self.heat_item = pg.ImageItem()
         # The heat map is clipped to the part of the frame its grids saw (the clip item's
@@ -245,6 +249,23 @@ class MediaView(QWidget):
         for item, box in zip(self.border_items, boxes):
             x0, y0, x1, y1 = box_pixels(box, (w, h))
             item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0).intersected(frame))
+
+    # ------------------------------------------------------------------ region query
+    def set_region_mode(self, on: bool) -> None:
+        """In region mode a left drag draws a box (Shift+drag does at any time)."""
+        self.view_box.region_mode = on
+        self.graphics.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+
+    def show_region(self, box: tuple[float, float, float, float] | None) -> None:
+        self.view_box.show_region(box)
+
+    def _on_region_drawn(self, box: tuple[float, float, float, float]) -> None:
+        """A dragged box, clipped to the frame; one with no area there is dropped."""
+        h, w = self._frame_shape
+        x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
+        x1, y1 = min(box[2], float(w)), min(box[3], float(h))
+        if x1 - x0 >= 1.0 and y1 - y0 >= 1.0:   # less than a pixel: a click, not a box
+            self.region_drawn.emit((x0, y0, x1, y1))
 
     # ------------------------------------------------------------------ read-out
     def _on_mouse_moved(self, pos: QPointF) -> None:

@@ -20,8 +20,10 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from tam_desktop.models.playback import COLORMAPS, DisplayOptions, FrameCursor, PlaybackState
+from tam_desktop.models.region import RegionQuery
 from tam_desktop.views.filmstrip import FrameControls
 from tam_desktop.views.media_view import MediaView
+from tam_desktop.views.region_panel import RegionPanel, run_in_thread
 from tam_desktop.views.text_map_view import TextMapView
 from tam_desktop.views.timeline import TokenTimeline
 from tam_desktop.views.token_find import TokenFind
@@ -183,6 +185,10 @@ class ExplanationPane(QWidget):
             round(self.text_map.fontMetrics().lineSpacing() * TEXT_MAP_MIN_LINES) + 12)
         self.timeline = TokenTimeline(st, self)
         self.timeline.setMinimumHeight(110)
+        # Region query: a box drawn on the media ranks the answer tokens (region_panel).
+        self.region = RegionQuery(st, run_in_thread)
+        self.region_panel = RegionPanel(st, self.region, self)
+        self.region_panel.setMaximumHeight(220)
 
         left = QWidget(self)
         lcol = QVBoxLayout(left)
@@ -203,6 +209,7 @@ class ExplanationPane(QWidget):
         self.token_find = TokenFind(st, self)
         tcol.addWidget(self.token_find)
         tcol.addWidget(self.answer_strip)
+        tcol.addWidget(self.region_panel)
         tcol.addWidget(self.prompt_caption)
         tcol.addWidget(self.prompt_strip)
         tcol.addWidget(_caption("Text map"))
@@ -224,7 +231,19 @@ class ExplanationPane(QWidget):
         col.addWidget(self.v_split, 1)
         st.content_changed.connect(self._on_content)
         st.streamed.connect(self._on_streamed)
+        self.media_view.region_drawn.connect(self.region.set_box)
+        self.region.changed.connect(self._on_region)
         self._on_content()
+
+    def set_region_mode(self, on: bool) -> None:
+        """Region mode: a left drag on the media draws the box to query (see RegionQuery)."""
+        self.media_view.set_region_mode(on)
+
+    def _on_region(self) -> None:
+        marked = self.region.marked()
+        self.media_view.show_region(self.region.box)
+        self.answer_strip.set_highlighted(marked)
+        self.timeline.set_highlighted(marked)
 
     def _on_content(self) -> None:
         ex = self.state.explanation

@@ -3,6 +3,8 @@ cursor."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import EVIDENCE_LABEL
+from tam_desktop.views.region_box import REGION_COLOUR
 from tam_desktop.views.token_strip import FLAG_COLOUR
 from tam_engine.core.flags import FLAG_LABEL, evidence_flags
 from tam_engine.core.tokens import display_token
@@ -72,6 +75,7 @@ class TokenTimeline(pg.PlotWidget):
         self.addItem(self.cursor)
         self._strength: np.ndarray = np.zeros(0, np.float32)
         self.flagged: np.ndarray = np.zeros(0, bool)
+        self.region_marks: pg.ScatterPlotItem | None = None   # see set_highlighted
         self._labels: list[str] = []
         self._elided: tuple[list[str], list[float]] | None = None  # labels as drawn, half widths
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
@@ -151,6 +155,18 @@ class TokenTimeline(pg.PlotWidget):
         if mine:
             with pg.SignalBlock(self.cursor.sigPositionChanged, self._on_cursor_dragged):
                 self.cursor.setPos(st.token)
+
+    def set_highlighted(self, tokens: Sequence[int]) -> None:
+        """Mark these answer tokens (a region query's best ones) with a triangle over their
+        bars; an empty list clears."""
+        if self.region_marks is None:
+            self.region_marks = pg.ScatterPlotItem(symbol="t", size=11, pen=None,
+                                                   brush=REGION_COLOUR)
+            self.region_marks.setZValue(5)
+            self.addItem(self.region_marks)
+        ks = [int(k) for k in tokens if 0 <= int(k) < self._strength.size]
+        top = self.getPlotItem().vb.viewRange()[1][1]
+        self.region_marks.setData(x=ks, y=[float(self._strength[k]) + 0.06 * top for k in ks])
 
     def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
         if self._strength.size:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidge
 
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import token_tooltip
+from tam_desktop.views.region_box import REGION_COLOUR
 from tam_engine.core.flags import EvidenceFlags, evidence_flags
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
@@ -74,6 +75,7 @@ class TokenCanvas(QWidget):
         self._warm_timer = QTimer(self)
         self._warm_timer.timeout.connect(self._warm_up)
         self._laid_out_width = -1
+        self.highlighted: list[int] = []   # chips outlined (a region query's best tokens)
         font = self.font()
         font.setPointSizeF(font.pointSizeF() + 1)
         self.setFont(font)
@@ -177,6 +179,7 @@ class TokenCanvas(QWidget):
                 r = self._rects[i]
                 if r.intersects(area):
                     p.drawLine(r.left() + 3, r.bottom() + 1, r.right() - 3, r.bottom() + 1)
+        self._paint_highlights(p)
         p.end()
 
     def _chip(self, i: int, dpr: float) -> QPixmap:
@@ -211,6 +214,22 @@ class TokenCanvas(QWidget):
         if ev.type() == QEvent.Type.FontChange:
             self._chips.clear()
         super().changeEvent(ev)
+
+    def set_highlighted(self, indices: Sequence[int]) -> None:
+        """Outline these chips (in the region's colour) until set again."""
+        old, self.highlighted = self.highlighted, [i for i in indices if 0 <= i < len(self._rects)]
+        for i in set(old) | set(self.highlighted):
+            if i < len(self._rects):
+                self.update(self._rects[i].adjusted(-3, -3, 3, 3))
+
+    def _paint_highlights(self, p: QPainter) -> None:
+        pen = QPen(QColor(REGION_COLOUR))
+        pen.setWidthF(2.0)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for i in self.highlighted:
+            if i < len(self._rects):
+                p.drawRoundedRect(self._rects[i].adjusted(-1, -1, 0, 0), 5, 5)
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
         pos = ev.position().toPoint()
@@ -329,6 +348,10 @@ class TokenStrip(QScrollArea):
         if mine and st.token < len(c.texts):
             r = c.chip_rect(st.token)
             self.ensureVisible(r.center().x(), r.center().y(), 4, r.height())
+
+    def set_highlighted(self, indices: Sequence[int]) -> None:
+        """Outline these tokens (a region query's best ones); an empty list clears."""
+        self.canvas.set_highlighted(indices)
 
     def _on_chip_clicked(self, index: int, modifiers: Qt.KeyboardModifier) -> None:
         st = self.state

@@ -154,10 +154,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="Example: tam export run/explanation.tam.npz sweep --fps 4 --out sweep.mp4")
     p.add_argument("explanation", metavar="EXPLANATION", help="a .tam.npz file (for report: "
                    "the output folder of a batch `tam explain`)")
-    p.add_argument("what", choices=(*WHATS, "report"), metavar="WHAT",
-                   help=", ".join(WHATS) + "; report (of a batch folder: one HTML page)")
+    p.add_argument("what", choices=(*WHATS, "report", "region"), metavar="WHAT",
+                   help=", ".join(WHATS) + "; report (of a batch folder: one HTML page); "
+                   "region (the tokens ranked by how much of their map lies inside --box)")
     p.add_argument("--out", metavar="PATH", help="output file or folder (default: beside the "
-                   "explanation, named after it)")
+                   "explanation, named after it; region: printed unless given)")
+    p.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="region: the box in pixels of the media (of --media, on --frame)")
+    p.add_argument("--csv", action="store_true",
+                   help="region: print CSV instead of JSON (an --out path ending in .csv "
+                   "is written as CSV)")
     add_export_options(p)
     p.set_defaults(func=run)
 
@@ -178,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, KeyError) as exc:
         raise ExplanationFileError(f"cannot read {src.name}: {exc}", "Give a .tam.npz file "
                                    "written by `tam explain` or the app.") from exc
+    if args.what == "region":
+        return _region(args, expl, options)
     out = Path(args.out) if args.out else beside(src, args.what)
     if out.exists() and out.resolve() == src.resolve():
         raise UsageError(f"--out {out} is the explanation being exported; writing there would "
@@ -187,6 +195,26 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         raise Interrupted("Nothing was written.") from None  # exports are atomic
     print(f"wrote {path}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _region(args: argparse.Namespace, expl: Explanation, o: ExportOptions) -> int:
+    """``tam export FILE region --box X0 Y0 X1 Y1``: the ranking printed or written."""
+    from tam_engine.core.region import RegionError, rank_region
+    from tam_engine.export.region import export_region, region_text
+
+    if args.box is None:
+        raise UsageError("region needs --box X0 Y0 X1 Y1 (pixels of the media).",
+                         "For example: --box 0 0 100 80")
+    try:
+        ranking = rank_region(expl, args.box, media_index=o.media - 1, frame=o.frame - 1,
+                              layer=o.layer, kind=o.kind)
+    except RegionError as exc:   # what was asked for does not exist: a usage error
+        raise UsageError(exc.message, exc.hint) from None
+    if args.out:
+        print(f"wrote {export_region(expl, ranking, args.out)}", file=sys.stderr)
+    else:
+        sys.stdout.write(region_text(expl, ranking, args.csv))
     return ExitCode.OK
 
 
