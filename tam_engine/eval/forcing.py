@@ -86,7 +86,7 @@ class _ForcedProbs:
         return probs
 
     def _inputs(self, image: np.ndarray) -> dict[str, Any]:
-        from tam_engine.inference.capture.given import _forced_inputs
+        from tam_engine.inference.capture.given import forced_inputs
 
         media = replace(self.media, frames=image[None])
         prepared = self.loaded.adapter.prepare([media], self.prompt, self.settings)
@@ -96,7 +96,7 @@ class _ForcedProbs:
                 "answer cannot be teacher-forced at the same positions.",
                 "Faithfulness needs a model whose image tokens depend only on the image size.")
         try:
-            return _forced_inputs(prepared, self.seq[:-1], self.loaded.device,
+            return forced_inputs(prepared, self.seq[:-1], self.loaded.device,
                                   self.loaded.dtype)
         except TamError as exc:
             raise FaithfulnessError(

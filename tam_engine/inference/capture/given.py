@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from tam_engine.inference.adapters.base import Prepared
     from tam_engine.inference.loading import LoadedModel
 
-__all__ = ["GIVEN_META", "answer_ids", "capture_given", "end_of_turn_id", "given_token_probs"]
+__all__ = ["GIVEN_META", "answer_ids", "capture_given", "end_of_turn_id", "forced_inputs",
+           "given_token_probs"]
 
 #: Key of :attr:`TamInputs.meta` / explanation ``meta`` holding the teacher-forcing record.
 GIVEN_META = "given_answer"
@@ -85,8 +86,8 @@ def answer_ids(loaded: LoadedModel, answer: str | Sequence[int], end_of_turn: bo
     return ids
 
 
-def _forced_inputs(prepared: Prepared, seq: np.ndarray, device: Any, dtype: Any
-                   ) -> dict[str, Any]:
+def forced_inputs(prepared: Prepared, seq: np.ndarray, device: Any, dtype: Any
+                  ) -> dict[str, Any]:
     """The prepared model inputs with ``input_ids`` replaced by the longer ``seq`` and every
     input aligned with it extended; anything else aligned with the prompt is refused, since
     extending it by guess could silently change what the model sees."""
@@ -138,7 +139,7 @@ def _capture_given(loaded: LoadedModel, prepared: Prepared, answer: str | Sequen
     t0 = time.perf_counter()
     try:
         # The last token predicts nothing that is explained: like generate, never fed through.
-        inputs = _forced_inputs(prepared, seq[:-1], loaded.device, loaded.dtype)
+        inputs = forced_inputs(prepared, seq[:-1], loaded.device, loaded.dtype)
         with contextlib.ExitStack() as stack, torch.no_grad():
             hook = stack.enter_context(FinalHiddenHook(adapter.final_norm(model)))
             # Only the states are needed: the logits of one position, not of the sequence.
