@@ -18,7 +18,6 @@ not depend on how many processes ran.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,11 +39,10 @@ from tam_engine.core.atomic import atomic_write_bytes
 from tam_engine.core.errors import Cancelled, TamError
 from tam_engine.core.explanation import Explanation
 from tam_engine.eval.runner import (
-    JsonlAppender,
     check_run_config,
-    open_shard,
     rank_file,
     read_records,
+    run_shard,
 )
 
 ExplainItem = Callable[[BatchItem], Explanation]
@@ -112,23 +110,12 @@ def run_batch(items: Sequence[BatchItem], explain: ExplainItem, out: str | Path,
     (out / ITEMS_DIR).mkdir(parents=True, exist_ok=True)
     check_run_config(index, dict(config or {}), rank)
     done = _finished(out, read_records(index), retry_errors)
-    todo, bar = open_shard(items, done, rank, world_size, progress, "explain")
-    writer = JsonlAppender(rank_file(index, rank))
-    try:
-        for item in todo:
-            rec = explain_one(item, explain, out)
-            writer.append(rec)
-            if bar is not None:
-                bar.update(1)
-                if rec["status"] == "error":
-                    bar.write(f"tam: item {item.id!r} failed: {rec['error']}", file=sys.stderr)
-    finally:
-        writer.close()
-        if bar is not None:
-            bar.close()
-    if barrier is not None:
-        barrier()
-    if rank != 0:
+    def note(item: BatchItem, rec: dict) -> str | None:
+        return f"tam: item {item.id!r} failed: {rec['error']}" if rec["status"] == "error" \
+            else None
+
+    if not run_shard(items, done, rank, world_size, progress, "explain", rank_file(index, rank),
+                     lambda item: explain_one(item, explain, out), barrier, note):
         return None
     return merge_index(out, items)
 

@@ -255,12 +255,15 @@ def format_summary(summary: dict) -> str:
 
 # --------------------------------------------------------------------------- the loop
 
-def open_shard(items: Sequence[Any], done: set[str], rank: int, world_size: int,
-               progress: bool, name: str) -> tuple[list[Any], Any]:
-    """This process's items still to do (every ``world_size``-th item from ``rank``, less the
-    ``done`` ids) and a progress bar over its whole share (``None`` when ``progress`` is off).
-    tqdm's bar shows the rate and the time left (ETA) from the items done in this run. Shared
-    by ``tam eval`` and batch explanations."""
+def run_shard(items: Sequence[Any], done: set[str], rank: int, world_size: int,
+              progress: bool, name: str, rank_path: Path, work: Callable[[Any], dict],
+              barrier: Callable[[], None] | None,
+              note: Callable[[Any, dict], str | None] | None = None) -> bool:
+    """Run ``work`` on this process's items still to do (every ``world_size``-th item from
+    ``rank``, less the ``done`` ids), appending each record to ``rank_path`` as it comes, with
+    a progress bar over the whole share when ``progress`` is on (tqdm: rate and time left from
+    the items done in this run; ``note`` may add a line under it per record). Then wait at the
+    ``barrier``; True on rank 0, which merges. Shared by ``tam eval`` and batch explanations."""
     shard = [it for i, it in enumerate(items) if i % world_size == rank]
     todo = [it for it in shard if it.id not in done]
     bar = None
@@ -270,7 +273,24 @@ def open_shard(items: Sequence[Any], done: set[str], rank: int, world_size: int,
         bar = tqdm(total=len(shard), initial=len(shard) - len(todo), unit="item",
                    desc=f"{name}[{rank}]" if world_size > 1 else name, position=rank,
                    file=sys.stderr, dynamic_ncols=True)
-    return todo, bar
+    writer = JsonlAppender(rank_path)
+    try:
+        for item in todo:
+            rec = work(item)
+            writer.append(rec)
+            if bar is not None:
+                bar.update(1)
+                line = note(item, rec) if note is not None else None
+                if line:
+                    bar.write(line, file=sys.stderr)
+    finally:
+        writer.close()
+        if bar is not None:
+            bar.close()
+    if barrier is not None:
+        barrier()
+    return rank == 0
+
 
 def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, TamOptions],
              out: str | os.PathLike, config: dict | None = None, limit: int | None = None,
@@ -302,28 +322,17 @@ def run_eval(dataset: EvalDataset, explain_fn: ExplainFn, variants: dict[str, Ta
                                 "Run without --faithfulness, or on a dataset with images.")
     check_run_config(out, config, rank)
     done = {k for k, r in read_records(out).items() if not (retry_errors and "error" in r)}
-    todo, bar = open_shard(items, done, rank, world_size, progress, "eval")
-    writer = JsonlAppender(rank_file(out, rank))
-    try:
-        for item in todo:
-            try:
-                rec = evaluate_item(item, explain_fn, variants, faithfulness,
-                                    pointing_tolerance)
-            except (Cancelled, KeyboardInterrupt, FaithfulnessError):
-                raise
-            except TamError as exc:
-                # A broken item (unreadable media, ...) is recorded, not retried forever.
-                rec = {"id": item.id, "media": item.media, "error": str(exc)}
-            writer.append(rec)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        writer.close()
-        if bar is not None:
-            bar.close()
-    if barrier is not None:
-        barrier()
-    if rank != 0:
+    def work(item: EvalItem) -> dict:
+        try:
+            return evaluate_item(item, explain_fn, variants, faithfulness, pointing_tolerance)
+        except (Cancelled, KeyboardInterrupt, FaithfulnessError):
+            raise
+        except TamError as exc:
+            # A broken item (unreadable media, ...) is recorded, not retried forever.
+            return {"id": item.id, "media": item.media, "error": str(exc)}
+
+    if not run_shard(items, done, rank, world_size, progress, "eval", rank_file(out, rank),
+                     work, barrier):
         return None
     metrics = list(faithfulness[0].metrics) if faithfulness is not None else []
     return write_results(out, items, list(variants), config, metrics)
