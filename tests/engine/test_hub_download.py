@@ -69,12 +69,15 @@ def test_download_reports_progress_and_lands_in_the_cache(fake_hub):
 def test_cancel_keeps_the_cache_usable_and_the_next_download_resumes(fake_hub):
     from tam_engine.inference.loading import load_model
 
-    fake_hub.chunk_delay = 0.005
+    # The weights (about 54 chunks of 16 KiB) take over half a second at this pace and progress
+    # is reported every 0.1 s, so a report arrives mid-file: stop at the first one. (Waiting
+    # for more reports in all, as before, raced the download: on a quick run the weights were
+    # complete before the count was reached.)
+    fake_hub.chunk_delay = 0.01
     seen = []
 
     def should_stop() -> bool:
-        return any(e.file == "model.safetensors" and e.bytes_done > 0 for e in seen) and len(
-            seen) > 8
+        return any(e.file == "model.safetensors" for e in seen)
 
     with pytest.raises(Cancelled):
         download_model(REPO, on_progress=seen.append, should_stop=should_stop,
