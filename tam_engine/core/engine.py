@@ -15,7 +15,13 @@ import numpy as np
 from tam_engine.core.explanation import Explanation, TamOptions
 from tam_engine.core.inputs import TamInputs
 from tam_engine.core.media import MediaItem
-from tam_engine.core.stages import CHUNK_TOKENS, StageSource, relevance_bounds
+from tam_engine.core.stages import (
+    CHUNK_TOKENS,
+    Chunk,
+    StageSource,
+    compute_blocks,
+    relevance_bounds,
+)
 from tam_engine.core.token_maps import FLOAT_STAGES, KEEP_STAGE_BYTES, TokenMaps
 
 _EPS = 1e-8
@@ -100,8 +106,13 @@ def score_table(inputs: TamInputs) -> ScoreTable:
             b = _rows_of(inputs.lm_bias)
             bias = b.index_select(0, idx_cls.to(b.device)).to(device=device, dtype=torch.float32)
         for r0 in range(0, urows.size, _PRODUCT_ROWS):
-            idx_rows = torch.as_tensor(urows[r0:r0 + _PRODUCT_ROWS], device=device)
-            s = hidden.index_select(0, idx_rows).float() @ w.T
+            block = urows[r0:r0 + _PRODUCT_ROWS]
+            if block[-1] - block[0] == block.size - 1:
+                # Consecutive positions (a vision block): multiply the rows in place, no copy.
+                h = hidden[int(block[0]):int(block[-1]) + 1]
+            else:
+                h = hidden.index_select(0, torch.as_tensor(block, device=device))
+            s = h.float() @ w.T
             if bias is not None:
                 s += bias
             s.clamp_min_(0.0)
@@ -159,12 +170,11 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
     ctx_a[:, :np_] = True
     ctx_a[:, np_:] = np.tri(T, T, -1, dtype=bool)
     same_a = keys[None, :] == keys[np_:, None]
-    answer = _explain_set(
+    sets = [_SetRun(
         "answer", vision, col_class[:T], ctx_class, rel_a, ctx_a,
         np.where(same_a, 0.0, rel_a), inputs.ids[L:L + T], np.arange(L, L + T), ans_texts,
-        inputs, options, chunk)
+        inputs, options, chunk)]
 
-    prompt = None
     if options.explain_prompt:
         # Prompt token j: its own class over the prefill; ECI against the prompt tokens before
         # it; the text part of its normalisation is its relevance at every prompt position.
@@ -175,9 +185,11 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
         keep = np.tri(np_, np_, -1, dtype=bool) & (keys[None, :np_] != keys[:np_, None])
         eci_r = np.zeros((np_, C))
         eci_r[:, :np_] = np.where(keep, rel_p[:, :np_], 0.0)
-        prompt = _explain_set("prompt", vision, col_class[T:], ctx_class, rel_p, norm_ctx,
-                              eci_r, inputs.ids[prm_pos], prm_pos, prm_texts, inputs, options,
-                              chunk)
+        sets.append(_SetRun("prompt", vision, col_class[T:], ctx_class, rel_p, norm_ctx, eci_r,
+                            inputs.ids[prm_pos], prm_pos, prm_texts, inputs, options, chunk))
+    compute_blocks([(run.source, run.take) for run in sets])
+    answer = sets[0].result()
+    prompt = sets[1].result() if len(sets) > 1 else None
 
     grids = list(inputs.spans.grids)
     return Explanation(ids=inputs.ids.copy(), input_len=L, token_texts=list(texts), grids=grids,
@@ -198,44 +210,53 @@ def class_weights(eci_r: np.ndarray, ctx_class: np.ndarray, n_classes: int) -> n
     return out
 
 
-def _explain_set(kind, vision, raw_class, ctx_class, rel, norm_ctx, eci_r, ids, positions,
-                 texts, inputs: TamInputs, options: TamOptions, chunk: int) -> TokenMaps:
-    """ECI, joint normalisation and filter of one set of tokens, block by block.
+class _SetRun:
+    """ECI, joint normalisation and filter of one set of tokens (the answer, or the prompt):
+    its stage source, and the outputs its blocks are written into.
 
     ``rel`` (N, C) relevances, ``norm_ctx`` the columns normalised with the vision scores,
     ``eci_r`` the relevances of the ECI context (0 outside it).
     """
-    n = len(texts)
-    rel_lo, rel_hi = relevance_bounds(rel, norm_ctx)
-    source = StageSource(
-        vision=vision, raw_class=np.asarray(raw_class, np.int64),
-        weights=class_weights(eci_r, ctx_class, vision.shape[0]), rel_lo=rel_lo,
-        rel_hi=rel_hi, grids=list(inputs.spans.grids), eci=options.eci, filter=options.filter,
-        kernel_size=options.kernel_size, chunk_tokens=max(1, chunk))
-    maps = np.empty((n, vision.shape[1]), np.uint8)
-    alpha, lo, hi = np.zeros(n), np.zeros(n), np.zeros(n)
-    # A short explanation keeps the float stages it computes anyway (what saving it in formats
-    # 1-2 and the exports read); a long one keeps only the maps and derives them on demand.
-    keep = maps.size * 4 <= KEEP_STAGE_BYTES
-    stages = {name: np.empty(maps.shape, np.float32) for name in FLOAT_STAGES} if keep else {}
-    for c in range(source.n_chunks):
-        ch = source._compute(c)
+
+    def __init__(self, kind, vision, raw_class, ctx_class, rel, norm_ctx, eci_r, ids, positions,
+                 texts, inputs: TamInputs, options: TamOptions, chunk: int) -> None:
+        n = len(texts)
+        rel_lo, rel_hi = relevance_bounds(rel, norm_ctx)
+        self.source = StageSource(
+            vision=vision, raw_class=np.asarray(raw_class, np.int64),
+            weights=class_weights(eci_r, ctx_class, vision.shape[0]), rel_lo=rel_lo,
+            rel_hi=rel_hi, grids=list(inputs.spans.grids), eci=options.eci,
+            filter=options.filter, kernel_size=options.kernel_size, chunk_tokens=max(1, chunk))
+        self.kind, self.ids, self.positions, self.texts = kind, ids, positions, list(texts)
+        self.rel, self.norm_ctx = rel, norm_ctx
+        self.maps = np.empty((n, vision.shape[1]), np.uint8)
+        self.alpha, self.lo, self.hi = np.zeros(n), np.zeros(n), np.zeros(n)
+        # A short explanation keeps the float stages it computes anyway (what saving it in
+        # formats 1-2 and the exports read); a long one keeps only the maps and derives them
+        # on demand.
+        keep = self.maps.size * 4 <= KEEP_STAGE_BYTES
+        self.stages = ({name: np.empty(self.maps.shape, np.float32) for name in FLOAT_STAGES}
+                       if keep else {})
+
+    def take(self, ch: Chunk) -> None:
+        """Store one computed block (called from the engine's threads; blocks are disjoint)."""
         s = slice(ch.start, ch.start + ch.maps.shape[0])
-        maps[s], alpha[s], lo[s], hi[s] = ch.maps, ch.alpha, ch.lo, ch.hi
-        for name, arr in stages.items():
+        self.maps[s], self.alpha[s], self.lo[s], self.hi[s] = ch.maps, ch.alpha, ch.lo, ch.hi
+        for name, arr in self.stages.items():
             arr[s] = getattr(ch, name)
-    source.release()
-    return TokenMaps(
-        kind=kind,
-        token_ids=np.asarray(ids, np.int64),
-        positions=np.asarray(positions, np.int64),
-        texts=list(texts),
-        maps=maps,
-        alpha=alpha.astype(np.float32),
-        relevance=rel.astype(np.float32),
-        context=norm_ctx,
-        norm_lo=lo.astype(np.float32),
-        norm_hi=hi.astype(np.float32),
-        source=source,
-        **stages,
-    )
+
+    def result(self) -> TokenMaps:
+        return TokenMaps(
+            kind=self.kind,
+            token_ids=np.asarray(self.ids, np.int64),
+            positions=np.asarray(self.positions, np.int64),
+            texts=self.texts,
+            maps=self.maps,
+            alpha=self.alpha.astype(np.float32),
+            relevance=self.rel.astype(np.float32),
+            context=self.norm_ctx,
+            norm_lo=self.lo.astype(np.float32),
+            norm_hi=self.hi.astype(np.float32),
+            source=self.source,
+            **self.stages,
+        )

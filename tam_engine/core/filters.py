@@ -130,27 +130,36 @@ def _filter3(padded: np.ndarray, out: np.ndarray) -> None:
     for i in range(2, 9):
         mu += v[i]
     mu /= 9
-    var = np.zeros_like(mu)
-    for i in range(9):
+    # Every step below is the same float32 operation, in the same order, as the plain
+    # formula; only buffers are reused, and sums start from their first term instead of from
+    # 0 (0 + x = x exactly).
+    var = np.subtract(v[0], mu)
+    var *= var
+    for i in range(1, 9):
         np.subtract(v[i], mu, out=scratch)
         scratch *= scratch
         var += scratch
     var /= 9
     t = _weight_exponent(mu, var)
 
-    # Rank offsets -4..4: the weight of offset +-m is exp(-m^2 t); the centre's is 1.
-    num = v[4].copy()
-    den = np.ones_like(mu)
+    # Rank offsets -4..4: the weight of offset +-m is exp(-m^2 t); the centre's is 1. The
+    # sums start from offset 1's term: num = v4 + w1 (v3 + v5), den = 1 + 2 w1, ...; each
+    # offset's buffers are free once it is added, so offset 1's cells 3 and 5 hold the sums.
     g = var  # reuse as the weight buffer
+    num, den = v[3], v[5]
     for m in (1, 2, 3, 4):
         np.multiply(t, -m * m, out=g)
         np.maximum(g, -_CUT, out=g)
         np.exp(g, out=g)
         np.add(v[4 - m], v[4 + m], out=scratch)
         scratch *= g
-        num += scratch
         g += g
-        den += g
+        if m == 1:
+            np.add(v[4], scratch, out=num)
+            np.add(g, 1.0, out=den)
+        else:
+            num += scratch
+            den += g
     np.divide(num, den, out=out)
     out[mu <= 0] = 0.0
 

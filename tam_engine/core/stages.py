@@ -12,11 +12,14 @@ very same block, so a stage asked for later is bit-identical to one computed eag
 from __future__ import annotations
 
 import os
+import queue
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.spans import VisionGrid, grid_slices
@@ -28,6 +31,10 @@ CHUNK_TOKENS = 64
 # on one thread per core (up to 4: beyond, memory bandwidth is the limit).
 _THREAD_CELLS = 1 << 20
 _FILTER_THREADS = max(1, min(4, os.cpu_count() or 1))
+# The engine's pass over all blocks runs this many blocks at once, each whole on one thread:
+# no stage waits for another's threads, and BLAS's own threads (which spin between calls) are
+# not competing with them.
+_BLOCK_THREADS = _FILTER_THREADS
 
 
 @dataclass
@@ -113,40 +120,109 @@ class StageSource:
         return out
 
     # ------------------------------------------------------------------ one block
-    def _compute(self, c: int) -> Chunk:
-        s0 = c * self.chunk_tokens
-        s1 = min(len(self), s0 + self.chunk_tokens)
-        raw32 = self.vision[self.raw_class[s0:s1]]
-        raw = raw32.astype(np.float64)
-        if self.eci:
-            eci, alpha = self._eci(raw, self.weights[s0:s1])
-        else:
-            eci, alpha = raw, np.zeros(s1 - s0)
-        norm, lo, hi = _joint_normalise(eci, self.rel_lo[s0:s1], self.rel_hi[s0:s1])
-        filtered = _filter_rows(norm, self.grids, self.filter, self.kernel_size)
-        return Chunk(start=s0, raw=raw32, eci=eci.astype(np.float32), filtered=filtered,
-                     maps=to_uint8(filtered), alpha=alpha, lo=lo, hi=hi)
-
-    def _eci(self, raw: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Section 4 for a block: ``I = w @ maps``, ``alpha = <m, I> / <I, I>``,
-        ``max(0, m - alpha I)``. Weights of classes that occur several times in the context
-        were summed per class, so the product runs over distinct classes only."""
+    def _vision64_copy(self) -> np.ndarray:
         if self._vision64 is None:
             # Kept while the engine walks the blocks; the float32 scores stay the only copy
             # afterwards (release()).
             self._vision64 = self.vision.astype(np.float64)
-        interf = w @ self._vision64
-        ii = np.einsum("nv,nv->n", interf, interf)
-        mi = np.einsum("nv,nv->n", raw, interf)
-        alpha = np.zeros(raw.shape[0])
-        np.divide(mi, ii, out=alpha, where=ii > 0)
-        # With an empty context (or all-zero relevances) I = 0 and alpha = 0: the map stays
-        # raw, which is the method's "ECI applies when the context is non-empty".
-        eci = interf
-        np.multiply(interf, alpha[:, None], out=eci)
-        np.subtract(raw, eci, out=eci)
-        np.maximum(eci, 0.0, out=eci)
-        return eci, alpha
+        return self._vision64
+
+    def _compute(self, c: int, vision64: np.ndarray | None = None,
+                 threads: int = _FILTER_THREADS, bufs: _Buffers | None = None) -> Chunk:
+        """Block ``c``. With ``bufs`` its arrays live in those reused buffers (valid until the
+        buffers' next block: the engine's pass), else in new arrays (the lazy reader's cache)."""
+        s0 = c * self.chunk_tokens
+        s1 = min(len(self), s0 + self.chunk_tokens)
+        n, v = s1 - s0, self.vision.shape[1]
+        b = bufs or _Buffers(n, v)
+        raw32 = np.take(self.vision, self.raw_class[s0:s1], axis=0, out=b.get("raw32", n, v))
+        raw = b.get("work", n, v, np.float64)
+        np.copyto(raw, raw32)
+        if self.eci:
+            v64 = self._vision64_copy() if vision64 is None else vision64
+            eci, alpha = _eci(raw, self.weights[s0:s1], v64, b.get("eci", n, v, np.float64))
+        else:
+            eci, alpha = raw, np.zeros(n)
+        eci32 = b.get("eci32", n, v)
+        np.copyto(eci32, eci)
+        norm, lo, hi = _joint_normalise(eci, self.rel_lo[s0:s1], self.rel_hi[s0:s1], out=eci)
+        filtered = _filter_rows(norm, self.grids, self.filter, self.kernel_size, threads,
+                                out=b.get("filtered", n, v))
+        return Chunk(start=s0, raw=raw32, eci=eci32, filtered=filtered,
+                     maps=to_uint8(filtered, scratch=b.get("work", n, v, np.float64)), alpha=alpha,
+                     lo=lo, hi=hi)
+
+
+def compute_blocks(jobs: list[tuple[StageSource, Callable[[Chunk], None]]]) -> None:
+    """Every block of every source once, for the engine (nothing cached): ``take`` receives
+    each block of its source, on the thread that computed it, in no particular order.
+
+    Several blocks run at once, each whole on one thread with single-threaded BLAS (BLAS's own
+    threads spin between calls and would compete with them). A block's numbers do not depend
+    on the thread that computes it, so they equal :meth:`StageSource.chunk`'s."""
+    tasks = [(src, take, c) for src, take in jobs for c in range(src.n_chunks)]
+    workers = min(_BLOCK_THREADS, len(tasks))
+    if workers <= 1:
+        for src, take, c in tasks:
+            take(src._compute(c))
+    else:
+        # One set of reused buffers per thread, sized for the largest block.
+        rows = max(src.chunk_tokens for src, _ in jobs)
+        cols = max(src.vision.shape[1] for src, _ in jobs)
+        free: queue.SimpleQueue[_Buffers] = queue.SimpleQueue()
+        for _ in range(workers):
+            free.put(_Buffers(rows, cols))
+        v64 = {id(src): src._vision64_copy() for src, _ in jobs}
+
+        def one(src: StageSource, take: Callable[[Chunk], None], c: int) -> None:
+            bufs = free.get()
+            try:
+                take(src._compute(c, v64[id(src)], threads=1, bufs=bufs))
+            finally:
+                free.put(bufs)
+
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(one, *task) for task in tasks]:
+                f.result()
+    for src, _ in jobs:
+        src.release()
+
+
+class _Buffers:
+    """Work arrays of one block, reused from block to block by one engine thread: new arrays
+    of tens of MB per block would each be page-faulted in again (measured: a sixth of the
+    engine's CPU time at 128 slots x 1,024 tokens)."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows, cols
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, n: int, cols: int, dtype: type = np.float32) -> np.ndarray:
+        """An ``(n, cols)`` array in the buffer ``name``."""
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = self._arrays[name] = np.empty(self.rows * self.cols, dtype)
+        return arr[:n * cols].reshape(n, cols)
+
+
+
+def _eci(raw: np.ndarray, w: np.ndarray, vision64: np.ndarray, out: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Section 4 for a block: ``I = w @ maps``, ``alpha = <m, I> / <I, I>``,
+    ``max(0, m - alpha I)``, into ``out``. Weights of classes that occur several times in the
+    context were summed per class, so the product runs over distinct classes only."""
+    interf = np.matmul(w, vision64, out=out)
+    ii = np.einsum("nv,nv->n", interf, interf)
+    mi = np.einsum("nv,nv->n", raw, interf)
+    alpha = np.zeros(raw.shape[0])
+    np.divide(mi, ii, out=alpha, where=ii > 0)
+    # With an empty context (or all-zero relevances) I = 0 and alpha = 0: the map stays raw,
+    # which is the method's "ECI applies when the context is non-empty".
+    eci = interf
+    np.multiply(interf, alpha[:, None], out=eci)
+    np.subtract(raw, eci, out=eci)
+    np.maximum(eci, 0.0, out=eci)
+    return eci, alpha
 
 
 def relevance_bounds(rel: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +232,10 @@ def relevance_bounds(rel: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Min-max the vision scores together with the context relevances, row by row (section 5).
-    A row whose max equals its min becomes all zeros."""
+def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray,
+                     out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min-max the vision scores together with the context relevances, row by row (section 5),
+    into ``out`` (may be ``vis``). A row whose max equals its min becomes all zeros."""
     if vis.shape[1]:
         lo = np.minimum(vis.min(axis=1), rel_lo)
         hi = np.maximum(vis.max(axis=1), rel_hi)
@@ -168,22 +244,24 @@ def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray
     lo = np.where(np.isfinite(lo), lo, 0.0)
     hi = np.where(np.isfinite(hi), hi, 0.0)
     span = hi - lo
-    out = np.subtract(vis, lo[:, None])
+    out = np.subtract(vis, lo[:, None], out=out)
     # (x - lo) / (hi - lo) stays in [0, 1] exactly (IEEE division is correctly rounded).
     np.divide(out, span[:, None], out=out, where=span[:, None] > 0)
     out[span <= 0] = 0.0
     return out, lo, hi
 
 
-def _filter_rows(norm: np.ndarray, grids: list[VisionGrid], on: bool, kernel_size: int
-                 ) -> np.ndarray:
+def _filter_rows(norm: np.ndarray, grids: list[VisionGrid], on: bool, kernel_size: int,
+                 threads: int = _FILTER_THREADS, out: np.ndarray | None = None) -> np.ndarray:
     """Rank Gaussian filter of every 2-D map (each image, each video slot), as float32.
 
     Large blocks are split by rows over threads (numpy releases the GIL inside its loops, and
     each map is filtered on its own, so the result does not depend on the split)."""
+    if out is None:
+        out = np.empty(norm.shape, dtype=np.float32)
     if not on or norm.shape[1] == 0:
-        return norm.astype(np.float32)
-    out = np.empty(norm.shape, dtype=np.float32)
+        np.copyto(out, norm)
+        return out
     slices = grid_slices(grids)
 
     def rows(r0: int, r1: int) -> None:
@@ -195,7 +273,7 @@ def _filter_rows(norm: np.ndarray, grids: list[VisionGrid], on: bool, kernel_siz
                 block, kernel_size, dtype=np.float32).reshape(r1 - r0, g.size)
 
     n = norm.shape[0]
-    workers = min(_FILTER_THREADS, n) if norm.size >= _THREAD_CELLS else 1
+    workers = min(threads, n) if norm.size >= _THREAD_CELLS else 1
     if workers <= 1:
         rows(0, n)
         return out
@@ -206,7 +284,8 @@ def _filter_rows(norm: np.ndarray, grids: list[VisionGrid], on: bool, kernel_siz
     return out
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
+def to_uint8(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """``floor(255 * x)`` for ``x`` in [0, 1] (a cast truncates, i.e. floors non-negatives).
-    The product is taken in float64, where it is exact for a float32 ``x``."""
-    return np.multiply(x, 255.0, dtype=np.float64).astype(np.uint8)
+    The product is taken in float64 (in ``scratch`` when given), where it is exact for a
+    float32 ``x``."""
+    return np.multiply(x, 255.0, dtype=np.float64, out=scratch).astype(np.uint8)
