@@ -159,6 +159,14 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
     C = np_ + T
     # Each context column's class (prompt tokens then answer tokens), as rows of ``vision``.
     ctx_class = np.concatenate([col_class[T:], col_class[:T]]).astype(np.int64)
+    # Classes in the order they enter the context: a block's interference then only involves
+    # the first rows of ``vision`` (its later classes have zero weight), see StageSource.
+    first = np.unique(ctx_class, return_index=True)[1]
+    order = ctx_class[np.sort(first)]
+    order = np.concatenate([order, np.setdiff1d(np.arange(vision.shape[0]), order)])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    vision, col_class, ctx_class = vision[order], rank[col_class], rank[ctx_class]
     chunk = chunk_tokens or max(T, np_, 1)
 
     # Answer token k: relevance of its class at the prompt positions and at the positions that
@@ -187,7 +195,7 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
         eci_r[:, :np_] = np.where(keep, rel_p[:, :np_], 0.0)
         sets.append(_SetRun("prompt", vision, col_class[T:], ctx_class, rel_p, norm_ctx, eci_r,
                             inputs.ids[prm_pos], prm_pos, prm_texts, inputs, options, chunk))
-    compute_blocks([(run.source, run.take) for run in sets])
+    compute_blocks([(run.source, run.take, bool(run.stages)) for run in sets])
     answer = sets[0].result()
     prompt = sets[1].result() if len(sets) > 1 else None
 

@@ -24,9 +24,10 @@ from threadpoolctl import threadpool_limits
 from tam_engine.core.filters import rank_gaussian_filter
 from tam_engine.core.spans import VisionGrid, grid_slices
 
-#: Tokens per block. 64 keeps one block's float64 work arrays near 20 MB each at 128 slots of
-#: 18 x 18 while the interference product still runs at full BLAS speed.
-CHUNK_TOKENS = 64
+#: Tokens per block. 32 keeps one block's float64 work arrays near 10 MB each at 128 slots of
+#: 18 x 18 while the interference product still runs at full BLAS speed, and the engine's
+#: threads finish close together (the last block is the most one waits for the other).
+CHUNK_TOKENS = 32
 # The filter is most of the post-product time; a block of at least this many cells is filtered
 # on one thread per core (up to 4: beyond, memory bandwidth is the limit).
 _THREAD_CELLS = 1 << 20
@@ -35,6 +36,8 @@ _FILTER_THREADS = max(1, min(4, os.cpu_count() or 1))
 # no stage waits for another's threads, and BLAS's own threads (which spin between calls) are
 # not competing with them.
 _BLOCK_THREADS = _FILTER_THREADS
+# Bytes of float64 per row group after the interference product (fits a core's L2 cache).
+_ROW_GROUP_BYTES = 1 << 18
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Chunk:
 
     start: int
     raw: np.ndarray        # (n, V) float32
-    eci: np.ndarray        # (n, V) float32
+    eci: np.ndarray | None  # (n, V) float32; None when the engine did not ask for it
     filtered: np.ndarray   # (n, V) float32
     maps: np.ndarray       # (n, V) uint8
     alpha: np.ndarray      # (n,) float64
@@ -128,63 +131,84 @@ class StageSource:
         return self._vision64
 
     def _compute(self, c: int, vision64: np.ndarray | None = None,
-                 threads: int = _FILTER_THREADS, bufs: _Buffers | None = None) -> Chunk:
+                 threads: int = _FILTER_THREADS, bufs: _Buffers | None = None,
+                 float_stages: bool = True) -> Chunk:
         """Block ``c``. With ``bufs`` its arrays live in those reused buffers (valid until the
-        buffers' next block: the engine's pass), else in new arrays (the lazy reader's cache)."""
+        buffers' next block: the engine's pass), else in new arrays (the lazy reader's cache).
+        Without ``float_stages`` the block's ``eci`` is left out (the engine's pass over a long
+        answer keeps only the maps)."""
         s0 = c * self.chunk_tokens
         s1 = min(len(self), s0 + self.chunk_tokens)
         n, v = s1 - s0, self.vision.shape[1]
         b = bufs or _Buffers(n, v)
         raw32 = np.take(self.vision, self.raw_class[s0:s1], axis=0, out=b.get("raw32", n, v))
-        raw = b.get("work", n, v, np.float64)
-        np.copyto(raw, raw32)
+        # ``norm`` first holds the interference, then ECI's result, then its normalisation.
+        norm = b.get("norm", n, v, np.float64)
         if self.eci:
             v64 = self._vision64_copy() if vision64 is None else vision64
-            eci, alpha = _eci(raw, self.weights[s0:s1], v64, b.get("eci", n, v, np.float64))
-        else:
-            eci, alpha = raw, np.zeros(n)
-        eci32 = b.get("eci32", n, v)
-        np.copyto(eci32, eci)
-        norm, lo, hi = _joint_normalise(eci, self.rel_lo[s0:s1], self.rel_hi[s0:s1], out=eci)
+            w = self.weights[s0:s1]
+            # Only the classes up to the block's last one with a weight take part.
+            used = np.flatnonzero(w.any(axis=0))
+            k = int(used[-1]) + 1 if used.size else 0
+            np.matmul(w[:, :k], v64[:k], out=norm)
+        eci32 = b.get("eci32", n, v) if float_stages else None
+        alpha, lo, hi = np.zeros(n), np.zeros(n), np.zeros(n)
+        # Everything after the product works on a few rows at a time, so that the rows stay
+        # in cache from one step to the next (each step alone on a whole block would stream
+        # it from memory again).
+        group = max(1, _ROW_GROUP_BYTES // (8 * max(v, 1)))
+        raw = b.get("raw64", min(group, n), v, np.float64)
+        for r0 in range(0, n, group):
+            r = slice(r0, min(n, r0 + group))
+            m, e = raw[:r.stop - r0], norm[r]
+            np.copyto(m, raw32[r])
+            if self.eci:
+                alpha[r] = _eci(m, e)
+            else:
+                np.copyto(e, m)
+            if eci32 is not None:
+                np.copyto(eci32[r], e)
+            lo[r], hi[r] = _joint_normalise(e, self.rel_lo[s0 + r0:s0 + r.stop],
+                                            self.rel_hi[s0 + r0:s0 + r.stop])
         filtered = _filter_rows(norm, self.grids, self.filter, self.kernel_size, threads,
                                 out=b.get("filtered", n, v))
         return Chunk(start=s0, raw=raw32, eci=eci32, filtered=filtered,
-                     maps=to_uint8(filtered, scratch=b.get("work", n, v, np.float64)), alpha=alpha,
-                     lo=lo, hi=hi)
+                     maps=to_uint8(filtered, scratch=norm), alpha=alpha, lo=lo, hi=hi)
 
 
-def compute_blocks(jobs: list[tuple[StageSource, Callable[[Chunk], None]]]) -> None:
+def compute_blocks(jobs: list[tuple[StageSource, Callable[[Chunk], None], bool]]) -> None:
     """Every block of every source once, for the engine (nothing cached): ``take`` receives
-    each block of its source, on the thread that computed it, in no particular order.
+    each block of its source, on the thread that computed it, in no particular order, with
+    its ``eci`` stage when the job's flag asks for the float stages.
 
     Several blocks run at once, each whole on one thread with single-threaded BLAS (BLAS's own
     threads spin between calls and would compete with them). A block's numbers do not depend
     on the thread that computes it, so they equal :meth:`StageSource.chunk`'s."""
-    tasks = [(src, take, c) for src, take in jobs for c in range(src.n_chunks)]
+    tasks = [(src, take, keep, c) for src, take, keep in jobs for c in range(src.n_chunks)]
     workers = min(_BLOCK_THREADS, len(tasks))
     if workers <= 1:
-        for src, take, c in tasks:
-            take(src._compute(c))
+        for src, take, keep, c in tasks:
+            take(src._compute(c, float_stages=keep))
     else:
         # One set of reused buffers per thread, sized for the largest block.
-        rows = max(src.chunk_tokens for src, _ in jobs)
-        cols = max(src.vision.shape[1] for src, _ in jobs)
+        rows = max(src.chunk_tokens for src, _, _ in jobs)
+        cols = max(src.vision.shape[1] for src, _, _ in jobs)
         free: queue.SimpleQueue[_Buffers] = queue.SimpleQueue()
         for _ in range(workers):
             free.put(_Buffers(rows, cols))
-        v64 = {id(src): src._vision64_copy() for src, _ in jobs}
+        v64 = {id(src): src._vision64_copy() for src, _, _ in jobs}
 
-        def one(src: StageSource, take: Callable[[Chunk], None], c: int) -> None:
+        def one(src: StageSource, take: Callable[[Chunk], None], keep: bool, c: int) -> None:
             bufs = free.get()
             try:
-                take(src._compute(c, v64[id(src)], threads=1, bufs=bufs))
+                take(src._compute(c, v64[id(src)], threads=1, bufs=bufs, float_stages=keep))
             finally:
                 free.put(bufs)
 
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             for f in [pool.submit(one, *task) for task in tasks]:
                 f.result()
-    for src, _ in jobs:
+    for src, _, _ in jobs:
         src.release()
 
 
@@ -206,23 +230,21 @@ class _Buffers:
 
 
 
-def _eci(raw: np.ndarray, w: np.ndarray, vision64: np.ndarray, out: np.ndarray
-         ) -> tuple[np.ndarray, np.ndarray]:
-    """Section 4 for a block: ``I = w @ maps``, ``alpha = <m, I> / <I, I>``,
-    ``max(0, m - alpha I)``, into ``out``. Weights of classes that occur several times in the
-    context were summed per class, so the product runs over distinct classes only."""
-    interf = np.matmul(w, vision64, out=out)
+def _eci(raw: np.ndarray, interf: np.ndarray) -> np.ndarray:
+    """Section 4 for some rows, in place: ``interf`` holds ``I = w @ maps`` (the weights of
+    classes that occur several times in the context summed per class, so the product runs
+    over distinct classes only) and becomes ``max(0, m - alpha I)``,
+    ``alpha = <m, I> / <I, I>``, which is returned."""
     ii = np.einsum("nv,nv->n", interf, interf)
     mi = np.einsum("nv,nv->n", raw, interf)
     alpha = np.zeros(raw.shape[0])
     np.divide(mi, ii, out=alpha, where=ii > 0)
     # With an empty context (or all-zero relevances) I = 0 and alpha = 0: the map stays raw,
     # which is the method's "ECI applies when the context is non-empty".
-    eci = interf
-    np.multiply(interf, alpha[:, None], out=eci)
-    np.subtract(raw, eci, out=eci)
-    np.maximum(eci, 0.0, out=eci)
-    return eci, alpha
+    np.multiply(interf, alpha[:, None], out=interf)
+    np.subtract(raw, interf, out=interf)
+    np.maximum(interf, 0.0, out=interf)
+    return alpha
 
 
 def relevance_bounds(rel: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,10 +254,11 @@ def relevance_bounds(rel: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray,
-                     out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Min-max the vision scores together with the context relevances, row by row (section 5),
-    into ``out`` (may be ``vis``). A row whose max equals its min becomes all zeros."""
+    in place; returns the rows' ``lo`` and ``hi``. A row whose max equals its min becomes all
+    zeros."""
     if vis.shape[1]:
         lo = np.minimum(vis.min(axis=1), rel_lo)
         hi = np.maximum(vis.max(axis=1), rel_hi)
@@ -244,11 +267,11 @@ def _joint_normalise(vis: np.ndarray, rel_lo: np.ndarray, rel_hi: np.ndarray,
     lo = np.where(np.isfinite(lo), lo, 0.0)
     hi = np.where(np.isfinite(hi), hi, 0.0)
     span = hi - lo
-    out = np.subtract(vis, lo[:, None], out=out)
+    np.subtract(vis, lo[:, None], out=vis)
     # (x - lo) / (hi - lo) stays in [0, 1] exactly (IEEE division is correctly rounded).
-    np.divide(out, span[:, None], out=out, where=span[:, None] > 0)
-    out[span <= 0] = 0.0
-    return out, lo, hi
+    np.divide(vis, span[:, None], out=vis, where=span[:, None] > 0)
+    vis[span <= 0] = 0.0
+    return lo, hi
 
 
 def _filter_rows(norm: np.ndarray, grids: list[VisionGrid], on: bool, kernel_size: int,
