@@ -125,3 +125,30 @@ def test_a_long_explanation_keeps_only_its_maps_and_derives_the_stages(monkeypat
         for name in FLOAT_STAGES:
             np.testing.assert_array_equal(b.stage(name), a.stage(name))
             np.testing.assert_array_equal(b.stage_rows(name, [3, 1]), a.stage(name)[[3, 1]])
+
+
+def test_threads_and_row_groups_do_not_change_a_bit(monkeypatch):
+    """The engine's pass runs blocks on several threads and works through each block a few
+    rows at a time after the product: neither may change any number (the lazy reader computes
+    a block alone, whole, on its own thread)."""
+    from tam_engine.core import stages
+
+    rng = np.random.default_rng(11)
+    inputs = synthetic_inputs(rng, d=16, vocab=40, grids=((4, 6, 7), (1, 5, 5)), n_prompt=7,
+                              n_answer=70, values="gaussian", bias=True)
+
+    def run(threads: int, group_bytes: int):
+        monkeypatch.setattr(stages, "_BLOCK_THREADS", threads)
+        monkeypatch.setattr(stages, "_ROW_GROUP_BYTES", group_bytes)
+        return _run(inputs, TamOptions(), 16)
+
+    base = run(1, 1 << 30)          # one thread, whole blocks
+    for threads, group_bytes in ((2, 1 << 30), (1, 1), (2, 8 * 40)):
+        other = run(threads, group_bytes)
+        for kind in ("answer", "prompt"):
+            a, b = base.tokens(kind), other.tokens(kind)
+            np.testing.assert_array_equal(a.maps, b.maps)
+            for name in ("alpha", "norm_lo", "norm_hi"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+            for name in FLOAT_STAGES:
+                np.testing.assert_array_equal(a.stage(name), b.stage(name))
