@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tam_engine.core.filters import SORT9, rank_gaussian_filter
+from tam_engine.core.filters import MERGE3x3, rank_gaussian_filter
 from tam_engine.testing.reference import rank_gaussian_cell, rank_gaussian_map, reflect_index
 
 
@@ -100,10 +100,11 @@ def test_reference_reflection_is_numpys(n, pad):
 
 
 def test_sorting_network_sorts_every_input():
-    # 0-1 principle: a comparator network sorts everything iff it sorts all 0/1 inputs.
+    # 0-1 principle: a comparator network sorts everything iff it sorts all 0/1 inputs. The
+    # filter sorts each row triple first, then merges the three sorted triples.
     for bits in itertools.product((0, 1), repeat=9):
-        v = list(bits)
-        for i, j in SORT9:
+        v = [b for r in range(3) for b in sorted(bits[3 * r:3 * r + 3])]
+        for i, j in MERGE3x3:
             if v[i] > v[j]:
                 v[i], v[j] = v[j], v[i]
         assert v == sorted(v)
