@@ -54,9 +54,17 @@ class ScoreTable:
         """Rows ``r0 .. r1 - 1`` of :attr:`act`, float64."""
         return self.scores[np.ix_(self.row_index[r0:r1], self.class_index)].astype(np.float64)
 
-    def vision_by_class(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(distinct classes, nv)`` float32 vision scores, and each column's row in it."""
-        return np.ascontiguousarray(self.scores[self.row_index[:self.nv]].T), self.class_index
+    def vision_by_class(self, order: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """``(distinct classes, nv)`` float32 vision scores, and each column's row in it;
+        with ``order`` (a permutation of the distinct classes), row ``i`` is class
+        ``order[i]``."""
+        if order is None:
+            return np.ascontiguousarray(self.scores[self.row_index[:self.nv]].T), self.class_index
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        rows = self.scores[np.ix_(self.row_index[:self.nv], order)]
+        return np.ascontiguousarray(rows.T), rank[self.class_index]
 
 
 def needed_rows_and_classes(inputs: TamInputs) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +120,17 @@ def score_table(inputs: TamInputs) -> ScoreTable:
                 h = hidden[int(block[0]):int(block[-1]) + 1]
             else:
                 h = hidden.index_select(0, torch.as_tensor(block, device=device))
-            s = h.float() @ w.T
+            if device.type == "cpu":
+                # Straight into the table (no new block of memory to fault in and copy).
+                s = torch.matmul(h.float(), w.T,
+                                 out=torch.from_numpy(scores[r0:r0 + block.size]))
+            else:
+                s = h.float() @ w.T
             if bias is not None:
                 s += bias
             s.clamp_min_(0.0)
-            scores[r0:r0 + s.shape[0]] = s.cpu().numpy()
+            if device.type != "cpu":
+                scores[r0:r0 + s.shape[0]] = s.cpu().numpy()
     nv = inputs.spans.n_vision
     np_ = inputs.spans.prompt_positions.size
     return ScoreTable(scores=scores, row_index=row_inverse.reshape(-1),
@@ -148,7 +162,14 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
     """
     L, T = inputs.input_len, inputs.n_answer
     nv, np_ = table.nv, table.np_
-    vision, col_class = table.vision_by_class()   # (U, V); column c's raw map = vision[col[c]]
+    # Classes in the order they enter the context (prompt tokens, then answer tokens): a block's
+    # interference then only involves the first rows of ``vision`` (its later classes have zero
+    # weight, see StageSource). Each context column's class is a row of ``vision``.
+    ctx_cols = np.concatenate([table.class_index[T:], table.class_index[:T]])
+    first = np.unique(ctx_cols, return_index=True)[1]
+    order = ctx_cols[np.sort(first)]
+    order = np.concatenate([order, np.setdiff1d(np.arange(table.scores.shape[1]), order)])
+    vision, col_class = table.vision_by_class(order)  # (U, V); column c's map: vision[col[c]]
     prm_rows = table.block(nv, nv + np_)          # (Np, T + Np): columns answer, prompt classes
     ans_rows = table.block(nv + np_, nv + np_ + T)  # (T, T + Np): rows L-1 .. L+T-2
     prm_pos = inputs.spans.prompt_positions
@@ -159,14 +180,6 @@ def explain_from_scores(inputs: TamInputs, table: ScoreTable, options: TamOption
     C = np_ + T
     # Each context column's class (prompt tokens then answer tokens), as rows of ``vision``.
     ctx_class = np.concatenate([col_class[T:], col_class[:T]]).astype(np.int64)
-    # Classes in the order they enter the context: a block's interference then only involves
-    # the first rows of ``vision`` (its later classes have zero weight), see StageSource.
-    first = np.unique(ctx_class, return_index=True)[1]
-    order = ctx_class[np.sort(first)]
-    order = np.concatenate([order, np.setdiff1d(np.arange(vision.shape[0]), order)])
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    vision, col_class, ctx_class = vision[order], rank[col_class], rank[ctx_class]
     chunk = chunk_tokens or max(T, np_, 1)
 
     # Answer token k: relevance of its class at the prompt positions and at the positions that
