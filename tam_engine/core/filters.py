@@ -36,8 +36,8 @@ def rank_weights(kernel_size: int) -> np.ndarray:
     return np.arange(n, dtype=np.float64) - (n - 1) / 2.0
 
 
-def rank_gaussian_filter(maps: np.ndarray, kernel_size: int = 3, dtype=np.float64
-                         ) -> np.ndarray:
+def rank_gaussian_filter(maps: np.ndarray, kernel_size: int = 3, dtype=np.float64,
+                         out: np.ndarray | None = None) -> np.ndarray:
     """Denoise 2-D maps with the rank Gaussian filter.
 
     Parameters
@@ -50,6 +50,8 @@ def rank_gaussian_filter(maps: np.ndarray, kernel_size: int = 3, dtype=np.float6
         Working and output precision, ``float64`` (default) or ``float32`` (faster;
         relative error ~1e-6, ample for maps on a [0, 1] scale; values must stay below
         ~1e18 so that squared deviations fit in float32).
+    out
+        Optional C-contiguous array of ``dtype`` and the shape of ``maps`` to write into.
 
     Returns
     -------
@@ -67,23 +69,28 @@ def rank_gaussian_filter(maps: np.ndarray, kernel_size: int = 3, dtype=np.float6
         raise ValueError("maps must have at least two dimensions (h, w)")
     h, w = x.shape[-2:]
     flat = x.reshape((-1, h, w))
-    out = np.empty(flat.shape, dtype=dtype)
+    if out is None:
+        dest = np.empty(flat.shape, dtype=dtype)
+    elif out.dtype != dtype or out.shape != x.shape or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous array of dtype with the maps' shape")
+    else:
+        dest = out.reshape(flat.shape)
     if flat.size == 0:
-        return out.reshape(x.shape)
+        return dest.reshape(x.shape)
     if kernel_size == 1:
         # A 1-cell window: mean = median = the value itself, or 0 where it is <= 0.
-        np.maximum(flat, 0, out=out)
-        return out.reshape(x.shape)
+        np.maximum(flat, 0, out=dest)
+        return dest.reshape(x.shape)
     step = max(1, _CHUNK_BYTES // (dtype.itemsize * h * w))
     if kernel_size != 3:
         step = max(1, step // (kernel_size * kernel_size // 9))
     for start in range(0, flat.shape[0], step):
         padded = _reflect_pad(flat[start:start + step], kernel_size // 2, dtype)
         if kernel_size == 3:
-            _filter3(padded, out[start:start + step])
+            _filter3(padded, dest[start:start + step])
         else:
-            _filter_sorted(padded, kernel_size, out[start:start + step])
-    return out.reshape(x.shape)
+            _filter_sorted(padded, kernel_size, dest[start:start + step])
+    return dest.reshape(x.shape)
 
 
 def _reflect_pad(x: np.ndarray, r: int, dtype: np.dtype) -> np.ndarray:

@@ -186,3 +186,17 @@ def test_padding_is_numpys_reflect(shape, r):
     x = np.random.default_rng(3).random((3,) + shape)
     want = np.pad(x, [(0, 0), (r, r), (r, r)], mode="reflect")
     np.testing.assert_array_equal(_reflect_pad(x, r, np.dtype(np.float64)), want)
+
+
+def test_out_receives_the_same_result():
+    rng = np.random.default_rng(8)
+    m = rng.random((3, 2, 7, 9))
+    for dtype in (np.float32, np.float64):
+        out = np.full(m.shape, np.nan, dtype)
+        got = rank_gaussian_filter(m, 3, dtype=dtype, out=out)
+        np.testing.assert_array_equal(out, rank_gaussian_filter(m, 3, dtype=dtype))
+        assert np.shares_memory(got, out)
+    with pytest.raises(ValueError):
+        rank_gaussian_filter(m, 3, dtype=np.float32, out=np.empty(m.shape, np.float64))
+    with pytest.raises(ValueError):
+        rank_gaussian_filter(m, 3, out=np.empty((3, 2, 9, 7)))
