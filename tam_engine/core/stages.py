@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,11 +207,36 @@ def compute_blocks(jobs: list[tuple[StageSource, Callable[[Chunk], None], bool]]
             finally:
                 free.put(bufs)
 
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        with _single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
             for f in [pool.submit(one, *task) for task in tasks]:
                 f.result()
     for src, _, _ in jobs:
         src.release()
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: threadpool_limits | None = None
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread while any engine pass runs (the setting is process-wide): the first
+    pass to start sets it, the last to finish restores what was there before, so two passes
+    at once (two explanations in two threads) cannot leave BLAS on one thread for good."""
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = threadpool_limits(1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 class _Buffers:

@@ -152,3 +152,25 @@ def test_threads_and_row_groups_do_not_change_a_bit(monkeypatch):
                 np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
             for name in FLOAT_STAGES:
                 np.testing.assert_array_equal(a.stage(name), b.stage(name))
+
+
+def test_two_engine_passes_at_once_leave_blas_threads_as_they_were():
+    """The engine limits BLAS to one thread while its own threads run (a process-wide
+    setting): when two passes overlap and the first to start ends first, BLAS stays on one
+    thread until the second ends, then gets its original setting back."""
+    from threadpoolctl import threadpool_info
+
+    from tam_engine.core import stages
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    first, second = stages._single_threaded_blas(), stages._single_threaded_blas()
+    first.__enter__()
+    second.__enter__()
+    assert all(n == 1 for n in blas_threads())
+    first.__exit__(None, None, None)
+    assert all(n == 1 for n in blas_threads())
+    second.__exit__(None, None, None)
+    assert blas_threads() == before
