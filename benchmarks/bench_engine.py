@@ -186,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="three cases; reference on the first")
     ap.add_argument("--repeats", type=int, default=None, help="engine/product runs per case")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch and BLAS threads (default: the libraries' own choice)")
+                    help="torch, BLAS and engine threads (default: the libraries' own choice)")
     args = ap.parse_args(argv)
     if args.threads:
         # Must be set before numpy/torch load their BLAS and OpenMP runtimes.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TAM_ENGINE_THREADS"):
             os.environ[var] = str(args.threads)
     sys.path.insert(0, str(ROOT))
     import torch

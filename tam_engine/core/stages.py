@@ -33,7 +33,16 @@ CHUNK_TOKENS = 32
 # The filter is most of the post-product time; a block of at least this many cells is filtered
 # on one thread per core (up to 4: beyond, memory bandwidth is the limit).
 _THREAD_CELLS = 1 << 20
-_FILTER_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _engine_threads() -> int:
+    """Threads of the engine's own: a positive integer in TAM_ENGINE_THREADS (as
+    OMP_NUM_THREADS for OpenMP; anything else is ignored), else one per core up to 4."""
+    value = os.environ.get("TAM_ENGINE_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else min(4, os.cpu_count() or 1)
+
+
+_FILTER_THREADS = _engine_threads()
 # The engine's pass over all blocks runs this many blocks at once, each whole on one thread:
 # no stage waits for another's threads, and BLAS's own threads (which spin between calls) are
 # not competing with them.

@@ -174,3 +174,15 @@ def test_two_engine_passes_at_once_leave_blas_threads_as_they_were():
     assert all(n == 1 for n in blas_threads())
     second.__exit__(None, None, None)
     assert blas_threads() == before
+
+
+def test_engine_threads_follow_tam_engine_threads(monkeypatch):
+    import os
+
+    from tam_engine.core import stages
+
+    default = min(4, os.cpu_count() or 1)
+    for value, expected in (("3", 3), ("1", 1), ("0", default), ("-2", default),
+                            ("many", default), ("", default)):
+        monkeypatch.setenv("TAM_ENGINE_THREADS", value)
+        assert stages._engine_threads() == expected
