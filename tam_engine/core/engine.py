@@ -20,6 +20,7 @@ from tam_engine.core.stages import (
     Chunk,
     StageSource,
     compute_blocks,
+    in_column_blocks,
     relevance_bounds,
 )
 from tam_engine.core.token_maps import FLOAT_STAGES, KEEP_STAGE_BYTES, TokenMaps
@@ -54,17 +55,22 @@ class ScoreTable:
         """Rows ``r0 .. r1 - 1`` of :attr:`act`, float64."""
         return self.scores[np.ix_(self.row_index[r0:r1], self.class_index)].astype(np.float64)
 
-    def vision_by_class(self, order: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """``(distinct classes, nv)`` float32 vision scores, and each column's row in it;
-        with ``order`` (a permutation of the distinct classes), row ``i`` is class
-        ``order[i]``."""
-        if order is None:
-            return np.ascontiguousarray(self.scores[self.row_index[:self.nv]].T), self.class_index
+    def vision_by_class(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(distinct classes, nv)`` float32 vision scores whose row ``i`` is class
+        ``order[i]`` (a permutation of the distinct classes), and each column's row in it."""
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
-        rows = self.scores[np.ix_(self.row_index[:self.nv], order)]
-        return np.ascontiguousarray(rows.T), rank[self.class_index]
+        vis = self.row_index[:self.nv]
+        out = np.empty((order.size, vis.size), np.float32)
+        consecutive = vis.size > 0 and bool(np.all(np.diff(vis) == 1))
+
+        def columns(a: int, b: int) -> None:
+            rows = (self.scores[vis[0] + a:vis[0] + b] if consecutive
+                    else self.scores[vis[a:b]])
+            out[:, a:b] = rows[:, order].T
+
+        in_column_blocks(vis.size, columns)
+        return out, rank[self.class_index]
 
 
 def needed_rows_and_classes(inputs: TamInputs) -> tuple[np.ndarray, np.ndarray]:

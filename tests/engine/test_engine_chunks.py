@@ -186,3 +186,19 @@ def test_engine_threads_follow_tam_engine_threads(monkeypatch):
                             ("many", default), ("", default)):
         monkeypatch.setenv("TAM_ENGINE_THREADS", value)
         assert stages._engine_threads() == expected
+
+
+@pytest.mark.parametrize("rows", [np.arange(5, 5 + 3000), np.r_[0:1000, 1003:3003]])
+def test_vision_scores_by_class_for_consecutive_and_gapped_rows(rows):
+    """The vision block of the score table, classes in a given order, whether the vision rows
+    are consecutive (one image or video) or not (text between two images)."""
+    from tam_engine.core.engine import ScoreTable
+
+    rng = np.random.default_rng(4)
+    scores = rng.random((3100, 7)).astype(np.float32)
+    table = ScoreTable(scores=scores, row_index=np.r_[rows, [1, 2]],
+                       class_index=rng.integers(0, 7, 9), nv=rows.size, np_=2, t=7)
+    order = rng.permutation(7)
+    vision, col = table.vision_by_class(order)
+    np.testing.assert_array_equal(vision, scores[rows][:, order].T)
+    np.testing.assert_array_equal(vision[col], scores[rows][:, table.class_index].T)
