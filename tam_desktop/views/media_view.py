@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtGui import QColor, QImage, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
@@ -52,7 +52,7 @@ class MediaView(QWidget):
         self.view_box.on_drawn = self._on_region_drawn
         self.graphics.addItem(self.view_box)
         self.image_item = pg.ImageItem()
-        self.heat_item = pg.ImageItem()
+        self.heat_item = _ScreenFormatImageItem()
         # The heat map is clipped to the part of the frame its grids saw (the clip item's
         # path, in frame pixels): elsewhere the plain frame shows through.
         self.heat_clip = QGraphicsPathItem()
@@ -300,6 +300,26 @@ class MediaView(QWidget):
         if not self.heat_item.isVisible() or self.heat_item.image is None:
             return None
         return np.asarray(self.heat_item.image)
+
+
+class _ScreenFormatImageItem(pg.ImageItem):
+    """An ``ImageItem`` whose picture is kept in the screen's own pixel format.
+
+    pyqtgraph hands over an indexed (a map through the colour table) or a 24-bit RGB picture
+    (a frame), which the painter converts on every paint before scaling it: with a long video
+    that was a third of a switch. Converted once here, drawing it is a plain scaled blit; the
+    colours are the same (the conversion is exact, the blend with the opacity unchanged).
+    """
+
+    def render(self) -> None:
+        super().render()
+        q = self.qimage
+        if q is None or self._unrenderable:
+            return
+        fmt = (QImage.Format.Format_ARGB32_Premultiplied if q.hasAlphaChannel()
+               else QImage.Format.Format_RGB32)
+        if q.format() != fmt:
+            self.qimage = q.convertToFormat(fmt)
 
 
 class _PaintNotifyingLayout(pg.GraphicsLayoutWidget):
