@@ -303,12 +303,13 @@ class MediaView(QWidget):
 
 
 class _ScreenFormatImageItem(pg.ImageItem):
-    """An ``ImageItem`` whose picture is kept in the screen's own pixel format.
+    """An ``ImageItem`` whose picture is kept in the screen's own pixel format (the heat map).
 
-    pyqtgraph hands over an indexed (a map through the colour table) or a 24-bit RGB picture
-    (a frame), which the painter converts on every paint before scaling it: with a long video
-    that was a third of a switch. Converted once here, drawing it is a plain scaled blit; the
-    colours are the same (the conversion is exact, the blend with the opacity unchanged).
+    pyqtgraph hands over an indexed picture (the map through the colour table), which the
+    painter converted on every paint before scaling it: 2-4 ms of each switch at 1080p.
+    Converted once here (exactly: the same colours), drawing is a plain scaled blit. The
+    painter's opacity blend of a 32-bit picture rounds differently from its indexed path:
+    composited pixels can differ by a few levels in 255, nothing a person can see.
     """
 
     def render(self) -> None:
