@@ -123,14 +123,16 @@ _LAY_OUT = QEvent.Type(QEvent.registerEventType())
 
 
 class TextMapView(QTextBrowser):
-    """The text map, laid out after the rest of a state change has been painted.
+    """The text map, laid out once the state has stopped changing for a paint.
 
     Laying out and painting a couple of hundred coloured spans costs about as much as all the
     rest of a token switch, and the map over the picture is what the user looks at first. So a
     change posts a low-priority event, served after the paint already queued; that one posts
-    the layout, which a later pass of the event loop runs (events posted while the queue is
-    served wait for the next pass), so input and the paint are never held up by it. Reading
-    the view's text (``toPlainText``, ``toHtml``) brings it up to date first.
+    the layout for the next pass of the event loop (events posted while the queue is served
+    wait for the next pass). If the state changed again in between (keys held down, a drag
+    along the timeline), the layout waits for that paint too: a burst of switches lays the
+    text out once, at its end. Reading the view's text (``toPlainText``, ``toHtml``) brings it
+    up to date first.
     """
 
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
@@ -141,6 +143,8 @@ class TextMapView(QTextBrowser):
         self._shown: tuple | None = None  # what the text map shows (or is about to show)
         self._pending = False             # the state changed, the text not yet laid out
         self._posted = False              # a hop is on its way
+        self._changes = 0                 # state changes seen (a hop notes the count)
+        self._noted = 0
         state.content_changed.connect(self._on_content)
         state.token_changed.connect(self.refresh)
         state.selection_changed.connect(self.refresh)
@@ -163,15 +167,23 @@ class TextMapView(QTextBrowser):
             return
         self._shown = key
         self._pending = True
+        self._changes += 1
         if not self._posted:
             self._posted = True
-            QCoreApplication.postEvent(self, QEvent(_AFTER_PAINT),
-                                       Qt.EventPriority.LowEventPriority.value)
+            self._after_paint()
+
+    def _after_paint(self) -> None:
+        QCoreApplication.postEvent(self, QEvent(_AFTER_PAINT),
+                                   Qt.EventPriority.LowEventPriority.value)
 
     def customEvent(self, ev: QEvent) -> None:  # noqa: N802 (Qt override)
         if ev.type() == _AFTER_PAINT:
+            self._noted = self._changes
             QCoreApplication.postEvent(self, QEvent(_LAY_OUT))
         elif ev.type() == _LAY_OUT:
+            if self._changes != self._noted:
+                self._after_paint()   # changed again meanwhile: its paint goes first
+                return
             self._posted = False
             self.flush()
         else:

@@ -11,11 +11,12 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
+from tam_desktop.models.evidence import answer_flags
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_desktop.views.region_box import REGION_COLOUR
 from tam_desktop.views.token_strip import FLAG_COLOUR
-from tam_engine.core.flags import FLAG_LABEL, evidence_flags
+from tam_engine.core.flags import FLAG_LABEL
 from tam_engine.core.tokens import display_token
 
 MAX_LABEL_PX = 90.0   # a longer token label is shortened with an ellipsis
@@ -96,8 +97,9 @@ class TokenTimeline(pg.PlotWidget):
         top = float(self._strength.max()) if n else 1.0
         y_top = max(top * 1.1, 0.02)
         self.setYRange(0.0, y_top, padding=0.0)
-        self.flagged = (evidence_flags(ex.answer, ex.special(), score=self._strength).flagged
-                        if ex is not None and n else np.zeros(0, bool))
+        # Scored by visual_strength, the bars' heights (computed once per explanation).
+        flags = answer_flags(ex) if ex is not None and n else None
+        self.flagged = flags.flagged if flags is not None else np.zeros(0, bool)
         xs = np.flatnonzero(self.flagged)
         # Above the bar (a flagged bar is low): "t" points down at it.
         self.flag_marks.setData(x=xs.astype(float), y=self._strength[xs] + 0.15 * y_top)

@@ -24,10 +24,11 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
+from tam_desktop.models.evidence import answer_flags
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import token_tooltip
 from tam_desktop.views.region_box import REGION_COLOUR
-from tam_engine.core.flags import EvidenceFlags, evidence_flags
+from tam_engine.core.flags import EvidenceFlags
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 
@@ -309,7 +310,8 @@ class TokenStrip(QScrollArea):
         self.canvas.set_tokens(texts, "plain")
         self.flags = None
         if ex is not None and self.kind == "answer" and texts:
-            self.flags = evidence_flags(ex.answer, ex.special())
+            self.flags = answer_flags(ex)
+            assert self.flags is not None
             self.canvas.marks = frozenset(int(i) for i in np.flatnonzero(self.flags.flagged))
         self._restyle()
         self.updateGeometry()
