@@ -127,9 +127,13 @@ class TokenTimeline(pg.PlotWidget):
             return
         if self._elided is None:  # once per answer: resizing only moves the labels
             metrics = QFontMetricsF(self.tick_font)
-            shown = [metrics.elidedText(t, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
-                     for t in self._labels]
-            self._elided = (shown, [metrics.horizontalAdvance(t) / 2 for t in shown])
+            # Measured once per distinct text (an answer repeats most of its tokens).
+            measured: dict[str, tuple[str, float]] = {}
+            for t in set(self._labels):
+                e = metrics.elidedText(t, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
+                measured[t] = (e, metrics.horizontalAdvance(e) / 2)
+            self._elided = ([measured[t][0] for t in self._labels],
+                            [measured[t][1] for t in self._labels])
         shown, halves = self._elided
         # Token positions on the axis are linear in the index: two mappings give them all
         # (mapping each of a thousand tokens through the view box took a third of a second).
