@@ -315,7 +315,7 @@ class _Argb32ImageItem(pg.ImageItem):
 
     def render(self) -> None:
         super().render()
-        q = self.qimage
+        q = getattr(self, "qimage", None)  # (pyqtgraph leaves the attribute untyped)
         if q is not None and not self._unrenderable \
                 and q.format() != QImage.Format.Format_ARGB32:
             self.qimage = q.convertToFormat(QImage.Format.Format_ARGB32)
