@@ -6,7 +6,7 @@ A pane owns nothing but its widgets: give two panes one ``FrameCursor`` (and, if
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -162,8 +162,6 @@ class DisplayBar(QWidget):
 
 
 TEXT_MAP_MIN_LINES = 7
-# New content is painted in stages, one pass of the event loop each (see ExplanationPane).
-_REVEAL = QEvent.Type(QEvent.registerEventType())
 
 
 class ExplanationPane(QWidget):
@@ -233,10 +231,16 @@ class ExplanationPane(QWidget):
         col.addWidget(self.v_split, 1)
         st.content_changed.connect(self._on_content)
         st.streamed.connect(self._on_streamed)
-        # Painted after the media view, one per pass of the event loop, when new content
-        # arrives: a long answer's first paint of them all at once held the UI for 150 ms.
+        # New content: these are painted after the media view, one at a time, each when the
+        # event loop is next idle (a zero-time timer: Qt runs timers once the queued events,
+        # the paint among them, are served). A long answer's first paint of them all at once
+        # held the UI for 150 ms.
         self._staged = (self.answer_strip, self.prompt_strip, self.timeline, self.frame_controls)
         self._unrevealed: list[QWidget] = []
+        self._reveal = QTimer(self)
+        self._reveal.setSingleShot(True)
+        self._reveal.setInterval(0)
+        self._reveal.timeout.connect(self._reveal_next)
         self.media_view.region_drawn.connect(self.region.set_box)
         self.region.changed.connect(self._on_region)
         self._on_content()
@@ -257,7 +261,7 @@ class ExplanationPane(QWidget):
             self._unrevealed = [w for w in self._staged if w.updatesEnabled()]
             for w in self._unrevealed:
                 w.setUpdatesEnabled(False)
-            self._reveal_later()
+            self._reveal.start()
         has_prompt = ex is not None and ex.prompt is not None
         self.prompt_strip.setVisible(has_prompt)
         self.prompt_caption.setVisible(has_prompt)
@@ -265,20 +269,11 @@ class ExplanationPane(QWidget):
         n = ex.n_answer if ex is not None else 0
         self.answer_caption.setText(f"Answer ({n} tokens)" if ex is not None else "Answer")
 
-    def customEvent(self, ev: QEvent) -> None:  # noqa: N802 (Qt override)
-        if ev.type() != _REVEAL:
-            super().customEvent(ev)
-            return
-        # Posted while the queue is served, the next reveal waits for the next pass, behind the
-        # paint of the widget revealed now (queued the same way).
+    def _reveal_next(self) -> None:
         if self._unrevealed:
             self._unrevealed.pop(0).setUpdatesEnabled(True)
         if self._unrevealed:
-            self._reveal_later()
-
-    def _reveal_later(self) -> None:
-        # Low priority, as Qt posts its paint requests: queued behind the paint of this pass.
-        QCoreApplication.postEvent(self, QEvent(_REVEAL), Qt.EventPriority.LowEventPriority.value)
+            self._reveal.start()
 
     def _on_streamed(self, texts: list[str]) -> None:
         self.answer_caption.setText(f"Answer (generating: {len(texts)} tokens)")
