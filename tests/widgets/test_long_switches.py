@@ -121,3 +121,55 @@ def test_files_written_with_longer_rows_of_tiles_still_open(tmp_path, monkeypatc
     for k in (0, 15, 16, 36):
         np.testing.assert_array_equal(back.vision_vector(k), ex.answer.maps[k])
     np.testing.assert_array_equal(back.answer.maps, ex.answer.maps)
+
+
+def test_new_content_is_painted_after_the_media_view_and_all_of_it_shows(qtbot, main_window,
+                                                                          long_video):
+    back, _ = long_video
+    pane = main_window.pane
+    staged = [pane.answer_strip, pane.prompt_strip, pane.timeline, pane.frame_controls]
+    main_window.show_explanation(back)
+    # The media view paints first; the rest follow one at a time, and none is left out.
+    assert pane.media_view.updatesEnabled()
+    assert not any(w.updatesEnabled() for w in staged)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in staged), timeout=5_000)
+    assert pane.answer_strip.count == back.n_answer
+
+
+def test_a_burst_of_switches_lays_the_text_map_out_once_for_the_last_token(
+        qtbot, main_window, long_video, monkeypatch):
+    back, ex = long_video
+    main_window.show_explanation(back)
+    pane, st = main_window.pane, main_window.state
+    qtbot.waitUntil(lambda: not pane.text_map.pending, timeout=5_000)
+    laid_out = []
+    monkeypatch.setattr(pane.text_map, "setHtml",
+                        lambda html, f=pane.text_map.setHtml: laid_out.append(1) or f(html))
+    from PySide6.QtWidgets import QApplication
+
+    for k in (5, 120, 260):   # each painted before the next, as keys held down
+        st.set_token(k)
+        main_window.repaint()
+        QApplication.processEvents()   # one pass of the event loop between two switches
+    assert laid_out == []
+    qtbot.waitUntil(lambda: not pane.text_map.pending, timeout=5_000)
+    assert laid_out == [1]
+    assert f"Answer token 261 / {ex.n_answer}" in pane.text_map.toPlainText()
+
+
+def test_evidence_flags_are_computed_once_per_explanation(monkeypatch):
+    from tam_desktop.models import evidence
+    from tam_engine.core.flags import evidence_flags
+
+    ex = synthetic_explanation("image", width=32, height=24, n_answer=40)
+    calls = []
+    monkeypatch.setattr(evidence, "evidence_flags",
+                        lambda *a, **k: calls.append(1) or evidence_flags(*a, **k))
+    assert evidence.prepare_for_view(ex) is ex
+    flags = evidence.answer_flags(ex)
+    assert evidence.answer_flags(ex) is flags and calls == [1]
+    want = evidence_flags(ex.answer, ex.special())
+    np.testing.assert_array_equal(flags.flagged, want.flagged)
+    other = synthetic_explanation("image", width=32, height=24, n_answer=40)
+    evidence.answer_flags(other)   # another explanation: its own flags
+    assert calls == [1, 1]
