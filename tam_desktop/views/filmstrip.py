@@ -124,7 +124,8 @@ class Filmstrip(QWidget):
         self.update()
 
     def _on_frame(self, _frame: int) -> None:
-        self._busy_until = time.monotonic() + THUMB_PAUSE_S
+        if not self.state.cursor.playing:   # playing needs the thumbnails it reaches
+            self._busy_until = time.monotonic() + THUMB_PAUSE_S
         self.update()
         r = self._thumb_rect(self.state.cursor.frame)
         parent = self.parentWidget()
