@@ -175,12 +175,14 @@ def gui_row(path: Path, switches: int = 40) -> dict:
     from PySide6.QtCore import QThreadPool, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from tam_desktop.app import settle_heap
     from tam_desktop.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     window = MainWindow(save_on_close=False)
     window.resize(1920, 1080)
     window.show()
+    settle_heap()   # as the app does at start (tam_desktop.app.run_app)
     app.processEvents()
     view, st = window.pane.media_view, window.state
     ticks: list[float] = []

@@ -231,11 +231,12 @@ class ExplanationPane(QWidget):
         col.addWidget(self.v_split, 1)
         st.content_changed.connect(self._on_content)
         st.streamed.connect(self._on_streamed)
-        # New content: these are painted after the media view, one at a time, each when the
+        # New content is painted in stages, the media view first, one widget each time the
         # event loop is next idle (a zero-time timer: Qt runs timers once the queued events,
-        # the paint among them, are served). A long answer's first paint of them all at once
-        # held the UI for 150 ms.
-        self._staged = (self.answer_strip, self.prompt_strip, self.timeline, self.frame_controls)
+        # the paints among them, are served). A long answer's first paint of them all at once,
+        # right after the work of showing it, held the UI for 150 ms.
+        self._staged = (self.media_view, self.answer_strip, self.prompt_strip, self.timeline,
+                        self.frame_controls)
         self._unrevealed: list[QWidget] = []
         self._reveal = QTimer(self)
         self._reveal.setSingleShot(True)

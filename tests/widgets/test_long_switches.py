@@ -123,14 +123,14 @@ def test_files_written_with_longer_rows_of_tiles_still_open(tmp_path, monkeypatc
     np.testing.assert_array_equal(back.answer.maps, ex.answer.maps)
 
 
-def test_new_content_is_painted_after_the_media_view_and_all_of_it_shows(qtbot, main_window,
-                                                                          long_video):
+def test_new_content_is_painted_in_stages_and_all_of_it_shows(qtbot, main_window, long_video):
     back, _ = long_video
     pane = main_window.pane
-    staged = [pane.answer_strip, pane.prompt_strip, pane.timeline, pane.frame_controls]
+    staged = [pane.media_view, pane.answer_strip, pane.prompt_strip, pane.timeline,
+              pane.frame_controls]
     main_window.show_explanation(back)
-    # The media view paints first; the rest follow one at a time, and none is left out.
-    assert pane.media_view.updatesEnabled()
+    # Painted one at a time (the media view first) once the work of showing it is done, and
+    # none is left out.
     assert not any(w.updatesEnabled() for w in staged)
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in staged), timeout=5_000)
     assert pane.answer_strip.count == back.n_answer
