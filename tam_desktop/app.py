@@ -34,7 +34,9 @@ def settle_heap() -> None:
     collection walks them all (about 80 ms here) and holds every thread meanwhile, whichever
     thread's allocation triggered it: a stall of the UI at random moments, typically while a
     file is read or a long answer is shown. Frozen (``gc.freeze``), they are never walked
-    again; they live as long as the process anyway. Garbage made later is collected as before.
+    again: most live as long as the process, one that dies later is still freed by its
+    reference count (only a reference cycle among them would stay). Garbage made later is
+    collected as before.
     """
     gc.collect()
     gc.freeze()
