@@ -165,7 +165,8 @@ def gui_row(path: Path, switches: int = 40) -> dict:
     (state change until the media view painted: wall time, and in brackets the median CPU time
     of the UI thread, which a shared machine inflates far less), the longest UI stall (a 5 ms
     heartbeat over opening, switching, and scrolling the filmstrip, the token strip and the
-    timeline), and the process's resident memory."""
+    timeline), and the process's resident memory; and how long after a token switch the text
+    map (laid out once the switch has been painted) shows the new token."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("TAM_DESKTOP_CONFIG_DIR", tempfile.mkdtemp(prefix="tam-bench-cfg-"))
     import statistics
@@ -174,12 +175,14 @@ def gui_row(path: Path, switches: int = 40) -> dict:
     from PySide6.QtCore import QThreadPool, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from tam_desktop.app import settle_heap
     from tam_desktop.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     window = MainWindow(save_on_close=False)
     window.resize(1920, 1080)
     window.show()
+    settle_heap()   # as the app does at start (tam_desktop.app.run_app)
     app.processEvents()
     view, st = window.pane.media_view, window.state
     ticks: list[float] = []
@@ -222,6 +225,19 @@ def gui_row(path: Path, switches: int = 40) -> dict:
                 for k in rng.integers(0, expl.n_answer, switches)]
     token_cpu = statistics.median(cpu_ms)
     cpu_ms.clear()
+    # The text map is laid out once the switch has been painted (a burst of switches lays it
+    # out once, at its end): from the switch until it is laid out and painted, switch by switch.
+    text_map = window.pane.text_map
+    text_ms = []
+    for k in rng.integers(0, expl.n_answer, 10):
+        t0 = time.perf_counter()
+        st.set_token(int(k))
+        while text_map.pending and time.perf_counter() - t0 < 5.0:
+            app.processEvents()
+        app.processEvents()
+        text_ms.append((time.perf_counter() - t0) * 1000.0)
+        pump(0.05)
+    cpu_ms.clear()
     n_frames = expl.media[0].n_frames
     frame_ms = [painted_after(lambda f=int(f): st.cursor.set_frame(f))
                 for f in rng.integers(0, n_frames, switches)]
@@ -255,6 +271,7 @@ def gui_row(path: Path, switches: int = 40) -> dict:
            "short_frame_ms": statistics.median(short_frame), "open": t_open, "token_ms": statistics.median(token_ms),
            "token_max_ms": max(token_ms), "frame_ms": statistics.median(frame_ms),
            "token_cpu_ms": token_cpu, "frame_cpu_ms": frame_cpu,
+           "text_map_ms": statistics.median(text_ms),
            "frame_max_ms": max(frame_ms), "stall_ms": float(gaps.max() - 5.0),
            "rss_mib": rss, "peak_mib": _rss_kib("VmHWM") / 1024}
     window.close()
@@ -363,6 +380,8 @@ def _print_gui(path: Path) -> None:
           f"{r['rss_mib']:,.0f} / {r['peak_mib']:,.0f} MB |")
     print(f"| same window, a short video (8 frames, 32 tokens) | {r['short_token_ms']:.1f} ms "
           f"| {r['short_frame_ms']:.1f} ms | | |")
+    print(f"\nThe text map is laid out after the switch has been painted: {r['text_map_ms']:.1f} ms "
+          "from a token switch until it is laid out and painted too (median of 10, one at a time).")
 
 
 if __name__ == "__main__":

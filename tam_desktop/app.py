@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -18,11 +19,27 @@ def run_app(paths: Sequence[str] = ()) -> int:
     app.setOrganizationName("tam-desktop")
     window = MainWindow()
     window.show()
+    settle_heap()
     window.warm_up_engine()
     schedule_open(window, [os.path.abspath(p) for p in paths])
     code = app.exec()
     exit_now(code)
     return code  # not reached
+
+
+def settle_heap() -> None:
+    """Exempt what exists once the window is up from Python's full garbage collections.
+
+    Qt, torch, pyqtgraph and the window make a hundred thousand long-lived objects; a full
+    collection walks them all (about 80 ms here) and holds every thread meanwhile, whichever
+    thread's allocation triggered it: a stall of the UI at random moments, typically while a
+    file is read or a long answer is shown. Frozen (``gc.freeze``), they are never walked
+    again: most live as long as the process, one that dies later is still freed by its
+    reference count (only a reference cycle among them would stay). Garbage made later is
+    collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def exit_now(code: int) -> None:

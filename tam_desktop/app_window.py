@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QWidget
 
 from tam_desktop.app_context import AppContext
 from tam_desktop.dialogs import GenerationDialog, show_error
+from tam_desktop.models.evidence import prepare_for_view
 from tam_desktop.models.playback import FrameCursor
 from tam_desktop.settings import AppSettings
 from tam_desktop.worker import TaskRunner
@@ -66,9 +67,10 @@ def media_file_filter() -> str:
 
 
 def read_explanation(path: str) -> Explanation:
-    """:meth:`Explanation.load`, with every way a file can be wrong said as a ``TamError``."""
+    """:meth:`Explanation.load`, with every way a file can be wrong said as a ``TamError``, and
+    the first things the view shows made ready (the thread that reads does it)."""
     try:
-        return Explanation.load(path)
+        return prepare_for_view(Explanation.load(path))
     except TamError:
         raise  # already says what is wrong and what to do
     except FileNotFoundError as exc:

@@ -43,7 +43,9 @@ class RegionQuery:
         self._key: tuple | None = None
         state.content_changed.connect(self._on_content)
         state.media_index_changed.connect(lambda _i: self.clear())
-        state.cursor.frame_changed.connect(lambda _f: self._refresh())
+        # Without a box a new frame changes nothing (every frame switch used to announce
+        # the empty ranking again, and the strip and the timeline cleared their marks).
+        state.cursor.frame_changed.connect(lambda _f: self._refresh() if self.box else None)
         state.display.changed.connect(lambda name: self._refresh() if name == "layer" else None)
 
     # ------------------------------------------------------------------ writing

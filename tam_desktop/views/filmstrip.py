@@ -7,6 +7,7 @@ frame, so the frames that carried the evidence stand out.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 import cv2
@@ -32,6 +33,10 @@ from tam_desktop.views.colors import css_color
 
 THUMB_H = 64
 BAR_H = 10
+# The thumbnail thread pauses while new content is shown and while the user switches tokens or
+# frames (until this many seconds after the last switch): it competes with the switch for the
+# interpreter and the CPU.
+THUMB_PAUSE_S = 0.15
 
 
 class Filmstrip(QWidget):
@@ -52,6 +57,7 @@ class Filmstrip(QWidget):
         self._generation = 0
         self._ready: list[tuple[int, int, np.ndarray]] = []   # (generation, frame, rgb)
         self._lock = threading.Lock()
+        self._busy_until = 0.0   # time.monotonic() until which the thumbnail thread waits
         self._poll = QTimer(self)
         self._poll.setInterval(30)
         self._poll.timeout.connect(self._collect)
@@ -89,6 +95,8 @@ class Filmstrip(QWidget):
         """Background thread: small RGB arrays only (QPixmaps are made on the UI thread); stops
         as soon as other media are shown."""
         for i in order:
+            while time.monotonic() < self._busy_until and generation == self._generation:
+                time.sleep(0.02)
             if generation != self._generation:
                 return
             small = np.ascontiguousarray(cv2.resize(
@@ -111,10 +119,13 @@ class Filmstrip(QWidget):
             self._poll.stop()
 
     def _update_strengths(self, *_args: object) -> None:
+        self._busy_until = time.monotonic() + THUMB_PAUSE_S
         self._strengths = self.state.frame_strengths() if self._thumbs else None
         self.update()
 
     def _on_frame(self, _frame: int) -> None:
+        if not self.state.cursor.playing:   # playing needs the thumbnails it reaches
+            self._busy_until = time.monotonic() + THUMB_PAUSE_S
         self.update()
         r = self._thumb_rect(self.state.cursor.frame)
         parent = self.parentWidget()

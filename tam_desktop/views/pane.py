@@ -6,7 +6,7 @@ A pane owns nothing but its widgets: give two panes one ``FrameCursor`` (and, if
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -231,6 +231,17 @@ class ExplanationPane(QWidget):
         col.addWidget(self.v_split, 1)
         st.content_changed.connect(self._on_content)
         st.streamed.connect(self._on_streamed)
+        # New content is painted in stages, the media view first, one widget each time the
+        # event loop is next idle (a zero-time timer: Qt runs timers once the queued events,
+        # the paints among them, are served). A long answer's first paint of them all at once,
+        # right after the work of showing it, held the UI for 150 ms.
+        self._staged = (self.media_view, self.answer_strip, self.prompt_strip, self.timeline,
+                        self.frame_controls)
+        self._unrevealed: list[QWidget] = []
+        self._reveal = QTimer(self)
+        self._reveal.setSingleShot(True)
+        self._reveal.setInterval(0)
+        self._reveal.timeout.connect(self._reveal_next)
         self.media_view.region_drawn.connect(self.region.set_box)
         self.region.changed.connect(self._on_region)
         self._on_content()
@@ -247,12 +258,23 @@ class ExplanationPane(QWidget):
 
     def _on_content(self) -> None:
         ex = self.state.explanation
+        if ex is not None and not self._unrevealed:
+            self._unrevealed = [w for w in self._staged if w.updatesEnabled()]
+            for w in self._unrevealed:
+                w.setUpdatesEnabled(False)
+            self._reveal.start()
         has_prompt = ex is not None and ex.prompt is not None
         self.prompt_strip.setVisible(has_prompt)
         self.prompt_caption.setVisible(has_prompt)
         self.timeline.setVisible(ex is not None)
         n = ex.n_answer if ex is not None else 0
         self.answer_caption.setText(f"Answer ({n} tokens)" if ex is not None else "Answer")
+
+    def _reveal_next(self) -> None:
+        if self._unrevealed:
+            self._unrevealed.pop(0).setUpdatesEnabled(True)
+        if self._unrevealed:
+            self._reveal.start()
 
     def _on_streamed(self, texts: list[str]) -> None:
         self.answer_caption.setText(f"Answer (generating: {len(texts)} tokens)")

@@ -6,6 +6,7 @@ import html
 from functools import lru_cache
 
 import numpy as np
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from tam_desktop.models.playback import PlaybackState
@@ -116,17 +117,38 @@ def _head(state: PlaybackState) -> str:
 ANSWER_WINDOW = 160
 
 
+# The text map's deferred layout, in two hops (see TextMapView).
+_AFTER_PAINT = QEvent.Type(QEvent.registerEventType())
+_LAY_OUT = QEvent.Type(QEvent.registerEventType())
+
+
 class TextMapView(QTextBrowser):
+    """The text map, laid out once the state has stopped changing for a paint.
+
+    Laying out and painting a couple of hundred coloured spans costs about as much as all the
+    rest of a token switch, and the map over the picture is what the user looks at first. So a
+    change posts a low-priority event, served after the paint already queued; that one posts
+    the layout for the next pass of the event loop (events posted while the queue is served
+    wait for the next pass). If the state changed again in between (keys held down, a drag
+    along the timeline), the layout waits for that paint too: a burst of switches lays the
+    text out once, at its end. Reading the view's text (``toPlainText``, ``toHtml``) brings it
+    up to date first.
+    """
+
     def __init__(self, state: PlaybackState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.setOpenLinks(False)
         self.setPlaceholderText("The text map appears here once an answer is explained.")
+        self._shown: tuple | None = None  # what the text map shows (or is about to show)
+        self._pending = False             # the state changed, the text not yet laid out
+        self._posted = False              # a hop is on its way
+        self._changes = 0                 # state changes seen (a hop notes the count)
+        self._noted = 0
         state.content_changed.connect(self._on_content)
         state.token_changed.connect(self.refresh)
         state.selection_changed.connect(self.refresh)
         state.display.changed.connect(self._on_display)
-        self._shown: tuple | None = None  # what the text map shows now
         self.refresh()
 
     def _on_content(self) -> None:
@@ -144,4 +166,44 @@ class TextMapView(QTextBrowser):
         if key == self._shown:
             return
         self._shown = key
-        self.setHtml(text_map_html(st))
+        self._pending = True
+        self._changes += 1
+        if not self._posted:
+            self._posted = True
+            self._after_paint()
+
+    def _after_paint(self) -> None:
+        QCoreApplication.postEvent(self, QEvent(_AFTER_PAINT),
+                                   Qt.EventPriority.LowEventPriority.value)
+
+    def customEvent(self, ev: QEvent) -> None:  # noqa: N802 (Qt override)
+        if ev.type() == _AFTER_PAINT:
+            self._noted = self._changes
+            QCoreApplication.postEvent(self, QEvent(_LAY_OUT))
+        elif ev.type() == _LAY_OUT:
+            if self._changes != self._noted:
+                self._after_paint()   # changed again meanwhile: its paint goes first
+                return
+            self._posted = False
+            self.flush()
+        else:
+            super().customEvent(ev)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the state changed since the text was last laid out."""
+        return self._pending
+
+    def flush(self) -> None:
+        """Lay out the text of the current state now, if it changed since the last time."""
+        if self._pending:
+            self._pending = False
+            self.setHtml(text_map_html(self.state))
+
+    def toPlainText(self) -> str:  # noqa: N802 (Qt override)
+        self.flush()
+        return super().toPlainText()
+
+    def toHtml(self) -> str:  # noqa: N802 (Qt override)
+        self.flush()
+        return super().toHtml()

@@ -11,11 +11,12 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
+from tam_desktop.models.evidence import answer_flags
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import EVIDENCE_LABEL
 from tam_desktop.views.region_box import REGION_COLOUR
 from tam_desktop.views.token_strip import FLAG_COLOUR
-from tam_engine.core.flags import FLAG_LABEL, evidence_flags
+from tam_engine.core.flags import FLAG_LABEL
 from tam_engine.core.tokens import display_token
 
 MAX_LABEL_PX = 90.0   # a longer token label is shortened with an ellipsis
@@ -96,8 +97,9 @@ class TokenTimeline(pg.PlotWidget):
         top = float(self._strength.max()) if n else 1.0
         y_top = max(top * 1.1, 0.02)
         self.setYRange(0.0, y_top, padding=0.0)
-        self.flagged = (evidence_flags(ex.answer, ex.special(), score=self._strength).flagged
-                        if ex is not None and n else np.zeros(0, bool))
+        # Scored by visual_strength, the bars' heights (computed once per explanation).
+        flags = answer_flags(ex) if ex is not None and n else None
+        self.flagged = flags.flagged if flags is not None else np.zeros(0, bool)
         xs = np.flatnonzero(self.flagged)
         # Above the bar (a flagged bar is low): "t" points down at it.
         self.flag_marks.setData(x=xs.astype(float), y=self._strength[xs] + 0.15 * y_top)
@@ -125,9 +127,13 @@ class TokenTimeline(pg.PlotWidget):
             return
         if self._elided is None:  # once per answer: resizing only moves the labels
             metrics = QFontMetricsF(self.tick_font)
-            shown = [metrics.elidedText(t, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
-                     for t in self._labels]
-            self._elided = (shown, [metrics.horizontalAdvance(t) / 2 for t in shown])
+            # Measured once per distinct text (an answer repeats most of its tokens).
+            measured: dict[str, tuple[str, float]] = {}
+            for t in set(self._labels):
+                e = metrics.elidedText(t, Qt.TextElideMode.ElideRight, MAX_LABEL_PX)
+                measured[t] = (e, metrics.horizontalAdvance(e) / 2)
+            self._elided = ([measured[t][0] for t in self._labels],
+                            [measured[t][1] for t in self._labels])
         shown, halves = self._elided
         # Token positions on the axis are linear in the index: two mappings give them all
         # (mapping each of a thousand tokens through the view box took a third of a second).

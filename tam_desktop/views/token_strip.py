@@ -7,6 +7,7 @@ shows as fast as a 5-token one, and restyling the current token repaints two rec
 from __future__ import annotations
 
 import html
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
@@ -24,10 +25,11 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolTip, QWidget
 
+from tam_desktop.models.evidence import answer_flags
 from tam_desktop.models.playback import PlaybackState
 from tam_desktop.models.text import token_tooltip
 from tam_desktop.views.region_box import REGION_COLOUR
-from tam_engine.core.flags import EvidenceFlags, evidence_flags
+from tam_engine.core.flags import EvidenceFlags
 from tam_engine.core.token_maps import TokenKind
 from tam_engine.core.tokens import display_token
 
@@ -39,6 +41,10 @@ LOOKS: dict[str, tuple[str, str, str]] = {
     "streaming": ("#fafafa", "#80868b", "#dadce0"),
 }
 _PAD_X, _PAD_Y, _GAP, _MARGIN = 6, 3, 4, 4
+# The chip pictures are drawn ahead in slices of at most this many seconds, and not while the
+# user is switching tokens (each switch puts the next slice this many milliseconds off).
+WARM_SLICE_S = 0.004
+WARM_PAUSE_MS = 150
 # "Little visual evidence" (tam_engine.core.flags): an orange underline (red is the cursor's).
 FLAG_COLOUR = "#e8710a"
 
@@ -103,6 +109,8 @@ class TokenCanvas(QWidget):
         if 0 <= index < len(self.looks) and self.looks[index] != look:
             self.looks[index] = look
             self.update(self._rects[index].adjusted(-2, -2, 2, 2))
+            if self._warm_timer.isActive():   # a switch: the warm-up waits for a pause
+                self._warm_timer.start(WARM_PAUSE_MS)
 
     def chip_rect(self, index: int) -> QRect:
         return QRect(self._rects[index])
@@ -199,16 +207,20 @@ class TokenCanvas(QWidget):
         return pm
 
     def _warm_up(self) -> None:
-        """Idle time after a new answer: draw the plain chips' pictures a few at a time, so
-        that later jumps through a long answer only copy them."""
+        """Idle time after a new answer: draw the plain chips' pictures a few milliseconds at
+        a time, so that later jumps through a long answer only copy them."""
         dpr = self.devicePixelRatioF()
-        end = min(len(self._rects), self._warmed + 32)
-        for i in range(self._warmed, end):
+        stop = time.perf_counter() + WARM_SLICE_S
+        i, n = self._warmed, len(self._rects)
+        while i < n and time.perf_counter() < stop:
             if self.looks[i] == "plain":
                 self._chip(i, dpr)
-        self._warmed = end
-        if end >= len(self._rects):
+            i += 1
+        self._warmed = i
+        if i >= n:
             self._warm_timer.stop()
+        elif self._warm_timer.interval():
+            self._warm_timer.setInterval(0)   # after a pause: the next slices at once
 
     def changeEvent(self, ev: QEvent) -> None:  # noqa: N802
         if ev.type() == QEvent.Type.FontChange:
@@ -309,7 +321,8 @@ class TokenStrip(QScrollArea):
         self.canvas.set_tokens(texts, "plain")
         self.flags = None
         if ex is not None and self.kind == "answer" and texts:
-            self.flags = evidence_flags(ex.answer, ex.special())
+            self.flags = answer_flags(ex)
+            assert self.flags is not None
             self.canvas.marks = frozenset(int(i) for i in np.flatnonzero(self.flags.flagged))
         self._restyle()
         self.updateGeometry()

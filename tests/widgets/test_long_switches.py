@@ -1,7 +1,7 @@
 """What one token switch costs with a long explanation open (issue 16), counted, never timed:
-the switch reads one row of map tiles, lays the text map out once, draws only the chips whose
-look changed, keeps every filmstrip thumbnail and the timeline's bars, and computes the frame
-strengths once."""
+the switch reads one row of map tiles, lays the text map out once (after the paint), draws only
+the chips whose look changed, keeps every filmstrip thumbnail and the timeline's bars, and
+computes the frame strengths once."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def test_a_token_switch_does_only_the_work_of_what_changed(qtbot, main_window, l
     k = 257  # far from token 0: the strip scrolls and repaints every chip in view
     st.set_token(k)
     main_window.repaint()
+    # The text map is laid out after the window has been painted, once, by the event loop.
+    assert counts["html"] == 0 and pane.text_map.pending
+    qtbot.waitUntil(lambda: not pane.text_map.pending, timeout=5_000)
     n_cols = len(store.column_blocks(back.grids))
     assert sorted(reads) == sorted(f"answer_maps/{k // store.ROW_BLOCK}_{c}.z"
                                    for c in range(n_cols))
@@ -118,3 +121,55 @@ def test_files_written_with_longer_rows_of_tiles_still_open(tmp_path, monkeypatc
     for k in (0, 15, 16, 36):
         np.testing.assert_array_equal(back.vision_vector(k), ex.answer.maps[k])
     np.testing.assert_array_equal(back.answer.maps, ex.answer.maps)
+
+
+def test_new_content_is_painted_in_stages_and_all_of_it_shows(qtbot, main_window, long_video):
+    back, _ = long_video
+    pane = main_window.pane
+    staged = [pane.media_view, pane.answer_strip, pane.prompt_strip, pane.timeline,
+              pane.frame_controls]
+    main_window.show_explanation(back)
+    # Painted one at a time (the media view first) once the work of showing it is done, and
+    # none is left out.
+    assert not any(w.updatesEnabled() for w in staged)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in staged), timeout=5_000)
+    assert pane.answer_strip.count == back.n_answer
+
+
+def test_a_burst_of_switches_lays_the_text_map_out_once_for_the_last_token(
+        qtbot, main_window, long_video, monkeypatch):
+    back, ex = long_video
+    main_window.show_explanation(back)
+    pane, st = main_window.pane, main_window.state
+    qtbot.waitUntil(lambda: not pane.text_map.pending, timeout=5_000)
+    laid_out = []
+    monkeypatch.setattr(pane.text_map, "setHtml",
+                        lambda html, f=pane.text_map.setHtml: laid_out.append(1) or f(html))
+    from PySide6.QtWidgets import QApplication
+
+    for k in (5, 120, 260):   # each painted before the next, as keys held down
+        st.set_token(k)
+        main_window.repaint()
+        QApplication.processEvents()   # one pass of the event loop between two switches
+    assert laid_out == []
+    qtbot.waitUntil(lambda: not pane.text_map.pending, timeout=5_000)
+    assert laid_out == [1]
+    assert f"Answer token 261 / {ex.n_answer}" in pane.text_map.toPlainText()
+
+
+def test_evidence_flags_are_computed_once_per_explanation(monkeypatch):
+    from tam_desktop.models import evidence
+    from tam_engine.core.flags import evidence_flags
+
+    ex = synthetic_explanation("image", width=32, height=24, n_answer=40)
+    calls = []
+    monkeypatch.setattr(evidence, "evidence_flags",
+                        lambda *a, **k: calls.append(1) or evidence_flags(*a, **k))
+    assert evidence.prepare_for_view(ex) is ex
+    flags = evidence.answer_flags(ex)
+    assert evidence.answer_flags(ex) is flags and calls == [1]
+    want = evidence_flags(ex.answer, ex.special())
+    np.testing.assert_array_equal(flags.flagged, want.flagged)
+    other = synthetic_explanation("image", width=32, height=24, n_answer=40)
+    evidence.answer_flags(other)   # another explanation: its own flags
+    assert calls == [1, 1]
