@@ -3,10 +3,11 @@
 A :class:`StageSource` holds what one set of explained tokens (the answer, or the prompt) needs
 to produce any stage of any of its tokens: the vision scores of every explained class (the raw
 maps are its rows), each token's ECI weights per class and the text part of its normalisation.
-The engine runs :meth:`StageSource.chunk` over the tokens, block by block, keeping only the
-uint8 maps and the per-token scalars, so memory is bounded by a block, not by the answer. The
-raw, ECI and filtered float stages are produced again on demand by the very same call on the
-very same block, so a stage asked for later is bit-identical to one computed eagerly.
+The engine computes every block once (:func:`compute_blocks`, several blocks at a time on its
+own threads), keeping only the uint8 maps and the per-token scalars, so memory is bounded by a
+block, not by the answer. The raw, ECI and filtered float stages are produced again on demand
+(:meth:`StageSource.chunk`) by the very same computation on the very same block, so a stage
+asked for later is bit-identical to one computed eagerly.
 """
 
 from __future__ import annotations
