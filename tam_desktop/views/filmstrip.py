@@ -58,6 +58,7 @@ class Filmstrip(QWidget):
         self._ready: list[tuple[int, int, np.ndarray]] = []   # (generation, frame, rgb)
         self._lock = threading.Lock()
         self._busy_until = 0.0   # time.monotonic() until which the thumbnail thread waits
+        self._outlined = 0       # the frame drawn with the current frame's outline
         self._poll = QTimer(self)
         self._poll.setInterval(30)
         self._poll.timeout.connect(self._collect)
@@ -121,12 +122,20 @@ class Filmstrip(QWidget):
     def _update_strengths(self, *_args: object) -> None:
         self._busy_until = time.monotonic() + THUMB_PAUSE_S
         self._strengths = self.state.frame_strengths() if self._thumbs else None
-        self.update()
+        # Only the bars change (a token switch repaints them, not the pictures above).
+        first = self._thumb_rect(0)
+        if first is not None:
+            self.update(QRect(0, first.bottom() + 1, self.width(), BAR_H + 4))
 
-    def _on_frame(self, _frame: int) -> None:
+    def _on_frame(self, frame: int) -> None:
         if not self.state.cursor.playing:   # playing needs the thumbnails it reaches
             self._busy_until = time.monotonic() + THUMB_PAUSE_S
-        self.update()
+        # Only the old and the new current frame's outline change.
+        for i in (self._outlined, frame):
+            r = self._thumb_rect(i)
+            if r is not None:
+                self.update(r.adjusted(-4, -4, 4, 4))
+        self._outlined = frame
         r = self._thumb_rect(self.state.cursor.frame)
         parent = self.parentWidget()
         scroll = parent.parentWidget() if parent is not None else None
@@ -172,7 +181,7 @@ class Filmstrip(QWidget):
         if not self._thumbs:
             return
         p = QPainter(self)
-        current = self.state.cursor.frame
+        current = self._outlined = self.state.cursor.frame
         top = self._strengths.max() if self._strengths is not None and self._strengths.size else 0
         area = ev.rect()
         step = self._thumb_w + 4
@@ -182,7 +191,9 @@ class Filmstrip(QWidget):
             r = self._thumb_rect(i)
             assert r is not None
             pm = self._thumbs[i]
-            if pm is None:
+            if not r.intersects(area):
+                pass   # only the bars or an outline are being repainted
+            elif pm is None:
                 p.fillRect(r, QColor("#dadce0"))
             else:
                 p.drawPixmap(r.topLeft(), pm)
